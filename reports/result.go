@@ -1,0 +1,281 @@
+// Package reports holds firedrill's result schema, the HTML report and the
+// comparison of results across releases.
+package reports
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of the result.json schema written by this
+// build. Bump it on any change that an older reader would misread.
+const SchemaVersion = 1
+
+// Verdict outcomes. A drill's hypothesis either held (every threshold passed)
+// or broke (a threshold failed: the incident's signature appeared). Error means
+// the run could not decide (setup failure, script error, crash, interrupt).
+const (
+	Held   = "held"
+	Broken = "broken"
+	Error  = "error"
+)
+
+// Well-known series metric names. Series may carry more; the report draws
+// these.
+const (
+	SeriesOpRate       = "op_rate"           // cache operations per second
+	SeriesLatencyP50   = "latency_p50_ms"    // fetch latency percentiles, ms
+	SeriesLatencyP90   = "latency_p90_ms"    //
+	SeriesLatencyP99   = "latency_p99_ms"    //
+	SeriesLatencyMax   = "latency_max_ms"    //
+	SeriesHitRatio     = "hit_ratio"         // cache hits / (hits + misses)
+	SeriesDBQueryRate  = "db_query_rate"     // database queries per second
+	SeriesDBLatencyP99 = "db_latency_p99_ms" // database query latency p99, ms
+	SeriesConnections  = "db_connections"    // open database connections
+	SeriesConnCap      = "db_connection_cap" // the database's max_connections
+	SeriesErrorRate    = "error_rate"        // errors per second, tagged class=...
+)
+
+// Result is one run of one drill in one profile: what result.json holds.
+type Result struct {
+	SchemaVersion int    `json:"schema_version"`
+	RunID         string `json:"run_id"`
+	Drill         string `json:"drill"`
+	Incident      string `json:"incident,omitempty"` // the incident report file it reproduces
+	Profile       string `json:"profile"`            // "unprotected" or "protected"
+	Release       string `json:"release"`            // release label of the system under test
+	Harness       string `json:"harness_version"`    // firedrill's own version
+
+	// Complete is false when the run crashed, was interrupted or timed out;
+	// IncompleteReason says why. Such a result is still written.
+	Complete         bool   `json:"complete"`
+	IncompleteReason string `json:"incomplete_reason,omitempty"`
+
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+
+	Environment Environment       `json:"environment"`
+	Parameters  map[string]string `json:"parameters"` // every drill parameter, as passed to k6
+	Seed        int64             `json:"seed"`
+
+	Events     []FaultEvent         `json:"events"`     // fault injections and removals
+	Series     []Series             `json:"series"`     // 1 s time series
+	Phases     []Phase              `json:"phases"`     // summaries before, during and after faults
+	Thresholds []Threshold          `json:"thresholds"` // the hypothesis, with outcomes
+	Verdict    Verdict              `json:"verdict"`
+	Histograms map[string]Histogram `json:"histograms,omitempty"` // whole-run latency, mergeable
+}
+
+// Environment describes what the drill ran against.
+type Environment struct {
+	Images         map[string]string `json:"images"`          // service -> image reference
+	ServerVersions map[string]string `json:"server_versions"` // service -> version it reported
+	Memcached      int               `json:"memcached"`       // number of memcached servers
+	DBFlavor       string            `json:"db_flavor"`       // "mariadb" or "mysql"
+	Generators     int               `json:"generators"`      // k6 processes that drove load
+	Host           string            `json:"host,omitempty"`
+}
+
+// FaultEvent is one injection or removal of a fault, at an offset from Start.
+type FaultEvent struct {
+	At     float64           `json:"at"`     // seconds since Result.Start
+	Fault  string            `json:"fault"`  // e.g. "latency", "partition", "hot_set_expiry"
+	Action string            `json:"action"` // "inject" or "remove"
+	Target string            `json:"target"` // proxy, server or schema it hit
+	Name   string            `json:"name,omitempty"`
+	Attrs  map[string]string `json:"attrs,omitempty"`
+}
+
+// Series is one metric at a fixed step from Result.Start. A missing value is
+// NaN in memory and null in JSON.
+type Series struct {
+	Metric string            `json:"metric"`
+	Unit   string            `json:"unit"`
+	Tags   map[string]string `json:"tags,omitempty"`
+	Step   float64           `json:"step"` // seconds between values; 1 by default
+	Values []Float           `json:"values"`
+}
+
+// Phase summarises a window of the run, such as "before", "during latency",
+// "after".
+type Phase struct {
+	Name       string               `json:"name"`
+	From       float64              `json:"from"` // seconds since Result.Start
+	To         float64              `json:"to"`
+	Summary    map[string]float64   `json:"summary"` // metric -> value over the window
+	Histograms map[string]Histogram `json:"histograms,omitempty"`
+}
+
+// Threshold is one k6 threshold expression and its outcome.
+type Threshold struct {
+	Metric     string `json:"metric"`
+	Expression string `json:"expression"`
+	OK         bool   `json:"ok"`
+}
+
+// Verdict is what the drill declared for this profile and what the run
+// reached. Pass is Expected == Reached.
+type Verdict struct {
+	Expected string `json:"expected"`
+	Reached  string `json:"reached"`
+	Pass     bool   `json:"pass"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Histogram is an HDR histogram encoded with hdrhistogram-go's Encode (V2
+// compressed, base64), so histograms of several runs or generators merge
+// exactly.
+type Histogram struct {
+	Unit    string `json:"unit"` // unit of recorded values, e.g. "us"
+	Encoded string `json:"encoded"`
+}
+
+// Float is a float64 whose NaN is written as JSON null.
+type Float float64
+
+// NaN is a missing value in a series.
+func NaN() Float { return Float(math.NaN()) }
+
+// MarshalJSON writes null for NaN and infinities.
+func (f Float) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+// UnmarshalJSON reads null as NaN.
+func (f *Float) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = NaN()
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("not a number: %s", b)
+	}
+	*f = Float(v)
+	return nil
+}
+
+// WriteResult writes r to path atomically: a reader sees the old file or the
+// whole new one, never half of it.
+func WriteResult(path string, r *Result) error {
+	if r.SchemaVersion == 0 {
+		r.SchemaVersion = SchemaVersion
+	}
+	b, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	return WriteFileAtomic(path, append(b, '\n'))
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ErrSchema reports a result file of a schema version this build cannot read.
+var ErrSchema = errors.New("unsupported result schema version")
+
+// ReadResult reads and validates a result file. Errors name the file and
+// what is wrong with it.
+func ReadResult(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read result: %w", err)
+	}
+	return DecodeResult(path, b)
+}
+
+// DecodeResult parses and validates result JSON; name is used in errors.
+func DecodeResult(name string, b []byte) (*Result, error) {
+	var probe struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("%s: not a firedrill result (invalid JSON: %v)", name, err)
+	}
+	if probe.SchemaVersion == nil {
+		return nil, fmt.Errorf("%s: not a firedrill result (no schema_version field)", name)
+	}
+	if *probe.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("%s: %w %d (this firedrill reads version %d; re-render it with the firedrill that wrote it)",
+			name, ErrSchema, *probe.SchemaVersion, SchemaVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var r Result
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: malformed result: %v", name, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &r, nil
+}
+
+// Validate checks the fields every reader relies on.
+func (r *Result) Validate() error {
+	switch {
+	case r.Drill == "":
+		return errors.New("malformed result: drill is empty")
+	case r.Profile == "":
+		return errors.New("malformed result: profile is empty")
+	case r.Start.IsZero():
+		return errors.New("malformed result: start time is missing")
+	}
+	for i, s := range r.Series {
+		if s.Metric == "" {
+			return fmt.Errorf("malformed result: series %d has no metric name", i)
+		}
+		if s.Step < 0 {
+			return fmt.Errorf("malformed result: series %q has a negative step", s.Metric)
+		}
+	}
+	for _, v := range []string{r.Verdict.Reached, r.Verdict.Expected} {
+		switch v {
+		case "", Held, Broken, Error:
+		default:
+			return fmt.Errorf("malformed result: unknown verdict %q (want %s, %s or %s)", v, Held, Broken, Error)
+		}
+	}
+	return nil
+}
