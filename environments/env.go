@@ -1,0 +1,469 @@
+// Package environments starts and removes firedrill's test topology with
+// testcontainers-go: one Docker network per run, a MySQL-compatible database,
+// N memcached servers and one Toxiproxy with a proxy in front of each of them.
+// Clients reach every server only through its proxy, so faults injected in
+// Toxiproxy hit all traffic.
+package environments
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/moby/moby/api/types/container"
+	dnetwork "github.com/moby/moby/api/types/network"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+func init() {
+	// This machine has /.dockerenv, so testcontainers believes it runs in a
+	// container and dials the bridge gateway, which is unreachable. Every
+	// port is published on 127.0.0.1, so that is the host. Ryuk's image
+	// cannot be pulled; the harness removes its own containers by label.
+	// testcontainers reads both once, so they are set before its first use.
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" {
+		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	// The harness prints its own progress lines; testcontainers' per-call
+	// log would drown them. FIREDRILL_DEBUG=1 brings it back.
+	if os.Getenv("FIREDRILL_DEBUG") == "" {
+		tclog.SetDefault(tclog.NewNoopLogger())
+		// Readiness polls a server that is still starting; each refused
+		// attempt is expected, not worth a log line.
+		_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+	}
+}
+
+// Database credentials and names inside every environment.
+const (
+	DBUser     = "root"
+	DBPassword = "firedrill"
+	DBName     = "firedrill"
+)
+
+// Ports inside the Toxiproxy container: one listener per proxied server.
+const (
+	toxiproxyAPIPort     = 8474
+	toxiproxyMySQLPort   = 23306
+	toxiproxyMemcachedAt = 21000 // memcached-i listens on 21000+i
+)
+
+// Server is one memcached server of the environment.
+type Server struct {
+	Name       string // network alias and proxy name, e.g. "memcached-0"
+	ProxyAddr  string // 127.0.0.1:port through Toxiproxy: where traffic goes
+	DirectAddr string // 127.0.0.1:port of the server itself: checks only
+}
+
+// Database is the environment's MySQL-compatible server.
+type Database struct {
+	Image      string
+	Flavor     string // "mariadb" or "mysql"
+	Version    string // as SELECT VERSION() reports it
+	Proxy      string // Toxiproxy proxy name
+	ProxyAddr  string
+	DirectAddr string
+	DSN        string // go-sql-driver DSN through the proxy: for traffic
+	AdminDSN   string // direct DSN: for seeding, faults and checks
+}
+
+// Env is a running environment. Down removes it.
+type Env struct {
+	RunID        string
+	Network      string
+	DB           Database
+	Memcached    []Server
+	ToxiproxyURL string
+	Images       map[string]string
+
+	mu         sync.Mutex
+	containers []testcontainers.Container
+	net        *testcontainers.DockerNetwork
+	progress   io.Writer
+}
+
+// Option configures Up.
+type Option func(*config)
+
+type config struct {
+	memcached  int
+	dbImage    string
+	dbArgs     []string
+	progress   io.Writer
+	runID      string
+	startup    time.Duration
+	memcacheMB int
+}
+
+// WithMemcached sets the number of memcached servers. Default 3.
+func WithMemcached(n int) Option { return func(c *config) { c.memcached = n } }
+
+// WithMySQLImage runs the database from image instead of MariaDBImage. An
+// official mysql:8.x image works where a registry can serve it.
+func WithMySQLImage(image string) Option { return func(c *config) { c.dbImage = image } }
+
+// WithDBArgs passes extra server arguments, such as "--max-connections=60".
+func WithDBArgs(args ...string) Option { return func(c *config) { c.dbArgs = append(c.dbArgs, args...) } }
+
+// WithProgress sends progress lines to w. Default: os.Stderr.
+func WithProgress(w io.Writer) Option { return func(c *config) { c.progress = w } }
+
+// WithRunID names the run; every container and network is labelled with it.
+// Default: a fresh id from NewRunID.
+func WithRunID(id string) Option { return func(c *config) { c.runID = id } }
+
+// WithStartupTimeout bounds how long each service may take to answer.
+// Default 2 minutes.
+func WithStartupTimeout(d time.Duration) Option { return func(c *config) { c.startup = d } }
+
+// WithMemcachedMemory sets each memcached server's memory in MiB. Default 256.
+func WithMemcachedMemory(mb int) Option { return func(c *config) { c.memcacheMB = mb } }
+
+// Up starts an environment. On error it returns the partial environment
+// (which the caller must still Down) together with the error.
+func Up(ctx context.Context, opts ...Option) (*Env, error) {
+	cfg := config{memcached: 3, dbImage: MariaDBImage, progress: os.Stderr, startup: 2 * time.Minute, memcacheMB: 256}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.memcached < 1 || cfg.memcached > 64 {
+		return nil, fmt.Errorf("environment up: memcached servers must be between 1 and 64, got %d", cfg.memcached)
+	}
+	if cfg.runID == "" {
+		cfg.runID = NewRunID()
+	}
+	if missing := MissingImages(ctx, cfg.dbImage); len(missing) > 0 && cfg.dbImage == MariaDBImage {
+		return nil, fmt.Errorf("environment up: images missing: %s (run `make images` or `firedrill images`)", strings.Join(missing, ", "))
+	}
+	e := &Env{RunID: cfg.runID, progress: cfg.progress, Images: map[string]string{
+		"database": cfg.dbImage, "memcached": MemcachedImage, "toxiproxy": ToxiproxyImage,
+	}}
+	// Reap what dead runs left behind before adding more.
+	if n, err := Reap(ctx); err != nil {
+		fmt.Fprintf(cfg.progress, "env: reaping stale environments: %v\n", err)
+	} else if n > 0 {
+		fmt.Fprintf(cfg.progress, "env: removed %d containers and networks left by runs that are gone\n", n)
+	}
+
+	start := time.Now()
+	fmt.Fprintf(cfg.progress, "env: starting run %s: network, database, %d memcached, toxiproxy\n", e.RunID, cfg.memcached)
+	nw, err := network.New(ctx, network.WithLabels(Labels(e.RunID, "network")))
+	if nw != nil {
+		e.net = nw
+		e.Network = nw.Name
+	}
+	if err != nil {
+		return e, fmt.Errorf("environment up: network: %w", err)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, cfg.memcached+2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := e.startDatabase(ctx, &cfg); err != nil {
+			errs <- err
+		}
+	}()
+	e.Memcached = make([]Server, cfg.memcached)
+	for i := range cfg.memcached {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.startMemcached(ctx, &cfg, i); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := e.startToxiproxy(ctx, &cfg); err != nil {
+			errs <- err
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return e, fmt.Errorf("environment up: %w", errors.Join(all...))
+	}
+	if err := e.createProxies(ctx); err != nil {
+		return e, fmt.Errorf("environment up: %w", err)
+	}
+	if err := e.checkThroughProxies(ctx); err != nil {
+		return e, fmt.Errorf("environment up: %w", err)
+	}
+	fmt.Fprintf(cfg.progress, "env: run %s up in %s (%s %s)\n", e.RunID, time.Since(start).Round(100*time.Millisecond), e.DB.Flavor, e.DB.Version)
+	return e, nil
+}
+
+func (e *Env) add(c testcontainers.Container) {
+	if c == nil {
+		return
+	}
+	e.mu.Lock()
+	e.containers = append(e.containers, c)
+	e.mu.Unlock()
+}
+
+// loopbackPorts publishes every port on 127.0.0.1 only: load and faults
+// must never be reachable from outside the machine.
+func loopbackPorts(ports ...string) testcontainers.CustomizeRequestOption {
+	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+		if hc.PortBindings == nil {
+			hc.PortBindings = dnetwork.PortMap{}
+		}
+		for _, p := range ports {
+			hc.PortBindings[dnetwork.MustParsePort(p)] = []dnetwork.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}
+		}
+	})
+}
+
+func (e *Env) common(service string, aliases ...string) []testcontainers.ContainerCustomizer {
+	return []testcontainers.ContainerCustomizer{
+		testcontainers.WithLabels(Labels(e.RunID, service)),
+		network.WithNetwork(aliases, e.net),
+		testcontainers.WithName(e.RunID + "-" + service),
+	}
+}
+
+func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
+	fmt.Fprintf(cfg.progress, "env: starting database (%s)\n", cfg.dbImage)
+	dsn := func(host string, port dnetwork.Port) string {
+		return fmt.Sprintf("%s:%s@tcp(%s:%s)/%s?timeout=2s", DBUser, DBPassword, host, port.Port(), DBName)
+	}
+	opts := append(e.common("mysql", "mysql"),
+		testcontainers.WithExposedPorts("3306/tcp"),
+		loopbackPorts("3306/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForSQL("3306/tcp", "mysql", dsn).
+			WithQuery("SELECT 1").WithStartupTimeout(cfg.startup).WithPollInterval(250*time.Millisecond)),
+	)
+	if cfg.dbImage != MariaDBImage {
+		// The official mysql image: root gets the same password, and the
+		// database is created by its entrypoint.
+		opts = append(opts, testcontainers.WithEnv(map[string]string{
+			"MYSQL_ROOT_PASSWORD": DBPassword, "MYSQL_DATABASE": DBName, "MYSQL_ROOT_HOST": "%",
+		}))
+	}
+	if len(cfg.dbArgs) > 0 {
+		opts = append(opts, testcontainers.WithCmdArgs(cfg.dbArgs...))
+	}
+	c, err := testcontainers.Run(ctx, cfg.dbImage, opts...)
+	e.add(c)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	port, err := c.MappedPort(ctx, "3306/tcp")
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	e.DB.Image = cfg.dbImage
+	e.DB.DirectAddr = "127.0.0.1:" + port.Port()
+	e.DB.AdminDSN = fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, e.DB.DirectAddr, DBName)
+	db, err := sql.Open("mysql", e.DB.AdminDSN)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer db.Close()
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&e.DB.Version); err != nil {
+		return fmt.Errorf("database: version: %w", err)
+	}
+	e.DB.Flavor = "mysql"
+	if strings.Contains(strings.ToLower(e.DB.Version), "mariadb") {
+		e.DB.Flavor = "mariadb"
+	}
+	return nil
+}
+
+func (e *Env) startMemcached(ctx context.Context, cfg *config, i int) error {
+	name := fmt.Sprintf("memcached-%d", i)
+	c, err := testcontainers.Run(ctx, MemcachedImage, append(e.common(name, name),
+		testcontainers.WithExposedPorts("11211/tcp"),
+		loopbackPorts("11211/tcp"),
+		testcontainers.WithCmd("-m", strconv.Itoa(cfg.memcacheMB), "-c", "4096"),
+		testcontainers.WithWaitStrategy(memcachedReady("11211/tcp").withTimeout(cfg.startup)),
+	)...)
+	e.add(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	port, err := c.MappedPort(ctx, "11211/tcp")
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	e.Memcached[i].Name = name
+	e.Memcached[i].DirectAddr = "127.0.0.1:" + port.Port()
+	return nil
+}
+
+func (e *Env) startToxiproxy(ctx context.Context, cfg *config) error {
+	ports := []string{fmt.Sprintf("%d/tcp", toxiproxyAPIPort), fmt.Sprintf("%d/tcp", toxiproxyMySQLPort)}
+	for i := range cfg.memcached {
+		ports = append(ports, fmt.Sprintf("%d/tcp", toxiproxyMemcachedAt+i))
+	}
+	c, err := testcontainers.Run(ctx, ToxiproxyImage, append(e.common("toxiproxy", "toxiproxy"),
+		testcontainers.WithExposedPorts(ports...),
+		loopbackPorts(ports...),
+		testcontainers.WithWaitStrategy(wait.ForHTTP("/version").WithPort(ports[0]).WithStartupTimeout(cfg.startup)),
+	)...)
+	e.add(c)
+	if err != nil {
+		return fmt.Errorf("toxiproxy: %w", err)
+	}
+	mapped := func(p int) (string, error) {
+		mp, err := c.MappedPort(ctx, fmt.Sprintf("%d/tcp", p))
+		if err != nil {
+			return "", fmt.Errorf("toxiproxy: %w", err)
+		}
+		return "127.0.0.1:" + mp.Port(), nil
+	}
+	api, err := mapped(toxiproxyAPIPort)
+	if err != nil {
+		return err
+	}
+	e.ToxiproxyURL = "http://" + api
+	if e.DB.ProxyAddr, err = mapped(toxiproxyMySQLPort); err != nil {
+		return err
+	}
+	e.DB.Proxy = "mysql"
+	e.DB.DSN = fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, e.DB.ProxyAddr, DBName)
+	for i := range cfg.memcached {
+		if e.Memcached[i].ProxyAddr, err = mapped(toxiproxyMemcachedAt + i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Env) createProxies(ctx context.Context) error {
+	tp := toxiproxyAdmin{url: e.ToxiproxyURL}
+	if err := tp.create(ctx, e.DB.Proxy, fmt.Sprintf("0.0.0.0:%d", toxiproxyMySQLPort), "mysql:3306"); err != nil {
+		return err
+	}
+	for i, s := range e.Memcached {
+		if err := tp.create(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", toxiproxyMemcachedAt+i), s.Name+":11211"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkThroughProxies proves the path clients use answers: a memcached
+// version through every proxy and a query through the database proxy.
+func (e *Env) checkThroughProxies(ctx context.Context) error {
+	for _, s := range e.Memcached {
+		if _, err := MemcachedVersion(ctx, s.ProxyAddr); err != nil {
+			return fmt.Errorf("%s through its proxy: %w", s.Name, err)
+		}
+	}
+	db, err := sql.Open("mysql", e.DB.DSN)
+	if err != nil {
+		return fmt.Errorf("database through its proxy: %w", err)
+	}
+	defer db.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(cctx); err != nil {
+		return fmt.Errorf("database through its proxy: %w", err)
+	}
+	return nil
+}
+
+// MemcachedVersion asks the memcached server at addr for its version.
+func MemcachedVersion(ctx context.Context, addr string) (string, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("memcached version: %w", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(conn, "version\r\n"); err != nil {
+		return "", fmt.Errorf("memcached version: %w", err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("memcached version: %w", err)
+	}
+	v, ok := strings.CutPrefix(strings.TrimSpace(line), "VERSION ")
+	if !ok {
+		return "", fmt.Errorf("memcached version: unexpected reply %q", strings.TrimSpace(line))
+	}
+	return v, nil
+}
+
+// Vars are the endpoints as FIREDRILL_* environment variables, the interface
+// between the harness and k6 scripts and extensions.
+func (e *Env) Vars() []string {
+	var proxied, direct, names []string
+	for _, s := range e.Memcached {
+		proxied = append(proxied, s.ProxyAddr)
+		direct = append(direct, s.DirectAddr)
+		names = append(names, s.Name)
+	}
+	return []string{
+		"FIREDRILL_RUN_ID=" + e.RunID,
+		"FIREDRILL_MEMCACHED=" + strings.Join(proxied, ","),
+		"FIREDRILL_MEMCACHED_PROXIES=" + strings.Join(names, ","),
+		"FIREDRILL_MEMCACHED_DIRECT=" + strings.Join(direct, ","),
+		"FIREDRILL_MYSQL_DSN=" + e.DB.DSN,
+		"FIREDRILL_MYSQL_PROXY=" + e.DB.Proxy,
+		"FIREDRILL_MYSQL_ADMIN_DSN=" + e.DB.AdminDSN,
+		"FIREDRILL_DB_FLAVOR=" + e.DB.Flavor,
+		"FIREDRILL_TOXIPROXY=" + e.ToxiproxyURL,
+	}
+}
+
+// Down removes every container and the network of this environment. It is
+// safe to call on a partial environment and more than once.
+func (e *Env) Down(ctx context.Context) error {
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	cs := e.containers
+	e.containers = nil
+	nw := e.net
+	e.net = nil
+	e.mu.Unlock()
+	var errs []error
+	for _, c := range cs {
+		if err := testcontainers.TerminateContainer(c, testcontainers.StopTimeout(0)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if nw != nil {
+		if err := nw.Remove(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Whatever testcontainers lost track of (a container created but never
+	// returned), the run label still finds.
+	if _, err := RemoveRun(ctx, e.RunID); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("environment down: %w", errors.Join(errs...))
+	}
+	return nil
+}
