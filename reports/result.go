@@ -43,6 +43,24 @@ const (
 	SeriesErrorRate    = "error_rate"        // errors per second, tagged class=...
 )
 
+// Well-known keys of Phase.Summary and Result.Histograms that comparison
+// reads.
+const (
+	// SummaryRecovery is the seconds from a fault's removal until the
+	// hypothesis held again. JSON has no infinity, so a metastable run that
+	// never recovered leaves the key out and sets SummaryRecovered to 0.
+	SummaryRecovery  = "recovery_s"
+	SummaryRecovered = "recovered" // 1 when the system recovered, 0 when it stayed down
+	// HistLatency is the whole-run fetch latency histogram.
+	HistLatency = "latency"
+)
+
+// Fault event actions.
+const (
+	Inject = "inject"
+	Remove = "remove"
+)
+
 // Result is one run of one drill in one profile: what result.json holds.
 type Result struct {
 	SchemaVersion int    `json:"schema_version"`
@@ -270,6 +288,19 @@ func (r *Result) Validate() error {
 			return fmt.Errorf("malformed result: series %q has a negative step", s.Metric)
 		}
 	}
+	for i, e := range r.Events {
+		if e.Action != Inject && e.Action != Remove {
+			return fmt.Errorf("malformed result: event %d (%s) has action %q (want %s or %s)", i, e.Fault, e.Action, Inject, Remove)
+		}
+		if math.IsNaN(e.At) || e.At < 0 {
+			return fmt.Errorf("malformed result: event %d (%s) has a negative time", i, e.Fault)
+		}
+	}
+	for name, h := range r.Histograms {
+		if h.Encoded == "" {
+			return fmt.Errorf("malformed result: histogram %q is empty", name)
+		}
+	}
 	for _, v := range []string{r.Verdict.Reached, r.Verdict.Expected} {
 		switch v {
 		case "", Held, Broken, Error:
@@ -278,4 +309,51 @@ func (r *Result) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Key identifies the drill and profile a result belongs to; repeats of one
+// drill in one profile share a key.
+func (r *Result) Key() string { return r.Drill + "/" + r.Profile }
+
+// Duration is the run's length in seconds: End-Start when both are set,
+// otherwise the longest series.
+func (r *Result) Duration() float64 {
+	if !r.End.IsZero() && r.End.After(r.Start) {
+		return r.End.Sub(r.Start).Seconds()
+	}
+	var d float64
+	for _, s := range r.Series {
+		if l := float64(len(s.Values)) * s.step(); l > d {
+			d = l
+		}
+	}
+	return d
+}
+
+// Find returns the series of metric whose tags include every tag in tags
+// (key=value pairs), in the order the result holds them.
+func (r *Result) Find(metric string, tags ...string) []*Series {
+	var out []*Series
+next:
+	for i := range r.Series {
+		s := &r.Series[i]
+		if s.Metric != metric {
+			continue
+		}
+		for j := 0; j+1 < len(tags); j += 2 {
+			if s.Tags[tags[j]] != tags[j+1] {
+				continue next
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// step is Step with the documented default of 1 s.
+func (s *Series) step() float64 {
+	if s.Step > 0 {
+		return s.Step
+	}
+	return 1
 }

@@ -1,0 +1,256 @@
+package reports
+
+import (
+	"cmp"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// CSP is the Content-Security-Policy every report carries: nothing may be
+// fetched, only the inline style runs, and the inline SVG needs no source.
+const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+// cspAttr is CSP as a trusted attribute: the template would otherwise
+// entity-escape its quotes, which is valid but hard to check for.
+const cspAttr = template.HTMLAttr(`content="` + CSP + `"`)
+
+//go:embed report.css
+var reportCSS string
+
+//go:embed report.html.tmpl
+var reportTmpl string
+
+var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"num":   fmtNum,
+	"clock": fmtClock,
+	"time":  func(t time.Time) string { return fmtTime(t) },
+	"css":   func() template.CSS { return template.CSS(reportCSS) },
+	"pct":   fmtPct,
+	"get": func(m map[string]float64, k string) float64 {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		return math.NaN()
+	},
+}).Parse(reportTmpl))
+
+// Profile order in reports: the unprotected run shows the incident, the
+// protected one shows the fix.
+var profileRank = map[string]int{"unprotected": 0, "protected": 1}
+
+// SortResults orders results by drill, profile (unprotected first), start
+// time and run id, the order every report shows them in.
+func SortResults(rs []*Result) {
+	slices.SortStableFunc(rs, func(a, b *Result) int {
+		return cmp.Or(
+			cmp.Compare(a.Drill, b.Drill),
+			cmp.Compare(rank(a.Profile), rank(b.Profile)),
+			cmp.Compare(a.Profile, b.Profile),
+			a.Start.Compare(b.Start),
+			cmp.Compare(a.RunID, b.RunID),
+		)
+	})
+}
+
+func rank(profile string) int {
+	if r, ok := profileRank[profile]; ok {
+		return r
+	}
+	return len(profileRank)
+}
+
+type reportView struct {
+	Title      string
+	CSP        template.HTMLAttr
+	Generated  string
+	Releases   string
+	Passed     int
+	Failed     int
+	Incomplete []*resultView
+	Results    []*resultView
+	Drills     []*drillView
+}
+
+type drillView struct {
+	Drill    string
+	Incident string
+	Results  []*resultView
+}
+
+type resultView struct {
+	*Result
+	Anchor   string
+	Label    string
+	Charts   []template.HTML
+	Windows  []faultWindow
+	Phases   []Phase
+	PhaseKey []string
+	Duration float64
+}
+
+// RenderHTML writes one self-contained HTML report of results: verdicts
+// first, then per drill and profile the time series with fault windows, the
+// phase summaries and the run's metadata. It fetches nothing when opened.
+func RenderHTML(w io.Writer, results []*Result) error {
+	if len(results) == 0 {
+		return fmt.Errorf("render report: no results")
+	}
+	rs := slices.Clone(results)
+	SortResults(rs)
+	v := &reportView{Title: "firedrill report", CSP: cspAttr}
+	var end time.Time
+	releases := map[string]bool{}
+	seen := map[string]int{}
+	for _, r := range rs {
+		rv := newResultView(r, seen)
+		v.Results = append(v.Results, rv)
+		if !r.Complete {
+			v.Incomplete = append(v.Incomplete, rv)
+		}
+		if r.Verdict.Pass {
+			v.Passed++
+		} else {
+			v.Failed++
+		}
+		if r.End.After(end) {
+			end = r.End
+		}
+		releases[cmp.Or(r.Release, "unversioned")] = true
+		if n := len(v.Drills); n == 0 || v.Drills[n-1].Drill != r.Drill {
+			v.Drills = append(v.Drills, &drillView{Drill: r.Drill, Incident: r.Incident})
+		}
+		d := v.Drills[len(v.Drills)-1]
+		d.Results = append(d.Results, rv)
+		d.Incident = cmp.Or(d.Incident, r.Incident)
+	}
+	// The report's date comes from the runs, not the clock, so rendering the
+	// same results twice gives the same bytes.
+	if !end.IsZero() {
+		v.Generated = fmtTime(end)
+	}
+	v.Releases = strings.Join(sortedKeys(releases), ", ")
+	if err := tmpl.ExecuteTemplate(w, "report", v); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	return nil
+}
+
+func newResultView(r *Result, seen map[string]int) *resultView {
+	anchor := slug(r.Drill + "-" + r.Profile)
+	seen[anchor]++
+	if n := seen[anchor]; n > 1 {
+		anchor = fmt.Sprintf("%s-%d", anchor, n)
+	}
+	rv := &resultView{Result: r, Anchor: anchor, Duration: r.Duration()}
+	rv.Label = r.Drill + " · " + r.Profile
+	if r.RunID != "" {
+		rv.Label += " · " + r.RunID
+	}
+	rv.Windows = faultWindows(r.Events, rv.Duration)
+	for _, c := range resultCharts(r, anchor, rv.Windows, rv.Duration) {
+		var b strings.Builder
+		c.render(&b)
+		rv.Charts = append(rv.Charts, template.HTML(b.String())) // built by chart.render, which escapes every text
+	}
+	keys := map[string]bool{}
+	for _, p := range r.Phases {
+		for k := range p.Summary {
+			keys[k] = true
+		}
+	}
+	rv.Phases = r.Phases
+	rv.PhaseKey = sortedKeys(keys)
+	return rv
+}
+
+// Chart colours: distinguishable in print and for common colour blindness.
+var palette = []string{"#0072b2", "#009e73", "#d55e00", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442"}
+
+// resultCharts lays out the charts of one result. A chart whose series are
+// missing still appears, saying "no data", so the report's shape is stable.
+func resultCharts(r *Result, anchor string, ws []faultWindow, dur float64) []*chart {
+	one := func(metric string) *Series {
+		ss := r.Find(metric)
+		if len(ss) == 0 {
+			return nil
+		}
+		// Prefer the untagged (whole fleet) series over per-server ones.
+		best := ss[0]
+		for _, s := range ss {
+			if len(s.Tags) < len(best.Tags) {
+				best = s
+			}
+		}
+		return best
+	}
+	mk := func(id, title, unit string, yMax float64, specs ...[3]string) *chart {
+		c := &chart{id: anchor + "-" + id, title: title, unit: unit, windows: ws, duration: dur, yMax: yMax}
+		for i, sp := range specs {
+			if s := one(sp[0]); s != nil {
+				c.lines = append(c.lines, line{label: sp[1], color: palette[i%len(palette)], dash: sp[2] == "dash", s: s})
+			}
+		}
+		return c
+	}
+	charts := []*chart{
+		mk("latency", "Latency percentiles (ms)", "ms", 0,
+			[3]string{SeriesLatencyP50, "p50"}, [3]string{SeriesLatencyP90, "p90"},
+			[3]string{SeriesLatencyP99, "p99"}, [3]string{SeriesLatencyMax, "max"}),
+		mk("hit", "Cache hit ratio", "", 1, [3]string{SeriesHitRatio, "hit ratio"}),
+		mk("dbq", "Database queries per second", "/s", 0, [3]string{SeriesDBQueryRate, "queries/s"}),
+		mk("conn", "Database connections vs the cap", "", 0,
+			[3]string{SeriesConnections, "connections"}, [3]string{SeriesConnCap, "cap", "dash"}),
+	}
+	errs := &chart{id: anchor + "-errors", title: "Errors per second by class", unit: "/s", windows: ws, duration: dur}
+	ess := r.Find(SeriesErrorRate)
+	sort.SliceStable(ess, func(i, j int) bool { return ess[i].Tags["class"] < ess[j].Tags["class"] })
+	for i, s := range ess {
+		errs.lines = append(errs.lines, line{label: cmp.Or(s.Tags["class"], "all"), color: palette[(i+2)%len(palette)], s: s})
+	}
+	return append(charts, errs)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func fmtPct(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	if math.IsInf(v, 0) {
+		return "new"
+	}
+	return fmt.Sprintf("%+.1f%%", v*100)
+}

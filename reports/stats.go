@@ -1,0 +1,154 @@
+package reports
+
+import (
+	"math"
+	"slices"
+)
+
+// MannWhitney is the outcome of a two-sided Mann-Whitney U test.
+type MannWhitney struct {
+	U float64 // U statistic of the first sample
+	P float64 // two-sided p-value
+	// MinP is the smallest p-value these sample sizes can give at all. When it
+	// is above alpha no difference can ever be significant: more repeats are
+	// needed, not a better release.
+	MinP float64
+}
+
+// maxExact bounds the sample sizes for which the exact distribution of U is
+// computed; beyond it the normal approximation is good and cheaper.
+const maxExact = 50
+
+// MannWhitneyU tests whether x and y come from the same distribution, as
+// benchstat does: the exact distribution of U for small samples without
+// ties, otherwise the normal approximation with tie and continuity
+// correction. It needs at least one value on each side.
+func MannWhitneyU(x, y []float64) MannWhitney {
+	n1, n2 := len(x), len(y)
+	if n1 == 0 || n2 == 0 {
+		return MannWhitney{U: math.NaN(), P: math.NaN(), MinP: 1}
+	}
+	// Rank the pooled samples, averaging the ranks of ties.
+	type obs struct {
+		v     float64
+		first bool
+	}
+	all := make([]obs, 0, n1+n2)
+	for _, v := range x {
+		all = append(all, obs{v, true})
+	}
+	for _, v := range y {
+		all = append(all, obs{v, false})
+	}
+	slices.SortStableFunc(all, func(a, b obs) int {
+		switch {
+		case a.v < b.v:
+			return -1
+		case a.v > b.v:
+			return 1
+		}
+		return 0
+	})
+	var r1, tieSum float64
+	ties := false
+	for i := 0; i < len(all); {
+		j := i
+		for j < len(all) && all[j].v == all[i].v {
+			j++
+		}
+		rank := float64(i+j+1) / 2 // mean of ranks i+1..j
+		for k := i; k < j; k++ {
+			if all[k].first {
+				r1 += rank
+			}
+		}
+		if t := float64(j - i); t > 1 {
+			ties = true
+			tieSum += t*t*t - t
+		}
+		i = j
+	}
+	fn1, fn2 := float64(n1), float64(n2)
+	u := r1 - fn1*(fn1+1)/2
+	res := MannWhitney{U: u, MinP: math.Min(1, 2/binomial(n1+n2, n1))}
+	if !ties && n1+n2 <= maxExact {
+		dist := uDistribution(n1, n2)
+		lo := math.Min(u, fn1*fn2-u)
+		var cum float64
+		for k := 0; k <= int(lo); k++ {
+			cum += dist[k]
+		}
+		res.P = math.Min(1, 2*cum)
+		return res
+	}
+	n := fn1 + fn2
+	mean := fn1 * fn2 / 2
+	sd := math.Sqrt(fn1 * fn2 / 12 * ((n + 1) - tieSum/(n*(n-1))))
+	if sd == 0 { // every value equal: no evidence of a difference
+		res.P = 1
+		return res
+	}
+	z := (math.Abs(u-mean) - 0.5) / sd
+	if z < 0 {
+		z = 0
+	}
+	res.P = math.Min(1, math.Erfc(z/math.Sqrt2))
+	return res
+}
+
+// uDistribution returns P(U = k) for k = 0..n1*n2 under the null hypothesis,
+// counting the arrangements of n1+n2 ranks with the recurrence
+// f(m, n, k) = f(m-1, n, k-n) + f(m, n-1, k).
+func uDistribution(n1, n2 int) []float64 {
+	size := n1*n2 + 1
+	// f[n][k] for the current m.
+	prev := make([][]float64, n2+1)
+	for n := range prev {
+		prev[n] = make([]float64, size)
+		prev[n][0] = 1 // m = 0: one arrangement, U = 0
+	}
+	for m := 1; m <= n1; m++ {
+		cur := make([][]float64, n2+1)
+		for n := 0; n <= n2; n++ {
+			cur[n] = make([]float64, size)
+			for k := 0; k < size; k++ {
+				var v float64
+				if k-n >= 0 {
+					v += prev[n][k-n]
+				}
+				if n > 0 {
+					v += cur[n-1][k]
+				}
+				cur[n][k] = v
+			}
+		}
+		prev = cur
+	}
+	total := binomial(n1+n2, n1)
+	out := prev[n2]
+	for k := range out {
+		out[k] /= total
+	}
+	return out
+}
+
+func binomial(n, k int) float64 {
+	r := 1.0
+	for i := 1; i <= k; i++ {
+		r = r * float64(n-k+i) / float64(i)
+	}
+	return r
+}
+
+// median of xs; NaN for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
