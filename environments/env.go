@@ -119,7 +119,9 @@ func WithMemcached(n int) Option { return func(c *config) { c.memcached = n } }
 func WithMySQLImage(image string) Option { return func(c *config) { c.dbImage = image } }
 
 // WithDBArgs passes extra server arguments, such as "--max-connections=60".
-func WithDBArgs(args ...string) Option { return func(c *config) { c.dbArgs = append(c.dbArgs, args...) } }
+func WithDBArgs(args ...string) Option {
+	return func(c *config) { c.dbArgs = append(c.dbArgs, args...) }
+}
 
 // WithProgress sends progress lines to w. Default: os.Stderr.
 func WithProgress(w io.Writer) Option { return func(c *config) { c.progress = w } }
