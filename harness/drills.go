@@ -1,0 +1,127 @@
+// Package harness runs drills: it brings an environment up, runs k6 on the
+// drill's script with the endpoints in its environment, turns what k6 wrote
+// into a result, and tears everything down whatever happens.
+package harness
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/firedrill-dev/firedrill/reports"
+)
+
+// Drill is one scenarios/<name>.js script, described by the tags of its
+// header comment:
+//
+//	/**
+//	 * @drill     cache-format-flip
+//	 * @incident  000_e76083ecc6911798.txt
+//	 * @summary   one line for `firedrill list`
+//	 * @expect    unprotected=broken protected=held
+//	 */
+//
+// @expect names the profiles the drill runs in and the verdict each must
+// reach: "broken" (the incident's signature appears: a threshold fails) or
+// "held" (every threshold passes).
+type Drill struct {
+	Name     string
+	Path     string
+	Incident string
+	Summary  string
+	Expect   map[string]string // profile -> verdict
+	Profiles []string          // in declaration order
+}
+
+// LoadDrills reads every drill under dir (scenarios/), sorted by name.
+// Scripts without an @drill tag (libraries, examples) are not drills.
+func LoadDrills(dir string) ([]Drill, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.js"))
+	if err != nil {
+		return nil, fmt.Errorf("load drills: %w", err)
+	}
+	var ds []Drill
+	for _, p := range paths {
+		d, ok, err := parseDrill(p)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("load drills: no drills in %s (run firedrill from the repository, or pass --scenarios DIR)", dir)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Name < ds[j].Name })
+	return ds, nil
+}
+
+// FindDrill returns the drill called name, or an error listing the drills
+// there are.
+func FindDrill(dir, name string) (Drill, error) {
+	ds, err := LoadDrills(dir)
+	if err != nil {
+		return Drill{}, err
+	}
+	var names []string
+	for _, d := range ds {
+		if d.Name == name {
+			return d, nil
+		}
+		names = append(names, d.Name)
+	}
+	return Drill{}, fmt.Errorf("unknown drill %q: choose one of %s (see `firedrill list`)", name, strings.Join(names, ", "))
+}
+
+func parseDrill(path string) (Drill, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Drill{}, false, fmt.Errorf("load drill: %w", err)
+	}
+	defer f.Close()
+	d := Drill{Path: path, Expect: map[string]string{}}
+	sc := bufio.NewScanner(f)
+	for n := 0; sc.Scan() && n < 60; n++ {
+		line := strings.TrimSpace(sc.Text())
+		line = strings.TrimLeft(line, "/*")
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "@") {
+			continue
+		}
+		key, val, _ := strings.Cut(line[1:], " ")
+		val = strings.TrimSpace(val)
+		switch key {
+		case "drill":
+			d.Name = val
+		case "incident":
+			d.Incident = val
+		case "summary":
+			d.Summary = val
+		case "expect":
+			for _, kv := range strings.Fields(val) {
+				p, v, ok := strings.Cut(kv, "=")
+				if !ok || (v != reports.Held && v != reports.Broken) {
+					return Drill{}, false, fmt.Errorf("%s: bad @expect %q: want profile=held or profile=broken", path, kv)
+				}
+				if _, dup := d.Expect[p]; !dup {
+					d.Profiles = append(d.Profiles, p)
+				}
+				d.Expect[p] = v
+			}
+		}
+	}
+	if d.Name == "" {
+		return Drill{}, false, nil
+	}
+	if want := strings.TrimSuffix(filepath.Base(path), ".js"); d.Name != want {
+		return Drill{}, false, fmt.Errorf("%s: @drill %q does not match the file name %q", path, d.Name, want)
+	}
+	if len(d.Profiles) == 0 {
+		return Drill{}, false, fmt.Errorf("%s: no @expect line: declare the verdict of each profile, e.g. @expect unprotected=broken protected=held", path)
+	}
+	return d, true, nil
+}

@@ -1,0 +1,301 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/reports"
+)
+
+// Version is firedrill's own version, set at build time with
+// -ldflags "-X github.com/firedrill-dev/firedrill/harness.Version=...".
+var Version = "dev"
+
+// k6 exit codes that decide a verdict.
+const (
+	k6ThresholdsFailed = 99 // a threshold failed (also when abortOnFail stopped the run)
+)
+
+// RunOptions configure one run of one drill in one profile.
+type RunOptions struct {
+	Drill      Drill
+	Profile    string            // one of Drill.Profiles
+	OutDir     string            // results go to OutDir/<drill>-<profile>-<time>/
+	K6         string            // the k6 binary with firedrill's extensions
+	Memcached  int               // memcached servers
+	MySQLImage string            // database image; default environments.MariaDBImage
+	DBArgs     []string          // extra database server arguments
+	Release    string            // release label of the system under test
+	Seed       int64             // the drill's random seed
+	Params     map[string]string // drill parameters, passed as FIREDRILL_<NAME>
+	Timeout    time.Duration     // the whole run, environment included
+	Progress   io.Writer         // progress lines
+	K6Output   io.Writer         // k6's own output (also kept in k6.log)
+}
+
+// Run runs one drill in one profile and returns its result and the folder
+// holding result.json, report.html and k6's files. The result is written
+// even when the run fails; the error says why it failed. Everything the run
+// started is removed before Run returns.
+func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.K6Output == nil {
+		o.K6Output = io.Discard
+	}
+	if _, ok := o.Drill.Expect[o.Profile]; !ok {
+		return nil, "", fmt.Errorf("run %s: unknown profile %q: the drill declares %s", o.Drill.Name, o.Profile, strings.Join(o.Drill.Profiles, ", "))
+	}
+	if _, err := os.Stat(o.K6); err != nil {
+		return nil, "", fmt.Errorf("run %s: k6 binary %s: %w (build it with `make k6`)", o.Drill.Name, o.K6, err)
+	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("the run exceeded --timeout %s", o.Timeout))
+		defer cancel()
+	}
+	start := time.Now().UTC()
+	dir := filepath.Join(o.OutDir, fmt.Sprintf("%s-%s-%s", o.Drill.Name, o.Profile, start.Format("20060102-150405")))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("run %s: %w", o.Drill.Name, err)
+	}
+	params := map[string]string{}
+	for k, v := range o.Params {
+		params[k] = v
+	}
+	res := &reports.Result{
+		SchemaVersion: reports.SchemaVersion,
+		RunID:         environments.NewRunID(),
+		Drill:         o.Drill.Name,
+		Incident:      o.Drill.Incident,
+		Profile:       o.Profile,
+		Release:       o.Release,
+		Harness:       Version,
+		Start:         start,
+		Parameters:    params,
+		Seed:          o.Seed,
+		Verdict:       reports.Verdict{Expected: o.Drill.Expect[o.Profile], Reached: reports.Error},
+		// Until the run ends, the file on disk says it did not finish, so
+		// a harness killed mid-run still leaves an honest result.
+		IncompleteReason: "the harness stopped before the run finished (killed or crashed)",
+		Environment:      reports.Environment{Memcached: o.Memcached, Generators: 1},
+	}
+	res.Environment.Host, _ = os.Hostname()
+	resultPath := filepath.Join(dir, "result.json")
+	if err := reports.WriteResult(resultPath, res); err != nil {
+		return nil, dir, err
+	}
+	runErr := run(ctx, o, res, dir)
+	res.End = time.Now().UTC()
+	if runErr != nil {
+		res.Complete = false
+		res.IncompleteReason = runErr.Error()
+		res.Verdict.Reached = reports.Error
+		res.Verdict.Reason = runErr.Error()
+	} else {
+		res.Complete = true
+		res.IncompleteReason = ""
+	}
+	res.Verdict.Pass = res.Verdict.Reached == res.Verdict.Expected
+	if err := reports.WriteResult(resultPath, res); err != nil {
+		return res, dir, errors.Join(runErr, err)
+	}
+	if err := writeReport(filepath.Join(dir, "report.html"), []*reports.Result{res}); err != nil {
+		return res, dir, errors.Join(runErr, err)
+	}
+	return res, dir, runErr
+}
+
+// WriteReport renders results into one HTML file, atomically.
+func writeReport(path string, rs []*reports.Result) error {
+	var buf bytes.Buffer
+	if err := reports.RenderHTML(&buf, rs); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	return reports.WriteFileAtomic(path, buf.Bytes())
+}
+
+// run does the work between the two result writes: environment, k6,
+// collection. The environment is always removed before it returns.
+func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (err error) {
+	fmt.Fprintf(o.Progress, "run: %s (%s profile), results in %s\n", o.Drill.Name, o.Profile, dir)
+	envOpts := []environments.Option{
+		environments.WithRunID(res.RunID),
+		environments.WithProgress(o.Progress),
+	}
+	if o.Memcached > 0 {
+		envOpts = append(envOpts, environments.WithMemcached(o.Memcached))
+	}
+	if o.MySQLImage != "" {
+		envOpts = append(envOpts, environments.WithMySQLImage(o.MySQLImage))
+	}
+	if len(o.DBArgs) > 0 {
+		envOpts = append(envOpts, environments.WithDBArgs(o.DBArgs...))
+	}
+	env, upErr := environments.Up(ctx, envOpts...)
+	defer func() {
+		// A fresh context: teardown must run even when ctx was cancelled
+		// by Ctrl-C or the timeout.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		fmt.Fprintf(o.Progress, "env: removing run %s\n", res.RunID)
+		if derr := env.Down(dctx); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	if upErr != nil {
+		return describeCtx(ctx, upErr)
+	}
+	res.Environment.Images = env.Images
+	res.Environment.Memcached = len(env.Memcached)
+	res.Environment.DBFlavor = env.DB.Flavor
+	res.Environment.ServerVersions = map[string]string{"database": env.DB.Version, "toxiproxy": environments.ToxiproxyVersion}
+	if len(env.Memcached) > 0 {
+		if v, err := environments.MemcachedVersion(ctx, env.Memcached[0].DirectAddr); err == nil {
+			res.Environment.ServerVersions["memcached"] = v
+		}
+	}
+
+	samples := filepath.Join(dir, "k6-samples.json.gz")
+	summary := filepath.Join(dir, "k6-summary.json")
+	hdr := filepath.Join(dir, "histograms.ndjson")
+	vars := append(env.Vars(),
+		"FIREDRILL_PROFILE="+o.Profile,
+		"FIREDRILL_SEED="+strconv.FormatInt(o.Seed, 10),
+		"FIREDRILL_HDR_OUT="+hdr,
+		"FIREDRILL_OUT_DIR="+dir,
+		// Nothing leaves the machine: k6 would otherwise report usage home.
+		"K6_NO_USAGE_REPORT=true",
+	)
+	keys := make([]string, 0, len(o.Params))
+	for k := range o.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vars = append(vars, "FIREDRILL_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+o.Params[k])
+	}
+	args := []string{"run", "--no-color",
+		"--out", "json=" + samples, "--summary-export", summary, o.Drill.Path}
+	fmt.Fprintf(o.Progress, "k6: %s %s\n", o.K6, strings.Join(args, " "))
+	k6Start := time.Now()
+	code, k6Err := runK6(ctx, o, args, vars, filepath.Join(dir, "k6.log"))
+
+	// Backstop: whatever toxics the script left, none survive the run.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if rerr := environments.Reset(rctx, env.ToxiproxyURL); rerr != nil {
+		fmt.Fprintf(o.Progress, "run: %v\n", rerr)
+	}
+	cancel()
+
+	col := newCollector(k6Start)
+	if err := col.readSamples(samples); err != nil && k6Err == nil {
+		k6Err = err
+	}
+	if err := col.readHDR(hdr); err != nil && k6Err == nil {
+		k6Err = err
+	}
+	length := time.Since(k6Start).Seconds()
+	res.Series = col.series()
+	res.Events = col.events
+	res.Phases = col.phases(res.Series, length)
+	res.Histograms = col.histograms(0, length+1)
+	if ths, err := readThresholds(summary); err == nil {
+		res.Thresholds = ths
+	}
+	if k6Err != nil {
+		return describeCtx(ctx, k6Err)
+	}
+	switch code {
+	case 0:
+		res.Verdict.Reached = reports.Held
+	case k6ThresholdsFailed:
+		res.Verdict.Reached = reports.Broken
+		var failed []string
+		for _, t := range res.Thresholds {
+			if !t.OK {
+				failed = append(failed, t.Metric+" "+t.Expression)
+			}
+		}
+		res.Verdict.Reason = "thresholds failed: " + strings.Join(failed, "; ")
+	default:
+		return fmt.Errorf("k6 exited with code %d (see %s)", code, filepath.Join(dir, "k6.log"))
+	}
+	fmt.Fprintf(o.Progress, "run: %s %s: hypothesis %s (expected %s)\n", o.Drill.Name, o.Profile, res.Verdict.Reached, res.Verdict.Expected)
+	return nil
+}
+
+// describeCtx names the cause when the context ended the run.
+func describeCtx(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		if errors.Is(cause, context.Canceled) {
+			return fmt.Errorf("interrupted: %w", err)
+		}
+		return fmt.Errorf("%v: %w", cause, err)
+	}
+	return err
+}
+
+// runK6 runs k6 in its own process group, so a Ctrl-C reaches it once, from
+// us: it gets SIGINT to stop gracefully (teardown, summary), and SIGKILL if
+// it has not stopped 30 s later.
+func runK6(ctx context.Context, o RunOptions, args, vars []string, logPath string) (int, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return 0, fmt.Errorf("k6 log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(o.K6, args...)
+	cmd.Env = append(os.Environ(), vars...)
+	cmd.Stdout = io.MultiWriter(logf, o.K6Output)
+	cmd.Stderr = io.MultiWriter(logf, o.K6Output)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start k6: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case <-ctx.Done():
+		fmt.Fprintf(o.Progress, "run: stopping k6 (%v)\n", context.Cause(ctx))
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		select {
+		case waitErr = <-done:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			waitErr = <-done
+		}
+		return exitCode(waitErr), fmt.Errorf("k6 stopped: %w", context.Cause(ctx))
+	}
+	if waitErr != nil {
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			return ee.ExitCode(), nil
+		}
+		return 0, fmt.Errorf("k6: %w", waitErr)
+	}
+	return 0, nil
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return 0
+}
