@@ -1,0 +1,428 @@
+//go:build integration
+
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/faults"
+)
+
+// The database every test here uses: a real server started by
+// environments.Up (fails, not skips, without Docker). FIREDRILL_TEST_ADMIN_DSN
+// points the tests at an already running server instead, for quick local
+// iterations.
+var (
+	adminDSN string
+	flavor   Flavor
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if dsn := os.Getenv("FIREDRILL_TEST_ADMIN_DSN"); dsn != "" {
+		adminDSN = dsn
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	env, err := environments.Up(ctx, environments.WithMemcached(1))
+	if env != nil {
+		defer env.Down(context.Background())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: environment up (Docker required): %v\n", err)
+		return 1
+	}
+	adminDSN, flavor = env.DB.AdminDSN, Flavor(env.DB.Flavor)
+	return m.Run()
+}
+
+type events struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (e *events) Record(ev faults.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, ev.Fault+"/"+string(ev.Action)+"/"+ev.Target+"/"+ev.Name)
+}
+
+func (e *events) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.got...)
+}
+
+func open(t *testing.T) (*Injector, *events) {
+	t.Helper()
+	ctx := context.Background()
+	rec := &events{}
+	in, err := Open(ctx, adminDSN, flavor, WithRecorder(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := in.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return in, rec
+}
+
+func mustExec(t *testing.T, db *sql.DB, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// userDSN is adminDSN with another user and password.
+func userDSN(t *testing.T, user, pass string) string {
+	cfg, err := mysql.ParseDSN(adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Passwd = user, pass
+	cfg.Timeout = 2 * time.Second
+	return cfg.FormatDSN()
+}
+
+func TestConnectionCapRefusesWith1040(t *testing.T) {
+	in, rec := open(t)
+	ctx := context.Background()
+	db := in.DB()
+	// A user without SUPER: the server keeps its spare slot for SUPER users
+	// only, so this is what an application sees.
+	mustExec(t, db,
+		"DROP USER IF EXISTS 'fd_app'@'%'",
+		"CREATE USER 'fd_app'@'%' IDENTIFIED BY 'fd'",
+		"GRANT SELECT ON *.* TO 'fd_app'@'%'")
+	var orig, connected int64
+	if err := db.QueryRow("SELECT @@GLOBAL.max_connections").Scan(&orig); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Threads_connected'").Scan(&name, &connected); err != nil {
+		t.Fatal(err)
+	}
+	limit, err := in.CapConnections(ctx, int(connected)+3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := sql.Open("mysql", userDSN(t, "fd_app", "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	var conns []*sql.Conn
+	var refused error
+	for i := 0; i < limit+5 && refused == nil; i++ {
+		c, err := app.Conn(ctx)
+		if err == nil {
+			err = c.PingContext(ctx)
+			conns = append(conns, c)
+		}
+		refused = err
+	}
+	var me *mysql.MySQLError
+	if !errors.As(refused, &me) || me.Number != 1040 {
+		t.Fatalf("after %d connections with cap %d: err %v, want 1040", len(conns), limit, refused)
+	}
+	t.Logf("cap %d: refused after %d new connections: %v", limit, len(conns), refused)
+	for _, c := range conns {
+		c.Close()
+	}
+	if err := in.RestoreConnections(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var now int64
+	if err := db.QueryRow("SELECT @@GLOBAL.max_connections").Scan(&now); err != nil || now != orig {
+		t.Fatalf("restored max_connections %d (%v), want %d", now, err, orig)
+	}
+	c, err := app.Conn(ctx)
+	if err != nil {
+		t.Fatalf("after restore: %v", err)
+	}
+	c.Close()
+	want := []string{"connection_cap/inject/mysql/", "connection_cap/remove/mysql/"}
+	if got := rec.list(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+func explainKey(t *testing.T, db *sql.DB, q string) (typ, key string) {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN " + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		t.Fatal("no EXPLAIN row")
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cols {
+		switch c {
+		case "type":
+			typ = vals[i].String
+		case "key":
+			key = vals[i].String
+		}
+	}
+	return typ, key
+}
+
+func TestPlanRegressionMakesTheQueryFullScan(t *testing.T) {
+	in, rec := open(t)
+	ctx := context.Background()
+	db := in.DB()
+	mustExec(t, db,
+		"CREATE DATABASE IF NOT EXISTS fd_plan",
+		"DROP TABLE IF EXISTS fd_plan.orders",
+		"CREATE TABLE fd_plan.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id INT NOT NULL, total INT NOT NULL, KEY idx_customer (customer_id))")
+	var b strings.Builder
+	b.WriteString("INSERT INTO fd_plan.orders (customer_id, total) VALUES ")
+	for i := 0; i < 5000; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%d,%d)", i%1000, i)
+	}
+	mustExec(t, db, b.String(), "ANALYZE TABLE fd_plan.orders")
+	const q = "SELECT * FROM fd_plan.orders WHERE customer_id = 42"
+
+	for _, method := range []string{MethodIgnore, MethodDrop} {
+		if typ, key := explainKey(t, db, q); key != "idx_customer" {
+			t.Fatalf("%s: before: type %s key %q, want idx_customer", method, typ, key)
+		}
+		if err := in.PlanRegression(ctx, "fd_plan", "orders", "idx_customer", method); err != nil {
+			t.Fatal(err)
+		}
+		typ, key := explainKey(t, db, q)
+		if typ != "ALL" || key != "" {
+			t.Fatalf("%s: during: type %s key %q, want a full scan (ALL, no key)", method, typ, key)
+		}
+		if err := in.RevertPlanRegression(ctx, "fd_plan", "orders", "idx_customer"); err != nil {
+			t.Fatal(err)
+		}
+		if typ, key := explainKey(t, db, q); key != "idx_customer" {
+			t.Fatalf("%s: after revert: type %s key %q", method, typ, key)
+		}
+	}
+	// Cleanup reverts what is still hidden.
+	if err := in.PlanRegression(ctx, "fd_plan", "orders", "idx_customer", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, key := explainKey(t, db, q); key != "idx_customer" {
+		t.Fatalf("after cleanup: key %q", key)
+	}
+	if err := in.PlanRegression(ctx, "fd_plan", "orders", "no_such_index", ""); err == nil || !strings.Contains(err.Error(), "no_such_index") {
+		t.Fatalf("missing index: %v", err)
+	}
+	if got := rec.list(); len(got) != 6 || got[0] != "plan_regression/inject/fd_plan.orders/idx_customer" {
+		t.Fatalf("events %v", got)
+	}
+	mustExec(t, db, "DROP DATABASE fd_plan")
+}
+
+func columnTypes(t *testing.T, db *sql.DB, prefix string) map[string]int {
+	t.Helper()
+	rows, err := db.Query(`SELECT COLUMN_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA LIKE ? AND TABLE_NAME = 'items' AND COLUMN_NAME = 'qty'`, strings.ReplaceAll(prefix, "_", `\_`)+"%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out[strings.ToLower(strings.Fields(s)[0])]++
+	}
+	return out
+}
+
+func TestDDLStormChangesColumnTypes(t *testing.T) {
+	in, rec := open(t)
+	ctx := context.Background()
+	db := in.DB()
+	const tenants, rows = 6, 1200
+	for _, method := range []string{StormDirect, StormCopy} {
+		prefix := "firedrill_t" + method + "_"
+		if err := in.CreateTenants(ctx, prefix, tenants, rows); err != nil {
+			t.Fatal(err)
+		}
+		if got := columnTypes(t, db, prefix); got["int(11)"] != tenants && got["int"] != tenants {
+			t.Fatalf("%s: before: %v", method, got)
+		}
+		s, err := in.StartDDLStorm(ctx, StormConfig{Prefix: prefix, Method: method, Concurrency: 3, ChunkRows: 250,
+			Types: []string{"BIGINT NOT NULL"}, ThrottleThreadsRunning: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		st, err := s.Wait(wctx)
+		cancel()
+		if err != nil || st.Failed != 0 || st.Migrations != tenants {
+			t.Fatalf("%s: stats %+v err %v", method, st, err)
+		}
+		if got := columnTypes(t, db, prefix); got["bigint(20)"] != tenants && got["bigint"] != tenants {
+			t.Fatalf("%s: after: %v", method, got)
+		}
+		if method == StormCopy && st.RowsCopied != tenants*rows {
+			t.Fatalf("copy: rows copied %d, want %d", st.RowsCopied, tenants*rows)
+		}
+		for i := 0; i < tenants; i++ {
+			var n int
+			var leftovers int
+			s := TenantSchema(prefix, i)
+			if err := db.QueryRow("SELECT COUNT(*) FROM `" + s + "`.items").Scan(&n); err != nil || n != rows {
+				t.Fatalf("%s: %s has %d rows (%v), want %d", method, s, n, err, rows)
+			}
+			if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", s).Scan(&leftovers); err != nil || leftovers != 1 {
+				t.Fatalf("%s: %s has %d tables, want 1 (no shadow left)", method, s, leftovers)
+			}
+		}
+		t.Logf("%s: %+v", method, st)
+		if n, err := in.DropTenants(ctx, prefix); err != nil || n != tenants {
+			t.Fatalf("drop tenants: %d %v", n, err)
+		}
+	}
+	want := "ddl_storm/inject/firedrill_tdirect_/direct ddl_storm/remove/firedrill_tdirect_/direct ddl_storm/inject/firedrill_tcopy_/copy ddl_storm/remove/firedrill_tcopy_/copy"
+	if got := strings.Join(rec.list(), " "); got != want {
+		t.Fatalf("events %v", got)
+	}
+	if _, err := in.DropTenants(ctx, "app_"); err == nil {
+		t.Fatal("a prefix without firedrill_ was accepted")
+	}
+}
+
+func TestDDLStormStopsOnContextEnd(t *testing.T) {
+	in, _ := open(t)
+	prefix := "firedrill_tstop_"
+	if err := in.CreateTenants(context.Background(), prefix, 4, 2000); err != nil {
+		t.Fatal(err)
+	}
+	defer in.DropTenants(context.Background(), prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := in.StartDDLStorm(ctx, StormConfig{Prefix: prefix, Method: StormCopy, Passes: 1000, ChunkRows: 50, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	st, err := s.Wait(wctx)
+	if err != nil || st.Running {
+		t.Fatalf("storm still running after context end: %+v %v", st, err)
+	}
+	var shadows int
+	if err := in.DB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'firedrill\\_tstop\\_%' AND TABLE_NAME <> 'items'").Scan(&shadows); err != nil || shadows != 0 {
+		t.Fatalf("%d shadow tables left (%v)", shadows, err)
+	}
+}
+
+func TestQueryKillerKillsLongQueries(t *testing.T) {
+	in, rec := open(t)
+	ctx := context.Background()
+	k, err := in.StartQueryKiller(ctx, KillerConfig{Threshold: 300 * time.Millisecond, Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := sql.Open("mysql", adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	start := time.Now()
+	var slept int
+	err = client.QueryRow("SELECT SLEEP(5)").Scan(&slept)
+	elapsed := time.Since(start)
+	// KILL QUERY ends SLEEP early: MySQL returns 1, MariaDB may raise 1317.
+	if elapsed > 2500*time.Millisecond || (err == nil && slept != 1) {
+		t.Fatalf("long query not killed: %v, slept=%d err=%v", elapsed, slept, err)
+	}
+	// A short query is left alone.
+	if err := client.QueryRow("SELECT SLEEP(0.1)").Scan(&slept); err != nil || slept != 0 {
+		t.Fatalf("short query disturbed: %d %v", slept, err)
+	}
+	st := k.Stop()
+	if st.Killed < 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	k.Stop() // twice is fine
+	t.Logf("killed after %v: err=%v stats %+v", elapsed, err, st)
+	if got := strings.Join(rec.list(), " "); got != "query_killer/inject/mysql/ query_killer/remove/mysql/" {
+		t.Fatalf("events %v", got)
+	}
+}
+
+func TestStatementLimit(t *testing.T) {
+	in, _ := open(t)
+	ctx := context.Background()
+	name := "max_statement_time"
+	if in.Flavor() == MySQL {
+		name = "max_execution_time"
+	}
+	var orig string
+	if err := in.DB().QueryRow("SELECT @@GLOBAL." + name).Scan(&orig); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.SetStatementLimit(ctx, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh connection picks the global up.
+	client, err := sql.Open("mysql", adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	start := time.Now()
+	var n int64
+	// A heavy SELECT the limit must cut short (SLEEP is not a good probe:
+	// MySQL's max_execution_time only covers real query execution).
+	err = client.QueryRow("SELECT COUNT(*) FROM information_schema.COLUMNS a, information_schema.COLUMNS b, information_schema.COLUMNS c").Scan(&n)
+	elapsed := time.Since(start)
+	if err == nil || elapsed > 3*time.Second {
+		t.Fatalf("statement not limited: %v n=%d err=%v", elapsed, n, err)
+	}
+	t.Logf("limited after %v: %v", elapsed, err)
+	if err := in.RestoreStatementLimit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var now string
+	if err := in.DB().QueryRow("SELECT @@GLOBAL." + name).Scan(&now); err != nil || now != orig {
+		t.Fatalf("restored %s = %q, want %q", name, now, orig)
+	}
+}
