@@ -1,0 +1,424 @@
+package reports
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Direction says which way a metric gets worse.
+type Direction int
+
+// Directions of a key metric.
+const (
+	LowerIsBetter Direction = iota
+	HigherIsBetter
+)
+
+// KeyMetric is one number per run that comparison tracks across releases.
+type KeyMetric struct {
+	Name   string
+	Unit   string
+	Better Direction
+	// Value extracts the metric from a run; ok is false when the run does
+	// not carry it (such runs are left out of the samples).
+	Value func(r *Result) (v float64, ok bool)
+}
+
+// KeyMetrics are the metrics Compare tracks for each drill and profile, in
+// report order.
+var KeyMetrics = []KeyMetric{
+	{Name: "p99 latency", Unit: "ms", Better: LowerIsBetter, Value: p99Latency},
+	{Name: "error rate", Unit: "/s", Better: LowerIsBetter, Value: errorRate},
+	{Name: "peak DB query rate", Unit: "/s", Better: LowerIsBetter, Value: peakDBQueryRate},
+	{Name: "recovery time", Unit: "s", Better: LowerIsBetter, Value: recoveryTime},
+	{Name: "hit ratio", Unit: "", Better: HigherIsBetter, Value: hitRatio},
+}
+
+// p99Latency is the whole-run p99 from the latency histogram, which is
+// exact; runs without one fall back to the mean of the 1 s p99 series.
+func p99Latency(r *Result) (float64, bool) {
+	if h, ok := r.Histograms[HistLatency]; ok {
+		if v, err := h.Percentile(99); err == nil {
+			return toMillis(v, h.Unit), true
+		}
+	}
+	return seriesMean(r.Find(SeriesLatencyP99))
+}
+
+func toMillis(v float64, unit string) float64 {
+	switch unit {
+	case "ns":
+		return v / 1e6
+	case "us", "µs":
+		return v / 1e3
+	case "s":
+		return v * 1e3
+	}
+	return v
+}
+
+// errorRate is errors per second over the whole run, all classes together.
+func errorRate(r *Result) (float64, bool) {
+	ss := r.Find(SeriesErrorRate)
+	if len(ss) == 0 {
+		return 0, false
+	}
+	var total float64
+	var any bool
+	for _, s := range ss {
+		if m, ok := seriesMean([]*Series{s}); ok {
+			total += m
+			any = true
+		}
+	}
+	return total, any
+}
+
+func peakDBQueryRate(r *Result) (float64, bool) {
+	peak, ok := math.Inf(-1), false
+	for _, s := range r.Find(SeriesDBQueryRate) {
+		for _, v := range s.Values {
+			if f := float64(v); !math.IsNaN(f) && !math.IsInf(f, 0) && f > peak {
+				peak, ok = f, true
+			}
+		}
+	}
+	return peak, ok
+}
+
+// recoveryTime is the longest recovery of any phase. A run that never
+// recovered counts as recovering at the end of the run: worse than any run
+// that did, without an infinity that would break the statistics.
+func recoveryTime(r *Result) (float64, bool) {
+	v, ok := 0.0, false
+	for _, p := range r.Phases {
+		if s, has := p.Summary[SummaryRecovery]; has {
+			v, ok = math.Max(v, s), true
+		}
+		if rec, has := p.Summary[SummaryRecovered]; has && rec == 0 {
+			v, ok = math.Max(v, r.Duration()-p.From), true
+		}
+	}
+	return v, ok
+}
+
+func hitRatio(r *Result) (float64, bool) { return seriesMean(r.Find(SeriesHitRatio)) }
+
+func seriesMean(ss []*Series) (float64, bool) {
+	var sum float64
+	var n int
+	for _, s := range ss {
+		for _, v := range s.Values {
+			if f := float64(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
+				sum += f
+				n++
+			}
+		}
+		if n > 0 { // the first series with data: the whole-fleet one comes first
+			break
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
+}
+
+// CompareOptions tune what counts as a regression.
+type CompareOptions struct {
+	// Alpha is the significance level of the Mann-Whitney U test; 0.05 when
+	// zero, as benchstat.
+	Alpha float64
+	// Tolerance is the relative change for the worse (0.05 = 5%) that a
+	// significant change must exceed to be a regression.
+	Tolerance float64
+	// Tolerances overrides Tolerance per key metric name.
+	Tolerances map[string]float64
+}
+
+func (o CompareOptions) tolerance(metric string) float64 {
+	if t, ok := o.Tolerances[metric]; ok {
+		return t
+	}
+	return o.Tolerance
+}
+
+// Significance of one metric's change.
+const (
+	Significant    = "significant"
+	NotSignificant = "not significant"
+	CannotTell     = "cannot tell"
+)
+
+// MetricChange is one key metric of one drill and profile, base vs head.
+type MetricChange struct {
+	Drill, Profile string
+	Metric, Unit   string
+	Better         Direction
+	Base, Head     []float64 // one value per complete run that carries it
+	BaseMedian     float64
+	HeadMedian     float64
+	// Change is (head-base)/base; +Inf when base is 0 and head is not.
+	Change float64
+	P      float64 // NaN when no test could be made
+	// Significance is Significant, NotSignificant or CannotTell; Note says
+	// why when it cannot tell.
+	Significance string
+	Note         string
+	Worse        bool // head is worse than base
+	Regression   bool // significant, worse, and past the tolerance
+	Tolerance    float64
+}
+
+// VerdictChange is a drill and profile's verdicts in base and head.
+type VerdictChange struct {
+	Drill, Profile       string
+	BasePassed, BaseRuns int
+	HeadPassed, HeadRuns int
+	// Regression is true when every base run passed and a head run failed.
+	Regression bool
+	Failures   []string // why head runs failed
+}
+
+// Comparison is the outcome of comparing base results with head results.
+type Comparison struct {
+	BaseReleases, HeadReleases []string
+	Alpha, Tolerance           float64
+	Verdicts                   []VerdictChange
+	Metrics                    []MetricChange
+	Notes                      []string // drills only on one side, skipped runs
+}
+
+// Regressions counts metric and verdict regressions.
+func (c *Comparison) Regressions() int {
+	n := 0
+	for _, v := range c.Verdicts {
+		if v.Regression {
+			n++
+		}
+	}
+	for _, m := range c.Metrics {
+		if m.Regression {
+			n++
+		}
+	}
+	return n
+}
+
+// Compare compares each drill and profile's key metrics and verdicts between
+// base and head, which may each hold several runs of the same drill and
+// profile (repeats). Significance is a two-sided Mann-Whitney U test over the
+// repeats; with too few repeats it says it cannot tell rather than guess.
+func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
+	if len(base) == 0 || len(head) == 0 {
+		return nil, errors.New("compare: need at least one base and one head result")
+	}
+	if opts.Alpha == 0 {
+		opts.Alpha = 0.05
+	}
+	if opts.Alpha < 0 || opts.Alpha >= 1 || opts.Tolerance < 0 {
+		return nil, fmt.Errorf("compare: alpha %v must be in (0, 1) and tolerance %v not negative", opts.Alpha, opts.Tolerance)
+	}
+	c := &Comparison{Alpha: opts.Alpha, Tolerance: opts.Tolerance, BaseReleases: releases(base), HeadReleases: releases(head)}
+	bg, hg := group(base), group(head)
+	var keys []string
+	for k := range bg {
+		keys = append(keys, k)
+	}
+	for k := range hg {
+		if _, ok := bg[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		ra, rb := pick(bg, hg, a), pick(bg, hg, b)
+		return cmp.Or(cmp.Compare(ra.Drill, rb.Drill), cmp.Compare(rank(ra.Profile), rank(rb.Profile)), cmp.Compare(a, b))
+	})
+	for _, k := range keys {
+		b, h := bg[k], hg[k]
+		switch {
+		case len(h) == 0:
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: only in base (%d runs), not run in head", k, len(b)))
+			continue
+		case len(b) == 0:
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: new in head (%d runs), nothing to compare with", k, len(h)))
+		}
+		c.Verdicts = append(c.Verdicts, verdictChange(b, h))
+		if len(b) == 0 {
+			continue
+		}
+		b, h = complete(c, "base", k, b), complete(c, "head", k, h)
+		for _, m := range KeyMetrics {
+			c.Metrics = append(c.Metrics, compareMetric(m, pick(bg, hg, k), b, h, opts))
+		}
+	}
+	return c, nil
+}
+
+func pick(a, b map[string][]*Result, k string) *Result {
+	if rs := a[k]; len(rs) > 0 {
+		return rs[0]
+	}
+	return b[k][0]
+}
+
+func group(rs []*Result) map[string][]*Result {
+	g := map[string][]*Result{}
+	for _, r := range rs {
+		g[r.Key()] = append(g[r.Key()], r)
+	}
+	return g
+}
+
+func releases(rs []*Result) []string {
+	m := map[string]bool{}
+	for _, r := range rs {
+		m[cmp.Or(r.Release, "unversioned")] = true
+	}
+	return sortedKeys(m)
+}
+
+// complete drops incomplete runs from metric samples: a run cut short
+// would look better or worse than it was. Their verdicts still count.
+func complete(c *Comparison, side, key string, rs []*Result) []*Result {
+	var out []*Result
+	for _, r := range rs {
+		if r.Complete {
+			out = append(out, r)
+		} else {
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: %s run %s is incomplete (%s); its metrics are left out", key, side, r.RunID, r.IncompleteReason))
+		}
+	}
+	return out
+}
+
+func verdictChange(base, head []*Result) VerdictChange {
+	v := VerdictChange{Drill: head[0].Drill, Profile: head[0].Profile, BaseRuns: len(base), HeadRuns: len(head)}
+	for _, r := range base {
+		if r.Verdict.Pass {
+			v.BasePassed++
+		}
+	}
+	for _, r := range head {
+		if r.Verdict.Pass {
+			v.HeadPassed++
+			continue
+		}
+		why := fmt.Sprintf("%s: expected %s, reached %s", cmp.Or(r.RunID, "run"), r.Verdict.Expected, r.Verdict.Reached)
+		if r.Verdict.Reason != "" {
+			why += " (" + r.Verdict.Reason + ")"
+		}
+		if !r.Complete {
+			why += " [incomplete: " + r.IncompleteReason + "]"
+		}
+		v.Failures = append(v.Failures, why)
+	}
+	// A new drill that fails has no base to regress from, but still fails
+	// its own JUnit case.
+	v.Regression = v.BaseRuns > 0 && v.BasePassed == v.BaseRuns && v.HeadPassed < v.HeadRuns
+	return v
+}
+
+// compareMetric compares one key metric; like names the drill and profile,
+// since either side may have no complete run left.
+func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts CompareOptions) MetricChange {
+	mc := MetricChange{
+		Drill: like.Drill, Profile: like.Profile, Metric: m.Name, Unit: m.Unit, Better: m.Better,
+		P: math.NaN(), Change: math.NaN(), Tolerance: opts.tolerance(m.Name),
+	}
+	for _, r := range base {
+		if v, ok := m.Value(r); ok {
+			mc.Base = append(mc.Base, v)
+		}
+	}
+	for _, r := range head {
+		if v, ok := m.Value(r); ok {
+			mc.Head = append(mc.Head, v)
+		}
+	}
+	mc.BaseMedian, mc.HeadMedian = median(mc.Base), median(mc.Head)
+	if len(mc.Base) == 0 || len(mc.Head) == 0 {
+		mc.Significance, mc.Note = CannotTell, "no data on one side"
+		return mc
+	}
+	switch d := mc.HeadMedian - mc.BaseMedian; {
+	case d == 0:
+		mc.Change = 0
+	case mc.BaseMedian == 0:
+		mc.Change = math.Copysign(math.Inf(1), d)
+	default:
+		mc.Change = d / math.Abs(mc.BaseMedian)
+	}
+	worseBy := mc.Change
+	if m.Better == HigherIsBetter {
+		worseBy = -worseBy
+	}
+	mc.Worse = worseBy > 0
+	if len(mc.Base) < 2 || len(mc.Head) < 2 {
+		mc.Significance = CannotTell
+		mc.Note = fmt.Sprintf("%d vs %d runs: repeat each side to tell signal from noise", len(mc.Base), len(mc.Head))
+		return mc
+	}
+	u := MannWhitneyU(mc.Base, mc.Head)
+	mc.P = u.P
+	switch {
+	case u.MinP > opts.Alpha:
+		mc.Significance = CannotTell
+		mc.Note = fmt.Sprintf("%d vs %d runs can never reach p<%.2g (smallest possible p=%.3f); use at least 4 runs a side", len(mc.Base), len(mc.Head), opts.Alpha, u.MinP)
+	case u.P < opts.Alpha:
+		mc.Significance = Significant
+	default:
+		mc.Significance = NotSignificant
+	}
+	mc.Regression = mc.Significance == Significant && worseBy > mc.Tolerance
+	return mc
+}
+
+// WriteCompareText writes a terminal summary of c: regressions first, then
+// every metric.
+func WriteCompareText(w io.Writer, c *Comparison) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "base %s vs head %s (alpha %.2g, tolerance %.1f%%)\n\n",
+		strings.Join(c.BaseReleases, ","), strings.Join(c.HeadReleases, ","), c.Alpha, c.Tolerance*100)
+	fmt.Fprintln(tw, "DRILL\tPROFILE\tVERDICTS BASE\tVERDICTS HEAD\t")
+	for _, v := range c.Verdicts {
+		mark := ""
+		if v.Regression {
+			mark = "REGRESSION"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d passed\t%d/%d passed\t%s\n", v.Drill, v.Profile, v.BasePassed, v.BaseRuns, v.HeadPassed, v.HeadRuns, mark)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "DRILL\tPROFILE\tMETRIC\tBASE\tHEAD\tCHANGE\tP\t")
+	for _, m := range c.Metrics {
+		mark := m.Significance
+		if m.Regression {
+			mark = "REGRESSION"
+		}
+		p := "–"
+		if !math.IsNaN(m.P) {
+			p = fmt.Sprintf("%.3f", m.P)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Drill, m.Profile, m.Metric,
+			fmtVal(m.BaseMedian, m.Unit), fmtVal(m.HeadMedian, m.Unit), fmtPct(m.Change), p, mark)
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(tw, "note: %s\n", n)
+	}
+	fmt.Fprintf(tw, "\n%d regression(s)\n", c.Regressions())
+	return tw.Flush()
+}
+
+func fmtVal(v float64, unit string) string {
+	s := fmtNum(v)
+	if unit != "" && !math.IsNaN(v) {
+		s += " " + unit
+	}
+	return s
+}

@@ -1,0 +1,224 @@
+package reports
+
+import (
+	"bytes"
+	"encoding/xml"
+	"math"
+	"strings"
+	"testing"
+)
+
+// runs makes n repeats of drill/profile; the i-th gets latency scaled by
+// scales[i%len(scales)] so sides can be made to overlap or separate.
+func runs(drill, profile, release string, n int, seed uint64, scales ...float64) []*Result {
+	var rs []*Result
+	for i := range n {
+		r := fixture(drill, profile, 60, seed+uint64(i), scales[i%len(scales)])
+		r.Release = release
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func find(t *testing.T, c *Comparison, profile, metric string) MetricChange {
+	t.Helper()
+	for _, m := range c.Metrics {
+		if m.Profile == profile && m.Metric == metric {
+			return m
+		}
+	}
+	t.Fatalf("no %s %s in comparison", profile, metric)
+	return MetricChange{}
+}
+
+func TestCompareSignificantRegression(t *testing.T) {
+	base := runs("hot-key-expiry", "protected", "v1", 5, 1, 1.00, 1.01, 0.99, 1.02, 0.98)
+	head := runs("hot-key-expiry", "protected", "v2", 5, 100, 1.50, 1.52, 1.49, 1.51, 1.48)
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := find(t, c, "protected", "peak DB query rate")
+	if m.Significance != Significant || !m.Worse || !m.Regression {
+		t.Errorf("peak DB query rate: %+v; want a significant regression", m)
+	}
+	if math.Abs(m.P-2.0/252) > 1e-12 {
+		t.Errorf("p = %v, want 2/252 for fully separated 5 v 5", m.P)
+	}
+	if m.Change < 0.4 || m.Change > 0.6 {
+		t.Errorf("change = %v, want about +50%%", m.Change)
+	}
+	if c.Regressions() == 0 {
+		t.Error("Regressions() = 0")
+	}
+}
+
+func TestCompareTolerance(t *testing.T) {
+	base := runs("hot-key-expiry", "protected", "v1", 5, 1, 1.00, 1.001, 0.999, 1.002, 0.998)
+	head := runs("hot-key-expiry", "protected", "v2", 5, 100, 1.03, 1.031, 1.029, 1.032, 1.028)
+	for _, tc := range []struct {
+		opts CompareOptions
+		want bool
+	}{
+		{CompareOptions{Tolerance: 0.05}, false}, // +3% is inside 5%
+		{CompareOptions{Tolerance: 0.01}, true},  // but past 1%
+		{CompareOptions{Tolerance: 0.01, Tolerances: map[string]float64{"recovery time": 0.10}}, true},
+	} {
+		c, err := Compare(base, head, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := find(t, c, "protected", "recovery time")
+		if m.Significance != Significant || m.Regression != tc.want && tc.opts.Tolerances == nil {
+			t.Errorf("tolerance %v: %+v; want regression=%v", tc.opts.Tolerance, m, tc.want)
+		}
+		if tc.opts.Tolerances != nil && m.Regression {
+			t.Errorf("per-metric tolerance 10%% ignored: %+v", m)
+		}
+	}
+}
+
+func TestCompareBetterIsNoRegression(t *testing.T) {
+	base := runs("hot-key-expiry", "protected", "v1", 5, 1, 1.5, 1.51, 1.49, 1.52, 1.48)
+	head := runs("hot-key-expiry", "protected", "v2", 5, 100, 1, 1.01, 0.99, 1.02, 0.98)
+	c, err := Compare(base, head, CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Regressions(); n != 0 {
+		t.Errorf("%d regressions for a faster head", n)
+	}
+	if m := find(t, c, "protected", "p99 latency"); m.Worse || m.Significance != Significant {
+		t.Errorf("p99: %+v; want significantly better", m)
+	}
+}
+
+func TestCompareCannotTell(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		note string
+	}{
+		{"one run a side", 1, "repeat each side"},
+		{"three runs a side", 3, "at least 4 runs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := runs("ddl-storm", "protected", "v1", tc.n, 1, 1)
+			head := runs("ddl-storm", "protected", "v2", tc.n, 100, 3) // much worse, but unprovable
+			c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := find(t, c, "protected", "p99 latency")
+			if m.Significance != CannotTell || m.Regression || !strings.Contains(m.Note, tc.note) {
+				t.Errorf("%+v; want cannot tell with a note about %q", m, tc.note)
+			}
+			if !m.Worse {
+				t.Error("head is worse, and should still say so")
+			}
+		})
+	}
+}
+
+func TestCompareVerdictRegression(t *testing.T) {
+	base := runs("plan-regression", "protected", "v1", 1, 1, 1)
+	head := runs("plan-regression", "protected", "v2", 1, 2, 1)
+	head[0].Verdict = Verdict{Expected: Held, Reached: Broken, Pass: false, Reason: "p99 over 200 ms"}
+	c, err := Compare(base, head, CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Verdicts) != 1 || !c.Verdicts[0].Regression || c.Regressions() != 1 {
+		t.Fatalf("verdicts %+v; want one verdict regression", c.Verdicts)
+	}
+	// Failing in base too is not a regression: it was already broken.
+	base[0].Verdict = head[0].Verdict
+	c, _ = Compare(base, head, CompareOptions{})
+	if c.Regressions() != 0 {
+		t.Error("a verdict failing on both sides counted as a regression")
+	}
+}
+
+func TestCompareOneSided(t *testing.T) {
+	base := append(runs("a", "protected", "v1", 1, 1, 1), runs("gone", "protected", "v1", 1, 1, 1)...)
+	head := append(runs("a", "protected", "v2", 1, 1, 1), runs("new", "protected", "v2", 1, 1, 1)...)
+	inc := runs("a", "protected", "v2", 1, 5, 1)[0]
+	inc.Complete, inc.IncompleteReason = false, "timed out"
+	head = append(head, inc)
+	c, err := Compare(base, head, CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(c.Notes, "\n")
+	for _, want := range []string{"gone/protected: only in base", "new/protected: new in head", "incomplete (timed out)"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	if _, err := Compare(nil, head, CompareOptions{}); err == nil {
+		t.Error("compare with no base: want error")
+	}
+	if _, err := Compare(base, head, CompareOptions{Alpha: 2}); err == nil {
+		t.Error("alpha 2: want error")
+	}
+}
+
+func goldenComparison(t *testing.T) (*Comparison, []*Result) {
+	base := append(runs("hot-key-expiry", "unprotected", "v1.3.0", 5, 1, 1, 1.01, 0.99, 1.02, 0.98),
+		runs("hot-key-expiry", "protected", "v1.3.0", 1, 1, 1)...)
+	head := append(runs("hot-key-expiry", "unprotected", "v1.4.0", 5, 100, 1.5, 1.51, 1.49, 1.52, 1.48),
+		runs("hot-key-expiry", "protected", "v1.4.0", 1, 9, 1)...)
+	head[5].Verdict = Verdict{Expected: Held, Reached: Broken, Reason: "db_query_rate max<500 failed"}
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, head
+}
+
+func TestCompareGolden(t *testing.T) {
+	c, head := goldenComparison(t)
+	var h, j, txt bytes.Buffer
+	if err := RenderCompareHTML(&h, c); err != nil {
+		t.Fatal(err)
+	}
+	assertSelfContained(t, h.String())
+	golden(t, "compare.html.golden", h.Bytes())
+	if err := WriteJUnit(&j, head, c); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "junit.xml.golden", j.Bytes())
+	if err := WriteCompareText(&txt, c); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "compare.txt.golden", txt.Bytes())
+}
+
+func TestJUnitCounts(t *testing.T) {
+	c, head := goldenComparison(t)
+	var buf bytes.Buffer
+	if err := WriteJUnit(&buf, head, c); err != nil {
+		t.Fatal(err)
+	}
+	var got junitSuites
+	if err := xml.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("junit is not XML: %v", err)
+	}
+	if len(got.Suites) != 2 {
+		t.Fatalf("%d suites, want verdicts and regressions", len(got.Suites))
+	}
+	v := got.Suites[0]
+	if v.Name != "verdicts" || v.Tests != 2 || v.Failures != 1 {
+		t.Errorf("verdicts suite: %d tests, %d failures; want 2 (one per drill x profile) and 1", v.Tests, v.Failures)
+	}
+	r := got.Suites[1]
+	if want := 2 + 2*len(KeyMetrics); r.Tests != want {
+		t.Errorf("regressions suite: %d tests, want %d", r.Tests, want)
+	}
+	if r.Failures != c.Regressions() {
+		t.Errorf("regressions suite: %d failures, comparison has %d regressions", r.Failures, c.Regressions())
+	}
+	if r.Skipped != len(KeyMetrics) { // the single-run profile cannot tell
+		t.Errorf("regressions suite: %d skipped, want %d", r.Skipped, len(KeyMetrics))
+	}
+}
