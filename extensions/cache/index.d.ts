@@ -1,0 +1,191 @@
+/**
+ * k6/x/cache — replays an IdentityCache-shaped fleet's cache traffic
+ * (memcached + MySQL/MariaDB read-through) in Go. JS starts and steers it;
+ * no JS runs per cache operation.
+ *
+ * Endpoints default to the harness's environment: FIREDRILL_MEMCACHED
+ * (proxied, traffic), FIREDRILL_MEMCACHED_DIRECT (admin), FIREDRILL_MYSQL_DSN
+ * (traffic), FIREDRILL_MYSQL_ADMIN_DSN (seeding), FIREDRILL_SEED,
+ * FIREDRILL_HDR_OUT.
+ *
+ * Durations are strings ("30s", "250ms") or numbers of milliseconds.
+ * Every function throws on an unknown option or a bad value, naming it.
+ *
+ * Metrics (pushed at most once per 100 ms per tag set):
+ *  Counters cache_fetches, cache_hits, cache_misses {process, server, format},
+ *  db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
+ *  cache_lease_won, cache_early_refreshes {process}, cache_late,
+ *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|other},
+ *  firedrill_fault {fault, action: inject|remove, target, name?} (one per steering call).
+ *  Trends cache_fetch_ms, db_query_ms: ONE sample per 100 ms interval = that
+ *  interval's p99, so `p(99)<X` means "at most 1% of intervals had p99 > X".
+ *  Exact latency distributions: FIREDRILL_HDR_OUT NDJSON (HDR histograms per second).
+ *  Gauges db_inflight (peak in the interval), db_connections.
+ */
+
+export type Duration = string | number;
+
+export interface SeedOptions {
+  /** Default FIREDRILL_MYSQL_ADMIN_DSN, else FIREDRILL_MYSQL_DSN. */
+  dsn?: string;
+  /** Default "cache_records". */
+  table?: string;
+  /** Default 1000000. */
+  rows?: number;
+  /** Default FIREDRILL_SEED or 1. */
+  seed?: number;
+  /** Payload bytes, uniform in [payloadMin, payloadMax]; defaults 64 and 512. */
+  payloadMin?: number;
+  payloadMax?: number;
+  /** Rows per INSERT (default 2000) and parallel connections (default 2). */
+  batch?: number;
+  workers?: number;
+  /** Reseed even when the table already holds the same seed (default false). */
+  force?: boolean;
+}
+
+export interface SeedResult {
+  reused: boolean;
+  rows: number;
+  elapsedMs: number;
+  table: string;
+}
+
+export interface Protections {
+  /** Per-process request coalescing of fills (default false). */
+  coalesce?: boolean;
+  /** IdentityCache fill lock (default false); losers wait fillLockWait (50ms) up to fillLockTries (3) times, then read the DB. */
+  fillLock?: boolean;
+  fillLockWait?: Duration;
+  fillLockTries?: number;
+  /** memcached meta-protocol leases, mg N (default false); losers wait leaseWait (20ms) up to leaseTries (5); placeholder lives leaseTTL (3s). */
+  leases?: boolean;
+  leaseTTL?: Duration;
+  leaseWait?: Duration;
+  leaseTries?: number;
+  /** Serve entries up to this long past expiry while one background refresh runs (default 0 = off). */
+  staleWhileRevalidate?: Duration;
+  /** Shorten each TTL by a random fraction in [0, ttlJitter) (default 0 = off). */
+  ttlJitter?: number;
+  /** XFetch probabilistic early refresh (default false), eagerness xfetchBeta (1). */
+  xfetch?: boolean;
+  xfetchBeta?: number;
+  /** Max concurrent DB queries per process; excess fails fast as class "shed" (default 0 = off). */
+  dbLimit?: number;
+  /** Readers decode both cache formats (default false). */
+  compatRead?: boolean;
+}
+
+export interface ReplayOptions {
+  /** Proxied memcached addresses, default FIREDRILL_MEMCACHED. */
+  memcached?: string | string[];
+  /** Direct addresses in the same order, default FIREDRILL_MEMCACHED_DIRECT. */
+  memcachedDirect?: string | string[];
+  /** Default FIREDRILL_MYSQL_DSN. */
+  dsn?: string;
+  /** Default "cache_records". */
+  table?: string;
+  /** Operations (fetch, fetch_multi or write) per second, default 1000. */
+  rate?: number;
+  /** Default "30s". */
+  duration?: Duration;
+  /** "uniform" (default) or "poisson". */
+  arrivals?: "uniform" | "poisson";
+  /** DB rows, default 1000000 (must match seed). */
+  rows?: number;
+  /** Keyspace, default rows; id k reads row k mod rows + 1 (up to 5e9 and beyond). */
+  keys?: number;
+  /** Zipf exponent in (0,1), default 0.99. */
+  theta?: number;
+  /** Number of most popular keys expireHotSet acts on, default 100. */
+  hotSet?: number;
+  /** Most popular keys filled at start with one TTL, default hotSet. */
+  warm?: number;
+  /** Entry TTL, default "60s". */
+  ttl?: Duration;
+  /** Fleet size P (default 4) and DB pool per process S (default 10). */
+  processes?: number;
+  poolSize?: number;
+  /** Concurrent operations cap, default 1024. */
+  maxInflight?: number;
+  /** Share of fetch_multi operations (default 0) and keys each (default 10). */
+  multiFraction?: number;
+  multiSize?: number;
+  /** Share of writes (update + invalidate), default 0. */
+  writeFraction?: number;
+  /** Initial format, "legacy" (default) or "current"; flipFraction of processes start on the other (default 0). */
+  format?: "legacy" | "current" | "6.1" | "7.0";
+  flipFraction?: number;
+  /** Default FIREDRILL_SEED or 1. */
+  seed?: number;
+  /** Start delay counted as late, default "10ms". */
+  lateAfter?: Duration;
+  /** Per round trip to memcached, default "500ms"; per DB query, default "1s". */
+  cacheTimeout?: Duration;
+  dbTimeout?: Duration;
+  /** Connections per memcached server, default 64. */
+  cacheConns?: number;
+  /** Key parts: namespace (""), cacheVersion (8), model ("Record"), schemaHash (hash of the table's columns). */
+  namespace?: string;
+  cacheVersion?: number;
+  model?: string;
+  schemaHash?: string;
+  /** Metric push interval, default and minimum "100ms". */
+  interval?: Duration;
+  /** HDR NDJSON output path, default FIREDRILL_HDR_OUT. */
+  hdrOut?: string;
+  protections?: Protections;
+}
+
+export interface ReplaySummary {
+  operations: number;
+  unsent: number;
+  fetches: number;
+  hits: number;
+  misses: number;
+  hitRatio: number;
+  dbQueries: number;
+  late: number;
+  coalesced: number;
+  fillWaits: number;
+  staleServed: number;
+  leaseWon: number;
+  earlyRefreshes: number;
+  errors: { [cls: string]: number };
+  fetchP50Ms: number;
+  fetchP99Ms: number;
+  fetchP999Ms: number;
+  fetchMaxMs: number;
+  dbP50Ms: number;
+  dbP99Ms: number;
+  elapsedS: number;
+  processes: number;
+  achievedRate: number;
+}
+
+/** Creates the records table, or reuses it when seeded with the same parameters. */
+export function seed(options?: SeedOptions): SeedResult;
+
+/** Runs the open-loop replay in Go; blocks the calling VU until duration passes. One replay per k6 process at a time. */
+export function replay(options?: ReplayOptions): ReplaySummary;
+
+/** Expires the top `keys` (default hotSet) entries at one instant. Fault: hot_set_expiry. */
+export function expireHotSet(options?: { keys?: number; name?: string }): { keys: number; elapsedMs: number };
+
+/** Moves `fraction` of the fleet to the other cache format (0 rolls back). Fault: format_flip. */
+export function flipFormat(options: { fraction: number; name?: string }): { fraction: number };
+
+/** Changes the fleet size. Fault: scale. */
+export function scale(options: { processes: number; name?: string }): { before: number; processes: number };
+
+/** Changes the arrival rate. Fault: rate. */
+export function setRate(options: { rate: number; name?: string }): { before: number; rate: number };
+
+/** Changes protection switches of the running replay; returns those in force. Fault: protection per key. */
+export function protections(options: Protections & { name?: string }): Protections;
+
+/** Steering state of the running replay. */
+export function status(): { running: boolean; rate?: number; processes?: number; protections?: Protections };
+
+/** Cache keys of the `count` (default hotSet) most popular records, for the given key options. */
+export function hotSetKeys(options?: Partial<ReplayOptions> & { count?: number }): string[];

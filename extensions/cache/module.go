@@ -1,0 +1,437 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.k6.io/k6/v2/js/modules"
+	"go.k6.io/k6/v2/metrics"
+
+	"github.com/firedrill-dev/firedrill/traffic"
+)
+
+// Compile-time checks that the k6 module interfaces are met.
+var (
+	_ modules.Module   = (*RootModule)(nil)
+	_ modules.Instance = (*ModuleInstance)(nil)
+)
+
+// MetricFault is the counter the harness reads to draw the fault timeline.
+const MetricFault = "firedrill_fault"
+
+// RootModule is shared by every VU of the k6 process. It holds the running
+// engine, so a steering call from one VU (a fault scenario) reaches the
+// replay another VU started.
+type RootModule struct {
+	mu     sync.Mutex
+	engine *traffic.Engine
+}
+
+// New returns the root module.
+func New() *RootModule { return &RootModule{} }
+
+// ModuleInstance is one VU's view of the module.
+type ModuleInstance struct {
+	root    *RootModule
+	vu      modules.VU
+	metrics map[string]*metrics.Metric
+	fault   *metrics.Metric
+}
+
+// NewModuleInstance registers the metrics (idempotent in k6's registry)
+// and returns the VU's instance.
+func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
+	reg := vu.InitEnv().Registry
+	mi := &ModuleInstance{root: r, vu: vu, metrics: map[string]*metrics.Metric{}}
+	for name, kind := range traffic.MetricKinds {
+		var m *metrics.Metric
+		switch kind {
+		case traffic.Counter:
+			m = reg.MustNewMetric(name, metrics.Counter)
+		case traffic.Trend:
+			m = reg.MustNewMetric(name, metrics.Trend, metrics.Time)
+		case traffic.Gauge:
+			m = reg.MustNewMetric(name, metrics.Gauge)
+		}
+		mi.metrics[name] = m
+	}
+	mi.fault = reg.MustNewMetric(MetricFault, metrics.Counter)
+	return mi
+}
+
+// Exports names the JS API.
+func (mi *ModuleInstance) Exports() modules.Exports {
+	return modules.Exports{Named: map[string]any{
+		"seed":         mi.Seed,
+		"replay":       mi.Replay,
+		"expireHotSet": mi.ExpireHotSet,
+		"flipFormat":   mi.FlipFormat,
+		"scale":        mi.Scale,
+		"setRate":      mi.SetRate,
+		"protections":  mi.Protections,
+		"status":       mi.Status,
+		"hotSetKeys":   mi.HotSetKeys,
+	}}
+}
+
+// Seed creates (or reuses) the records table.
+func (mi *ModuleInstance) Seed(opts map[string]any) (map[string]any, error) {
+	c, err := traffic.SeedConfigFromMap(opts)
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	res, err := traffic.Seed(mi.vu.Context(), c)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"reused": res.Reused, "rows": res.Rows, "elapsedMs": res.Elapsed.Milliseconds(), "table": c.Table}, nil
+}
+
+// Replay runs the traffic and blocks until it ends; see index.d.ts.
+func (mi *ModuleInstance) Replay(opts map[string]any) (map[string]any, error) {
+	state := mi.vu.State()
+	if state == nil {
+		return nil, errors.New("replay: call it from a VU (default function or scenario), not the init context")
+	}
+	cfg, err := traffic.ConfigFromMap(opts)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	ctx := mi.vu.Context()
+	base := state.Tags.GetCurrentValues().Tags
+	samples := state.Samples
+	sink := traffic.SinkFunc(func(ss []traffic.Sample) {
+		out := make(metrics.Samples, 0, len(ss))
+		for _, s := range ss {
+			m := mi.metrics[s.Metric]
+			if m == nil {
+				continue
+			}
+			tags := base
+			for k, v := range s.Tags {
+				tags = tags.With(k, v)
+			}
+			out = append(out, metrics.Sample{TimeSeries: metrics.TimeSeries{Metric: m, Tags: tags}, Time: s.Time, Value: s.Value})
+		}
+		if len(out) > 0 {
+			metrics.PushIfNotDone(ctx, samples, out)
+		}
+	})
+	eng, err := traffic.New(cfg, sink)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	mi.root.mu.Lock()
+	if mi.root.engine != nil {
+		mi.root.mu.Unlock()
+		return nil, errors.New("replay: a replay is already running in this k6 process")
+	}
+	mi.root.engine = eng
+	mi.root.mu.Unlock()
+	defer func() {
+		mi.root.mu.Lock()
+		mi.root.engine = nil
+		mi.root.mu.Unlock()
+	}()
+	s, err := eng.Run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	return summaryMap(s), nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func summaryMap(s traffic.Summary) map[string]any {
+	errs := map[string]any{}
+	for k, v := range s.Errors {
+		errs[k] = v
+	}
+	return map[string]any{
+		"operations": s.Operations, "unsent": s.Unsent, "fetches": s.Fetches, "hits": s.Hits,
+		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "late": s.Late,
+		"coalesced": s.Coalesced, "fillWaits": s.FillWaits, "staleServed": s.StaleServed,
+		"leaseWon": s.LeaseWon, "earlyRefreshes": s.EarlyFresh, "errors": errs,
+		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
+		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
+		"elapsedS": s.Elapsed.Seconds(), "processes": s.Processes,
+		"achievedRate": float64(s.Operations) / max(s.Elapsed.Seconds(), 1e-9),
+	}
+}
+
+func (mi *ModuleInstance) running(op string) (*traffic.Engine, error) {
+	mi.root.mu.Lock()
+	defer mi.root.mu.Unlock()
+	if mi.root.engine == nil {
+		return nil, fmt.Errorf("%s: no replay is running in this k6 process", op)
+	}
+	return mi.root.engine, nil
+}
+
+// pushFault records one steering action on the fault timeline.
+func (mi *ModuleInstance) pushFault(kind, action, target, name string) {
+	state := mi.vu.State()
+	if state == nil {
+		return
+	}
+	tags := state.Tags.GetCurrentValues().Tags.With("fault", kind).With("action", action).With("target", target)
+	if name != "" {
+		tags = tags.With("name", name)
+	}
+	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
+		TimeSeries: metrics.TimeSeries{Metric: mi.fault, Tags: tags}, Time: time.Now(), Value: 1,
+	})
+}
+
+// steerArgs pulls the allowed keys out of an option map, rejecting others.
+func steerArgs(op string, m map[string]any, allowed ...string) error {
+	for k := range m {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			return fmt.Errorf("%s: unknown option %q", op, k)
+		}
+	}
+	return nil
+}
+
+func optName(m map[string]any) (string, error) {
+	v, ok := m["name"]
+	if !ok {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("option name: must be a string, got %T", v)
+	}
+	return s, nil
+}
+
+func optNumber(op string, m map[string]any, key string, required bool) (float64, bool, error) {
+	v, ok := m[key]
+	if !ok {
+		if required {
+			return 0, false, fmt.Errorf("%s: option %s is required", op, key)
+		}
+		return 0, false, nil
+	}
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true, nil
+	case float64:
+		return n, true, nil
+	case int:
+		return float64(n), true, nil
+	}
+	return 0, false, fmt.Errorf("%s: option %s: must be a number, got %T", op, key, v)
+}
+
+// ExpireHotSet makes the hot set ({ keys }: default the replay's hotSet)
+// expire at one instant.
+func (mi *ModuleInstance) ExpireHotSet(opts map[string]any) (map[string]any, error) {
+	const op = "expireHotSet"
+	if err := steerArgs(op, opts, "keys", "name"); err != nil {
+		return nil, err
+	}
+	k, _, err := optNumber(op, opts, "keys", false)
+	if err != nil {
+		return nil, err
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	eng, err := mi.running(op)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	n, err := eng.ExpireHotSet(mi.vu.Context(), int(k))
+	mi.pushFault("hot_set_expiry", "inject", "top-"+strconv.Itoa(n), name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return map[string]any{"keys": n, "elapsedMs": float64(time.Since(t0).Microseconds()) / 1000}, nil
+}
+
+// FlipFormat moves { fraction } of the fleet to the other cache format
+// (0 rolls back).
+func (mi *ModuleInstance) FlipFormat(opts map[string]any) (map[string]any, error) {
+	const op = "flipFormat"
+	if err := steerArgs(op, opts, "fraction", "name"); err != nil {
+		return nil, err
+	}
+	f, _, err := optNumber(op, opts, "fraction", true)
+	if err != nil {
+		return nil, err
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	eng, err := mi.running(op)
+	if err != nil {
+		return nil, err
+	}
+	if err := eng.FlipFormat(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	action := "inject"
+	if f == 0 {
+		action = "remove"
+	}
+	mi.pushFault("format_flip", action, "fraction="+strconv.FormatFloat(f, 'g', -1, 64), name)
+	return map[string]any{"fraction": f}, nil
+}
+
+// Scale changes the fleet to { processes } processes.
+func (mi *ModuleInstance) Scale(opts map[string]any) (map[string]any, error) {
+	const op = "scale"
+	if err := steerArgs(op, opts, "processes", "name"); err != nil {
+		return nil, err
+	}
+	n, _, err := optNumber(op, opts, "processes", true)
+	if err != nil {
+		return nil, err
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	eng, err := mi.running(op)
+	if err != nil {
+		return nil, err
+	}
+	before := eng.Processes()
+	if n != float64(int(n)) {
+		return nil, fmt.Errorf("%s: option processes: must be an integer", op)
+	}
+	if err := eng.Scale(int(n)); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	mi.pushFault("scale", "inject", "processes="+strconv.Itoa(int(n)), name)
+	return map[string]any{"before": before, "processes": int(n)}, nil
+}
+
+// SetRate changes the arrival rate ({ rate } operations per second).
+func (mi *ModuleInstance) SetRate(opts map[string]any) (map[string]any, error) {
+	const op = "setRate"
+	if err := steerArgs(op, opts, "rate", "name"); err != nil {
+		return nil, err
+	}
+	r, _, err := optNumber(op, opts, "rate", true)
+	if err != nil {
+		return nil, err
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	eng, err := mi.running(op)
+	if err != nil {
+		return nil, err
+	}
+	before := eng.Rate()
+	if err := eng.SetRate(r); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	mi.pushFault("rate", "inject", "rate="+strconv.FormatFloat(r, 'g', -1, 64), name)
+	return map[string]any{"before": before, "rate": r}, nil
+}
+
+// Protections changes protection switches of the running replay; keys not
+// given keep their value. Returns the switches now in force.
+func (mi *ModuleInstance) Protections(opts map[string]any) (map[string]any, error) {
+	const op = "protections"
+	eng, err := mi.running(op)
+	if err != nil {
+		return nil, err
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	m := make(map[string]any, len(opts))
+	for k, v := range opts {
+		if k != "name" {
+			m[k] = v
+		}
+	}
+	p := eng.Protections()
+	if err := traffic.ApplyProtections(&p, m); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := eng.SetProtections(p); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for k, v := range m {
+		action := "inject"
+		if b, ok := v.(bool); ok && !b {
+			action = "remove"
+		}
+		mi.pushFault("protection", action, k, name)
+	}
+	return protectionsMap(p), nil
+}
+
+func protectionsMap(p traffic.Protections) map[string]any {
+	return map[string]any{
+		"coalesce": p.Coalesce, "fillLock": p.FillLock, "fillLockWait": p.FillLockWait.String(),
+		"fillLockTries": p.FillLockTries, "leases": p.Leases, "leaseTTL": p.LeaseTTL.String(),
+		"leaseWait": p.LeaseWait.String(), "leaseTries": p.LeaseTries,
+		"staleWhileRevalidate": p.StaleWhileRevalidate.String(), "ttlJitter": p.TTLJitter,
+		"xfetch": p.XFetch, "xfetchBeta": p.XFetchBeta, "dbLimit": p.DBLimit, "compatRead": p.CompatRead,
+	}
+}
+
+// Status reports the running replay's steering state, or { running: false }.
+func (mi *ModuleInstance) Status() map[string]any {
+	mi.root.mu.Lock()
+	eng := mi.root.engine
+	mi.root.mu.Unlock()
+	if eng == nil {
+		return map[string]any{"running": false}
+	}
+	return map[string]any{"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": protectionsMap(eng.Protections())}
+}
+
+// HotSetKeys returns the cache keys of the k most popular records for the
+// given key-building options (for verification scripts).
+func (mi *ModuleInstance) HotSetKeys(opts map[string]any) ([]string, error) {
+	k := 0
+	if v, ok := opts["count"]; ok {
+		n, _, err := optNumber("hotSetKeys", map[string]any{"count": v}, "count", true)
+		if err != nil {
+			return nil, err
+		}
+		k = int(n)
+	}
+	rest := map[string]any{}
+	for key, v := range opts {
+		if key != "count" {
+			rest[key] = v
+		}
+	}
+	c := traffic.NewConfig(traffic.WithCacheAddrs("127.0.0.1:1"))
+	if err := traffic.ApplyMap(&c, rest); err != nil {
+		return nil, fmt.Errorf("hotSetKeys: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("hotSetKeys: %w", err)
+	}
+	if k <= 0 {
+		k = c.HotSet
+	}
+	kb := traffic.NewKeyBuilder(c.Namespace, c.CacheVersion, c.Model, c.SchemaHash)
+	ids := traffic.HotSetIDs(k, c.Keys)
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = kb.Key(id)
+	}
+	return out, nil
+}

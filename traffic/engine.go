@@ -1,0 +1,565 @@
+package traffic
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/firedrill-dev/firedrill/traffic/format"
+	"github.com/firedrill-dev/firedrill/traffic/memcache"
+	"github.com/firedrill-dev/firedrill/traffic/zipf"
+)
+
+// Engine replays one run of traffic. Build it with New, run it once with
+// Run; steering methods may be called from any goroutine while it runs.
+type Engine struct {
+	cfg    Config
+	kb     KeyBuilder
+	zipf   *zipf.Sampler
+	cache  *memcache.Client
+	admin  *memcache.Client
+	stats  *stats
+	sink   Sink
+	dsn    string
+	flip   atomic.Uint64 // float64 bits: share of processes on the other format
+	rate   atomic.Uint64 // float64 bits
+	prot   atomic.Pointer[Protections]
+	fleet  atomic.Pointer[[]*process]
+	fleetM sync.Mutex // serialises Scale
+	bg     sync.WaitGroup
+	bgSem  chan struct{}
+	closed []*process
+	ran    atomic.Bool
+	runCtx context.Context
+}
+
+type process struct {
+	idx      int
+	db       *sql.DB
+	busy     atomic.Int64 // queries running, for the DB limit
+	group    singleflight.Group
+	refresh  sync.Map
+	retiring atomic.Bool
+}
+
+// New validates cfg and connects nothing yet but the memcached clients
+// (which dial lazily).
+func New(cfg Config, sink Sink) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DSN == "" {
+		return nil, errors.New("option dsn: no database DSN (set FIREDRILL_MYSQL_DSN)")
+	}
+	z, err := zipf.New(cfg.Keys, cfg.Theta)
+	if err != nil {
+		return nil, fmt.Errorf("option theta: %w", err)
+	}
+	mc, err := memcache.New(cfg.CacheAddrs, memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("option memcached: %w", err)
+	}
+	admin := mc
+	if len(cfg.AdminCacheAddrs) > 0 {
+		// Same ring names as traffic, so keys land on the same servers, but
+		// dialled without the proxy.
+		admin, err = memcache.New(cfg.CacheAddrs, memcache.WithDialAddrs(cfg.AdminCacheAddrs), memcache.WithMaxConns(16), memcache.WithTimeout(2*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("option memcachedDirect: %w", err)
+		}
+	}
+	dsn, err := interpolatingDSN(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("option dsn: %w", err)
+	}
+	if sink == nil {
+		sink = SinkFunc(func([]Sample) {})
+	}
+	e := &Engine{
+		cfg: cfg, kb: NewKeyBuilder(cfg.Namespace, cfg.CacheVersion, cfg.Model, cfg.SchemaHash),
+		zipf: z, cache: mc, admin: admin, stats: newStats(len(cfg.CacheAddrs)), sink: sink, dsn: dsn,
+		bgSem: make(chan struct{}, 64),
+	}
+	e.flip.Store(math.Float64bits(cfg.FlipFraction))
+	e.rate.Store(math.Float64bits(cfg.Rate))
+	p := cfg.Protections
+	e.prot.Store(&p)
+	return e, nil
+}
+
+// interpolatingDSN turns on client-side parameter interpolation so a
+// SELECT by key is one round trip instead of prepare/execute/close.
+func interpolatingDSN(dsn string) (string, error) {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	c.InterpolateParams = true
+	return c.FormatDSN(), nil
+}
+
+// Config returns the engine's validated configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Keys returns the key builder.
+func (e *Engine) Keys() KeyBuilder { return e.kb }
+
+func (e *Engine) newProcess(i int) (*process, error) {
+	db, err := sql.Open("mysql", e.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	db.SetMaxOpenConns(e.cfg.PoolSize)
+	db.SetMaxIdleConns(e.cfg.PoolSize)
+	p := &process{idx: i, db: db}
+	return p, nil
+}
+
+// SetRate changes the arrival rate (operations per second) from now on.
+func (e *Engine) SetRate(r float64) error {
+	if !(r >= 0) || math.IsInf(r, 0) {
+		return fmt.Errorf("set rate: %v must be >= 0", r)
+	}
+	e.rate.Store(math.Float64bits(r))
+	return nil
+}
+
+// Rate returns the current arrival rate.
+func (e *Engine) Rate() float64 { return math.Float64frombits(e.rate.Load()) }
+
+// FlipFormat moves a share of the fleet (processes 0..round(f*P)-1) to the
+// other cache format, as a rolling deploy does; 0 rolls back.
+func (e *Engine) FlipFormat(f float64) error {
+	if !(f >= 0 && f <= 1) {
+		return fmt.Errorf("flip format: fraction %v must be in [0, 1]", f)
+	}
+	e.flip.Store(math.Float64bits(f))
+	return nil
+}
+
+// SetProtections replaces the protection switches. DBLimit applies to
+// processes started afterwards and to existing ones at their next query.
+func (e *Engine) SetProtections(p Protections) error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	e.prot.Store(&p)
+	return nil
+}
+
+// Protections returns the current switches.
+func (e *Engine) Protections() Protections { return *e.prot.Load() }
+
+// Scale changes the fleet to n processes, each with its own pool, as an
+// autoscaler does; removed processes finish their work and close.
+func (e *Engine) Scale(n int) error {
+	if n < 1 || n > MaxProcesses {
+		return fmt.Errorf("scale: processes %d must be in [1, %d]", n, MaxProcesses)
+	}
+	e.fleetM.Lock()
+	defer e.fleetM.Unlock()
+	cur := e.fleet.Load()
+	if cur == nil {
+		return errors.New("scale: replay is not running")
+	}
+	old := *cur
+	next := make([]*process, n)
+	copy(next, old)
+	for i := len(old); i < n; i++ {
+		p, err := e.newProcess(i)
+		if err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+		next[i] = p
+	}
+	e.fleet.Store(&next)
+	for i := n; i < len(old); i++ {
+		old[i].retiring.Store(true)
+		e.closed = append(e.closed, old[i])
+	}
+	return nil
+}
+
+// Processes returns the fleet size.
+func (e *Engine) Processes() int {
+	if f := e.fleet.Load(); f != nil {
+		return len(*f)
+	}
+	return e.cfg.Processes
+}
+
+func (e *Engine) readerFor(p *process, nprocs int) format.Reader {
+	f := math.Float64frombits(e.flip.Load())
+	v := e.cfg.Format
+	if p.idx < int(math.Round(f*float64(nprocs))) {
+		v = other(v)
+	}
+	return format.Reader{Version: v, Compatible: e.prot.Load().CompatRead}
+}
+
+func other(v format.Version) format.Version {
+	if v == format.Legacy {
+		return format.Current
+	}
+	return format.Legacy
+}
+
+// HotSetIDs returns the ids of the k most popular keys (ranks 0..k-1).
+func HotSetIDs(k int, keys uint64) []uint64 {
+	ids := make([]uint64, k)
+	for r := range ids {
+		ids[r] = zipf.Scramble(uint64(r), keys)
+	}
+	return ids
+}
+
+// ExpireHotSet makes the k most popular entries expire now, all at one
+// instant: it deletes them, or, with stale-while-revalidate on, rewrites
+// them as logically expired but still servable, which is what a TTL
+// passing does to such entries. It goes to the servers directly when admin
+// addresses are known. It returns how many keys it touched.
+func (e *Engine) ExpireHotSet(ctx context.Context, k int) (int, error) {
+	if k <= 0 {
+		k = e.cfg.HotSet
+	}
+	if uint64(k) > e.cfg.Keys {
+		return 0, fmt.Errorf("expire hot set: %d keys > keyspace %d", k, e.cfg.Keys)
+	}
+	return expireKeys(ctx, e.admin, e.kb, HotSetIDs(k, e.cfg.Keys), e.prot.Load().StaleWhileRevalidate)
+}
+
+func expireKeys(ctx context.Context, mc *memcache.Client, kb KeyBuilder, ids []uint64, swr time.Duration) (int, error) {
+	const workers = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	ch := make(chan uint64)
+	now := time.Now().UnixMilli()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ch {
+				key := kb.Key(id)
+				var err error
+				if swr > 0 {
+					var v []byte
+					v, err = mc.Get(ctx, key)
+					if err == nil {
+						var ent format.Entry
+						ent, err = format.Reader{Version: format.Legacy, Compatible: true}.Decode(v)
+						if err == nil {
+							ent.ExpiresAt = now
+							var b []byte
+							b, _ = format.Encode(nil, ent)
+							err = mc.Set(ctx, key, b, ttlSeconds(swr))
+						}
+					} else if errors.Is(err, memcache.ErrCacheMiss) {
+						err = nil
+					}
+				} else {
+					err = mc.Delete(ctx, key)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		select {
+		case ch <- id:
+		case <-ctx.Done():
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if len(errs) > 0 {
+		return len(ids), fmt.Errorf("expire hot set: %d of %d keys failed: %w", len(errs), len(ids), errs[0])
+	}
+	return len(ids), nil
+}
+
+func ttlSeconds(d time.Duration) int {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// opKind is what one arrival does.
+type opKind uint8
+
+const (
+	opFetch opKind = iota
+	opMulti
+	opWrite
+)
+
+type op struct {
+	kind     opKind
+	proc     uint32
+	id       uint64
+	ids      []uint64
+	intended time.Time
+}
+
+// Summary is what Run returns.
+type Summary struct {
+	Operations, Unsent                                      int64
+	Fetches, Hits, Misses, DBQueries, Late                  int64
+	Coalesced, FillWaits, StaleServed, LeaseWon, EarlyFresh int64
+	Errors                                                  map[string]int64
+	FetchP50, FetchP99, FetchP999, FetchMax, DBP50, DBP99   time.Duration
+	Elapsed                                                 time.Duration
+	Processes                                               int
+}
+
+// HitRatio is hits over fetches.
+func (s Summary) HitRatio() float64 {
+	if s.Fetches == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Fetches)
+}
+
+// Run replays traffic until Duration passes or ctx is done, then closes
+// every connection and goroutine it started. It may be called once.
+func (e *Engine) Run(ctx context.Context) (Summary, error) {
+	if !e.ran.CompareAndSwap(false, true) {
+		return Summary{}, errors.New("run: engine already ran")
+	}
+	hw, err := openHDR(e.cfg.HDROut)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer hw.close()
+	fleet := make([]*process, e.cfg.Processes)
+	for i := range fleet {
+		if fleet[i], err = e.newProcess(i); err != nil {
+			return Summary{}, err
+		}
+	}
+	e.fleet.Store(&fleet)
+	defer e.closeAll()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.runCtx = ctx
+
+	if e.cfg.Warm > 0 {
+		if err := e.warm(ctx, e.cfg.Warm); err != nil {
+			return Summary{}, fmt.Errorf("warm: %w", err)
+		}
+	}
+
+	start := time.Now()
+	deadline := start.Add(e.cfg.Duration)
+	work := make(chan op)
+	var wg sync.WaitGroup
+	for w := 0; w < e.cfg.MaxInflight; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			e.worker(ctx, w, work)
+		}(w)
+	}
+	flushDone := make(chan struct{})
+	stopFlush := make(chan struct{})
+	go func() {
+		defer close(flushDone)
+		e.flusher(start, hw, stopFlush)
+	}()
+
+	sent, unsent := e.dispatch(ctx, work, start, deadline)
+	close(work)
+	wg.Wait()
+	e.bg.Wait()
+	close(stopFlush)
+	<-flushDone
+
+	s := e.summary(sent, unsent, time.Since(start))
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return s, err
+	}
+	return s, nil
+}
+
+func (e *Engine) closeAll() {
+	if f := e.fleet.Load(); f != nil {
+		for _, p := range *f {
+			_ = p.db.Close()
+		}
+	}
+	for _, p := range e.closed {
+		_ = p.db.Close()
+	}
+	_ = e.cache.Close()
+	if e.admin != e.cache {
+		_ = e.admin.Close()
+	}
+}
+
+// dispatch is the open-loop pacer: arrival i is due at start + i/rate
+// whatever the latency. When every worker is busy it blocks, and the ops
+// then start late (measured from their due time and counted in cache_late)
+// rather than being skipped, so overload shows instead of hiding.
+func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline time.Time) (sent, unsent int64) {
+	rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x6f70))
+	next := start
+	var seq uint64
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		rate := e.Rate()
+		if rate <= 0 {
+			// paused: re-check every 10 ms, and keep the schedule anchored
+			// to now so resuming does not release a burst.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			next = time.Now()
+			if !next.Before(deadline) {
+				return
+			}
+			continue
+		}
+		if !next.Before(deadline) {
+			return
+		}
+		if wait := time.Until(next); wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		o := e.generate(rng, seq, next)
+		seq++
+		select {
+		case work <- o:
+			sent++
+		default:
+			// all workers busy: wait, but never past the deadline
+			dl := time.NewTimer(time.Until(deadline))
+			select {
+			case work <- o:
+				sent++
+				dl.Stop()
+			case <-ctx.Done():
+				dl.Stop()
+				return
+			case <-dl.C:
+				unsent++
+				return
+			}
+		}
+		gap := 1 / rate
+		if e.cfg.Arrivals == "poisson" {
+			gap = rng.ExpFloat64() / rate
+		}
+		next = next.Add(time.Duration(gap * float64(time.Second)))
+	}
+}
+
+func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
+	o := op{intended: due, proc: uint32(seq)}
+	u := rng.Float64()
+	switch {
+	case u < e.cfg.WriteFraction:
+		o.kind = opWrite
+		o.id = e.zipf.Next(rng)
+	case u < e.cfg.WriteFraction+e.cfg.MultiFraction:
+		o.kind = opMulti
+		o.ids = make([]uint64, e.cfg.MultiSize)
+		for i := range o.ids {
+			o.ids[i] = e.zipf.Next(rng)
+		}
+	default:
+		o.kind = opFetch
+		o.id = e.zipf.Next(rng)
+	}
+	return o
+}
+
+func (e *Engine) flusher(start time.Time, hw *hdrWriter, stop <-chan struct{}) {
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	sec := start
+	names := e.cache.Servers()
+	flush := func(now time.Time, final bool) {
+		var conns int64
+		f := e.fleet.Load()
+		n := 0
+		if f != nil {
+			n = len(*f)
+			for _, p := range *f {
+				conns += int64(p.db.Stats().OpenConnections)
+			}
+		}
+		e.sink.Push(e.stats.collect(now, names, n, conns))
+		if final || now.Sub(sec) >= time.Second {
+			_ = hw.write(sec, "cache_fetch", e.stats.secFetch)
+			_ = hw.write(sec, "db_query", e.stats.secDB)
+			e.stats.secFetch.Reset()
+			e.stats.secDB.Reset()
+			sec = sec.Add(time.Second)
+			if now.Sub(sec) >= time.Second {
+				sec = now
+			}
+		}
+	}
+	for {
+		select {
+		case now := <-t.C:
+			flush(now, false)
+		case <-stop:
+			flush(time.Now(), true)
+			return
+		}
+	}
+}
+
+func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
+	s := e.stats
+	tot := func(name string) int64 { return int64(s.totals[name]) }
+	errs := map[string]int64{}
+	for c, v := range s.errTotals {
+		errs[c] = int64(v)
+	}
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	return Summary{
+		Operations: sent, Unsent: unsent,
+		Fetches: tot(MetricFetches), Hits: tot(MetricHits), Misses: tot(MetricMisses),
+		DBQueries: tot(MetricDBQueries), Late: tot(MetricLate), Coalesced: tot(MetricCoalesced),
+		FillWaits: tot(MetricFillWaits), StaleServed: tot(MetricStaleServed), LeaseWon: tot(MetricLeaseWon),
+		EarlyFresh: tot(MetricEarly), Errors: errs,
+		FetchP50: us(s.totFetch.ValueAtQuantile(50)), FetchP99: us(s.totFetch.ValueAtQuantile(99)),
+		FetchP999: us(s.totFetch.ValueAtQuantile(99.9)), FetchMax: us(s.totFetch.Max()),
+		DBP50: us(s.totDB.ValueAtQuantile(50)), DBP99: us(s.totDB.ValueAtQuantile(99)),
+		Elapsed: elapsed, Processes: e.Processes(),
+	}
+}

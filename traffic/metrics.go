@@ -1,0 +1,340 @@
+package traffic
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// MaxProcesses bounds the fleet so per-process counters can be preallocated
+// and scale() never allocates on the hot path.
+const MaxProcesses = 256
+
+// Kind is a k6 metric type.
+type Kind uint8
+
+// Metric kinds, as k6's Counter, Trend and Gauge.
+const (
+	Counter Kind = iota
+	Trend
+	Gauge
+)
+
+// Metric names the harness reads. Each is pushed at most once per tag set
+// per interval.
+const (
+	MetricFetches     = "cache_fetches"
+	MetricHits        = "cache_hits"
+	MetricMisses      = "cache_misses"
+	MetricDBQueries   = "db_queries"
+	MetricErrors      = "firedrill_errors"
+	MetricLate        = "cache_late"
+	MetricCoalesced   = "cache_coalesced"
+	MetricFillWaits   = "cache_fill_waits"
+	MetricStaleServed = "cache_stale_served"
+	MetricLeaseWon    = "cache_lease_won"
+	MetricEarly       = "cache_early_refreshes"
+	MetricFetchMs     = "cache_fetch_ms"
+	MetricDBQueryMs   = "db_query_ms"
+	MetricDBInflight  = "db_inflight"
+	MetricDBConns     = "db_connections"
+)
+
+// MetricKinds lists every metric the engine emits with its kind, so an
+// adapter can register them all up front.
+var MetricKinds = map[string]Kind{
+	MetricFetches: Counter, MetricHits: Counter, MetricMisses: Counter,
+	MetricDBQueries: Counter, MetricErrors: Counter, MetricLate: Counter,
+	MetricCoalesced: Counter, MetricFillWaits: Counter, MetricStaleServed: Counter,
+	MetricLeaseWon: Counter, MetricEarly: Counter,
+	MetricFetchMs: Trend, MetricDBQueryMs: Trend,
+	MetricDBInflight: Gauge, MetricDBConns: Gauge,
+}
+
+// Sample is one aggregated value for one interval.
+type Sample struct {
+	Metric string
+	Kind   Kind
+	Time   time.Time
+	Value  float64
+	Tags   map[string]string
+}
+
+// Sink receives each interval's samples. Push is called from the engine's
+// flusher goroutine, never concurrently with itself.
+type Sink interface {
+	Push(samples []Sample)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func([]Sample)
+
+// Push calls f.
+func (f SinkFunc) Push(s []Sample) { f(s) }
+
+var _ Sink = SinkFunc(nil)
+
+// Error classes counted in firedrill_errors (tag class).
+const (
+	ClassTimeout            = "timeout"
+	ClassTooManyConnections = "too_many_connections"
+	ClassRefused            = "refused"
+	ClassReset              = "reset"
+	ClassDecode             = "decode"
+	ClassShed               = "shed"
+	ClassOther              = "other"
+)
+
+var classes = []string{ClassTimeout, ClassTooManyConnections, ClassRefused, ClassReset, ClassDecode, ClassShed, ClassOther}
+
+func classIndex(c string) int {
+	for i, x := range classes {
+		if x == c {
+			return i
+		}
+	}
+	return len(classes) - 1
+}
+
+// per-process scalar counters
+const (
+	cDBQueries = iota
+	cCoalesced
+	cFillWaits
+	cStaleServed
+	cLeaseWon
+	cEarly
+	numScalar
+)
+
+var scalarNames = [numScalar]string{MetricDBQueries, MetricCoalesced, MetricFillWaits, MetricStaleServed, MetricLeaseWon, MetricEarly}
+
+// fetch counters are per process x server x format.
+const (
+	fFetches = iota
+	fHits
+	fMisses
+	numFetch
+)
+
+var fetchNames = [numFetch]string{MetricFetches, MetricHits, MetricMisses}
+
+type procStats struct {
+	scalar [numScalar]atomic.Int64
+	fetch  []atomic.Int64 // [server][format(0 legacy,1 current)][numFetch]
+}
+
+const histShards = 8
+
+type histShard struct {
+	mu        sync.Mutex
+	fetch, db *hdr.Histogram
+}
+
+// newHist covers 1 µs to 60 s at 3 significant digits.
+func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
+
+type stats struct {
+	servers int
+	procs   [MaxProcesses]procStats
+	errs    [7]atomic.Int64
+	late    atomic.Int64
+	shards  [histShards]histShard
+
+	dbInflight     atomic.Int64
+	dbInflightPeak atomic.Int64
+
+	// owned by the flusher
+	ivFetch, ivDB   *hdr.Histogram
+	secFetch, secDB *hdr.Histogram
+	totFetch, totDB *hdr.Histogram
+	totals          map[string]float64
+	errTotals       map[string]float64
+}
+
+func newStats(servers int) *stats {
+	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}}
+	for i := range s.procs {
+		s.procs[i].fetch = make([]atomic.Int64, servers*2*numFetch)
+	}
+	for i := range s.shards {
+		s.shards[i].fetch, s.shards[i].db = newHist(), newHist()
+	}
+	s.ivFetch, s.ivDB = newHist(), newHist()
+	s.secFetch, s.secDB = newHist(), newHist()
+	s.totFetch, s.totDB = newHist(), newHist()
+	return s
+}
+
+func fmtIndex(current bool) int {
+	if current {
+		return 1
+	}
+	return 0
+}
+
+func (s *stats) fetch(proc, server int, current bool, which int) {
+	s.procs[proc].fetch[(server*2+fmtIndex(current))*numFetch+which].Add(1)
+}
+
+func (s *stats) add(proc, which int, n int64) { s.procs[proc].scalar[which].Add(n) }
+
+func (s *stats) errorClass(class string) { s.errs[classIndex(class)].Add(1) }
+
+func (s *stats) recordFetch(shard int, d time.Duration) {
+	h := &s.shards[shard%histShards]
+	h.mu.Lock()
+	_ = h.fetch.RecordValue(max(d.Microseconds(), 1))
+	h.mu.Unlock()
+}
+
+func (s *stats) recordDB(shard int, d time.Duration) {
+	h := &s.shards[shard%histShards]
+	h.mu.Lock()
+	_ = h.db.RecordValue(max(d.Microseconds(), 1))
+	h.mu.Unlock()
+}
+
+func (s *stats) dbEnter() {
+	n := s.dbInflight.Add(1)
+	for {
+		p := s.dbInflightPeak.Load()
+		if n <= p || s.dbInflightPeak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (s *stats) dbLeave() { s.dbInflight.Add(-1) }
+
+// collect drains the counters into samples stamped t. procTags and
+// serverTags name the tag values; dbConns is the open connection count.
+func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns int64) []Sample {
+	var out []Sample
+	for p := 0; p < MaxProcesses; p++ {
+		ps := &s.procs[p]
+		var ptag string
+		for i := 0; i < numScalar; i++ {
+			if v := ps.scalar[i].Swap(0); v != 0 {
+				if ptag == "" {
+					ptag = strconv.Itoa(p)
+				}
+				out = append(out, Sample{Metric: scalarNames[i], Kind: Counter, Time: t, Value: float64(v), Tags: map[string]string{"process": ptag}})
+				s.totals[scalarNames[i]] += float64(v)
+			}
+		}
+		if p >= nprocs && ptag == "" {
+			// retired processes can still hold counts from their last ops
+			// only for one interval; scanning them is cheap.
+		}
+		for srv := 0; srv < s.servers; srv++ {
+			for f := 0; f < 2; f++ {
+				for w := 0; w < numFetch; w++ {
+					if v := ps.fetch[(srv*2+f)*numFetch+w].Swap(0); v != 0 {
+						if ptag == "" {
+							ptag = strconv.Itoa(p)
+						}
+						fm := "legacy"
+						if f == 1 {
+							fm = "current"
+						}
+						out = append(out, Sample{Metric: fetchNames[w], Kind: Counter, Time: t, Value: float64(v),
+							Tags: map[string]string{"process": ptag, "server": serverNames[srv], "format": fm}})
+						s.totals[fetchNames[w]] += float64(v)
+					}
+				}
+			}
+		}
+	}
+	for i, c := range classes {
+		if v := s.errs[i].Swap(0); v != 0 {
+			out = append(out, Sample{Metric: MetricErrors, Kind: Counter, Time: t, Value: float64(v), Tags: map[string]string{"class": c}})
+			s.errTotals[c] += float64(v)
+		}
+	}
+	if v := s.late.Swap(0); v != 0 {
+		out = append(out, Sample{Metric: MetricLate, Kind: Counter, Time: t, Value: float64(v)})
+		s.totals[MetricLate] += float64(v)
+	}
+	for i := range s.shards {
+		h := &s.shards[i]
+		h.mu.Lock()
+		s.ivFetch.Merge(h.fetch)
+		s.ivDB.Merge(h.db)
+		h.fetch.Reset()
+		h.db.Reset()
+		h.mu.Unlock()
+	}
+	// One Trend sample per interval: the interval's p99 (see package doc).
+	if s.ivFetch.TotalCount() > 0 {
+		out = append(out, Sample{Metric: MetricFetchMs, Kind: Trend, Time: t, Value: float64(s.ivFetch.ValueAtQuantile(99)) / 1000})
+	}
+	if s.ivDB.TotalCount() > 0 {
+		out = append(out, Sample{Metric: MetricDBQueryMs, Kind: Trend, Time: t, Value: float64(s.ivDB.ValueAtQuantile(99)) / 1000})
+	}
+	s.secFetch.Merge(s.ivFetch)
+	s.secDB.Merge(s.ivDB)
+	s.totFetch.Merge(s.ivFetch)
+	s.totDB.Merge(s.ivDB)
+	s.ivFetch.Reset()
+	s.ivDB.Reset()
+	peak := s.dbInflightPeak.Swap(s.dbInflight.Load())
+	out = append(out, Sample{Metric: MetricDBInflight, Kind: Gauge, Time: t, Value: float64(peak)})
+	out = append(out, Sample{Metric: MetricDBConns, Kind: Gauge, Time: t, Value: float64(dbConns)})
+	return out
+}
+
+// hdrWriter appends one NDJSON line per metric per second.
+type hdrWriter struct {
+	f *os.File
+}
+
+func openHDR(path string) (*hdrWriter, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open hdr output: %w", err)
+	}
+	return &hdrWriter{f: f}, nil
+}
+
+type hdrLine struct {
+	T       float64           `json:"t"`
+	Metric  string            `json:"metric"`
+	Unit    string            `json:"unit"`
+	Tags    map[string]string `json:"tags,omitempty"`
+	Encoded string            `json:"encoded"`
+}
+
+// write appends h as one line with a single write call, so concurrent
+// writers appending to one file (O_APPEND) never interleave lines.
+func (w *hdrWriter) write(start time.Time, metric string, h *hdr.Histogram) error {
+	if w == nil || h.TotalCount() == 0 {
+		return nil
+	}
+	enc, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return fmt.Errorf("encode hdr: %w", err)
+	}
+	b, err := json.Marshal(hdrLine{T: float64(start.UnixNano()) / 1e9, Metric: metric, Unit: "us", Encoded: string(enc)})
+	if err != nil {
+		return err
+	}
+	_, err = w.f.Write(append(b, '\n'))
+	return err
+}
+
+func (w *hdrWriter) close() error {
+	if w == nil {
+		return nil
+	}
+	return w.f.Close()
+}

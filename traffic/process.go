@@ -1,0 +1,520 @@
+package traffic
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/firedrill-dev/firedrill/traffic/format"
+	"github.com/firedrill-dev/firedrill/traffic/memcache"
+)
+
+// worker state: its own rng (seeded from the run seed) and buffers.
+type worker struct {
+	e   *Engine
+	idx int
+	rng *rand.Rand
+	buf []byte
+}
+
+func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
+	w := &worker{e: e, idx: idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, uint64(idx)+1))}
+	for o := range work {
+		if ctx.Err() != nil {
+			continue // drain without working: the run is being cancelled
+		}
+		if time.Since(o.intended) > e.cfg.LateAfter {
+			e.stats.late.Add(1)
+		}
+		fleet := *e.fleet.Load()
+		p := fleet[int(o.proc)%len(fleet)]
+		switch o.kind {
+		case opFetch:
+			w.fetch(ctx, p, len(fleet), o.id)
+			e.stats.recordFetch(idx, time.Since(o.intended))
+		case opMulti:
+			w.fetchMulti(ctx, p, len(fleet), o.ids)
+			e.stats.recordFetch(idx, time.Since(o.intended))
+		case opWrite:
+			w.write(ctx, p, o.id)
+		}
+	}
+}
+
+func (w *worker) countErr(ctx context.Context, err error) {
+	if err == nil || ctx.Err() != nil {
+		return // errors caused by the run ending are not the system's
+	}
+	w.e.stats.errorClass(Classify(err))
+}
+
+// row is a database record.
+type row struct {
+	version uint32
+	payload []byte
+}
+
+func (e *Engine) rowID(id uint64) uint64 { return id%e.cfg.Rows + 1 }
+
+// load reads one row through process p's pool.
+func (w *worker) load(ctx context.Context, p *process, id uint64) (row, error) {
+	e := w.e
+	if !p.admit(e.prot.Load().DBLimit) {
+		return row{}, errShed
+	}
+	defer p.busy.Add(-1)
+	e.stats.dbEnter()
+	defer e.stats.dbLeave()
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+	defer cancel()
+	t0 := time.Now()
+	var r row
+	err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?", e.rowID(id)).Scan(&r.version, &r.payload)
+	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.add(p.idx, cDBQueries, 1)
+	if err != nil {
+		return row{}, fmt.Errorf("select row %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ttl draws an entry's TTL: the configured TTL, shortened by up to
+// TTLJitter when that protection is on.
+func (w *worker) ttl(prot *Protections) time.Duration {
+	t := w.e.cfg.TTL
+	if prot.TTLJitter > 0 {
+		t = time.Duration(float64(t) * (1 - prot.TTLJitter*w.rng.Float64()))
+	}
+	return t
+}
+
+// encodeEntry builds the bytes and the memcached TTL of a fresh entry.
+func (w *worker) encodeEntry(prot *Protections, v format.Version, r row, fill time.Duration) ([]byte, int) {
+	ttl := w.ttl(prot)
+	memTTL := ttl + prot.StaleWhileRevalidate
+	b, _ := format.Encode(w.buf[:0], format.Entry{
+		Version: v, ExpiresAt: time.Now().Add(ttl).UnixMilli(),
+		FillMillis: uint32(fill.Milliseconds()), RowVersion: r.version, Payload: r.payload,
+	})
+	w.buf = b
+	return b, ttlSeconds(memTTL)
+}
+
+// fillOnce loads id and stores its entry; it is the unit coalescing shares.
+func (w *worker) fillOnce(ctx context.Context, p *process, key string, id uint64, v format.Version) error {
+	prot := w.e.prot.Load()
+	if prot.FillLock {
+		return w.fillLocked(ctx, p, key, id, v, prot)
+	}
+	t0 := time.Now()
+	r, err := w.load(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	b, ttl := w.encodeEntry(prot, v, r, time.Since(t0))
+	if prot.Leases {
+		return w.e.cache.MetaSet(ctx, key, b, ttl)
+	}
+	return w.e.cache.Set(ctx, key, b, ttl)
+}
+
+// fill runs fillOnce, coalesced per process when that protection is on.
+func (w *worker) fill(ctx context.Context, p *process, key string, id uint64, v format.Version) {
+	if w.e.prot.Load().Coalesce {
+		_, err, shared := p.group.Do(key+"|"+v.String(), func() (any, error) {
+			return nil, w.fillOnce(ctx, p, key, id, v)
+		})
+		if shared {
+			w.e.stats.add(p.idx, cCoalesced, 1)
+			return // the leader counted its error
+		}
+		w.countErr(ctx, err)
+		return
+	}
+	w.countErr(ctx, w.fillOnce(ctx, p, key, id, v))
+}
+
+// fillLocked is IdentityCache's fill lock: the winner of an add on the
+// lock key fills; losers wait and re-read, then fall back to the database
+// without writing (so a slow filler is not overwritten by stale loads).
+func (w *worker) fillLocked(ctx context.Context, p *process, key string, id uint64, v format.Version, prot *Protections) error {
+	mc := w.e.cache
+	lockKey := key + ":lock"
+	lockTTL := ttlSeconds(time.Duration(prot.FillLockTries+1)*prot.FillLockWait + w.e.cfg.DBTimeout)
+	err := mc.Add(ctx, lockKey, []byte("1"), lockTTL)
+	switch {
+	case err == nil:
+		t0 := time.Now()
+		r, err := w.load(ctx, p, id)
+		if err != nil {
+			_ = mc.Delete(ctx, lockKey)
+			return err
+		}
+		b, ttl := w.encodeEntry(prot, v, r, time.Since(t0))
+		err = mc.Set(ctx, key, b, ttl)
+		_ = mc.Delete(ctx, lockKey)
+		return err
+	case errors.Is(err, memcache.ErrNotStored):
+		reader := format.Reader{Version: v, Compatible: prot.CompatRead}
+		for i := 0; i < prot.FillLockTries; i++ {
+			w.e.stats.add(p.idx, cFillWaits, 1)
+			if !sleepCtx(ctx, prot.FillLockWait) {
+				return ctx.Err()
+			}
+			val, err := mc.Get(ctx, key)
+			if err == nil {
+				if _, derr := reader.Decode(val); derr == nil {
+					return nil
+				}
+			}
+		}
+		_, err = w.load(ctx, p, id)
+		return err
+	default:
+		w.countErr(ctx, err)
+		_, err = w.load(ctx, p, id)
+		return err
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// xfetchDue is XFetch's test: refresh early when
+// now - delta*beta*ln(U) >= expiry.
+func (w *worker) xfetchDue(ent format.Entry, now time.Time, beta float64) bool {
+	delta := float64(max(ent.FillMillis, 1))
+	u := w.rng.Float64()
+	if u == 0 {
+		u = math.SmallestNonzeroFloat64
+	}
+	return float64(now.UnixMilli())-delta*beta*math.Log(u) >= float64(ent.ExpiresAt)
+}
+
+// fetch is IdentityCache's fetch: get, and on a miss (or an entry this
+// process cannot decode) read through and fill.
+func (w *worker) fetch(ctx context.Context, p *process, nprocs int, id uint64) {
+	e := w.e
+	prot := e.prot.Load()
+	key := e.kb.Key(id)
+	srv := e.cache.ServerIndex(key)
+	reader := e.readerFor(p, nprocs)
+	cur := reader.Version == format.Current
+	e.stats.fetch(p.idx, srv, cur, fFetches)
+	if prot.Leases {
+		w.fetchLeased(ctx, p, key, id, srv, reader, prot)
+		return
+	}
+	val, err := e.cache.Get(ctx, key)
+	if err == nil {
+		ent, derr := reader.Decode(val)
+		switch {
+		case derr == nil:
+			now := time.Now()
+			if now.UnixMilli() < ent.ExpiresAt {
+				if prot.XFetch && w.xfetchDue(ent, now, prot.XFetchBeta) {
+					e.stats.add(p.idx, cEarly, 1)
+					e.stats.fetch(p.idx, srv, cur, fHits)
+					w.fill(ctx, p, key, id, reader.Version)
+					return
+				}
+				e.stats.fetch(p.idx, srv, cur, fHits)
+				return
+			}
+			if prot.StaleWhileRevalidate > 0 {
+				e.stats.add(p.idx, cStaleServed, 1)
+				e.stats.fetch(p.idx, srv, cur, fHits)
+				w.refreshInBackground(p, key, id, reader.Version)
+				return
+			}
+		case errors.Is(derr, format.ErrForeign):
+			// the incident: an entry in the other format is a miss
+		default:
+			w.countErr(ctx, derr)
+		}
+	} else if !errors.Is(err, memcache.ErrCacheMiss) {
+		w.countErr(ctx, err)
+	}
+	e.stats.fetch(p.idx, srv, cur, fMisses)
+	w.fill(ctx, p, key, id, reader.Version)
+}
+
+// refreshInBackground starts at most one refresh per key per process, and
+// at most 64 at once over the engine, so stale serving cannot fan out.
+func (w *worker) refreshInBackground(p *process, key string, id uint64, v format.Version) {
+	e := w.e
+	if _, busy := p.refresh.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	select {
+	case e.bgSem <- struct{}{}:
+	default:
+		p.refresh.Delete(key)
+		return
+	}
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		defer func() { <-e.bgSem }()
+		defer p.refresh.Delete(key)
+		bw := &worker{e: e, idx: w.idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, id))}
+		bw.countErr(e.runCtx, bw.fillOnce(e.runCtx, p, key, id, v))
+	}()
+}
+
+// fetchLeased uses memcached leases: mg with N vivifies a miss so exactly
+// one client wins (W) and fills; the others see an empty placeholder (Z)
+// and wait, re-read, then fall back to the database without writing.
+func (w *worker) fetchLeased(ctx context.Context, p *process, key string, id uint64, srv int, reader format.Reader, prot *Protections) {
+	e := w.e
+	cur := reader.Version == format.Current
+	vivify := ttlSeconds(prot.LeaseTTL)
+	for try := 0; ; try++ {
+		r, err := e.cache.MetaGet(ctx, key, vivify, 0)
+		if err != nil {
+			w.countErr(ctx, err)
+			e.stats.fetch(p.idx, srv, cur, fMisses)
+			_, err = w.load(ctx, p, id)
+			w.countErr(ctx, err)
+			return
+		}
+		if r.Found && len(r.Value) > 0 {
+			ent, derr := reader.Decode(r.Value)
+			if derr == nil && (time.Now().UnixMilli() < ent.ExpiresAt || prot.StaleWhileRevalidate > 0) {
+				if time.Now().UnixMilli() >= ent.ExpiresAt {
+					e.stats.add(p.idx, cStaleServed, 1)
+					w.refreshInBackground(p, key, id, reader.Version)
+				}
+				e.stats.fetch(p.idx, srv, cur, fHits)
+				return
+			}
+			if derr != nil && !errors.Is(derr, format.ErrForeign) {
+				w.countErr(ctx, derr)
+			}
+			// expired or foreign: refill; a foreign value does not carry a
+			// lease, so this reader refills like the incident's did.
+			e.stats.fetch(p.idx, srv, cur, fMisses)
+			w.fill(ctx, p, key, id, reader.Version)
+			return
+		}
+		if r.Won || !r.Found {
+			e.stats.add(p.idx, cLeaseWon, 1)
+			e.stats.fetch(p.idx, srv, cur, fMisses)
+			w.fill(ctx, p, key, id, reader.Version)
+			return
+		}
+		// empty placeholder held by another client
+		if try >= prot.LeaseTries {
+			e.stats.fetch(p.idx, srv, cur, fMisses)
+			_, err = w.load(ctx, p, id)
+			w.countErr(ctx, err)
+			return
+		}
+		e.stats.add(p.idx, cFillWaits, 1)
+		if !sleepCtx(ctx, prot.LeaseWait) {
+			return
+		}
+	}
+}
+
+// fetchMulti is IdentityCache's fetch_multi: one multi-get, one multi-row
+// SELECT for all misses, then a set per miss. It takes no lock.
+func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []uint64) {
+	e := w.e
+	prot := e.prot.Load()
+	reader := e.readerFor(p, nprocs)
+	cur := reader.Version == format.Current
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = e.kb.Key(id)
+		e.stats.fetch(p.idx, e.cache.ServerIndex(keys[i]), cur, fFetches)
+	}
+	hit := make(map[string]bool, len(keys))
+	err := e.cache.GetMulti(ctx, keys, func(k string, v []byte) {
+		ent, derr := reader.Decode(v)
+		if derr == nil && time.Now().UnixMilli() < ent.ExpiresAt {
+			hit[k] = true
+		} else if derr != nil && !errors.Is(derr, format.ErrForeign) {
+			w.countErr(ctx, derr)
+		}
+	})
+	w.countErr(ctx, err)
+	var missIDs []uint64
+	var missKeys []string
+	for i, k := range keys {
+		if hit[k] {
+			e.stats.fetch(p.idx, e.cache.ServerIndex(k), cur, fHits)
+			continue
+		}
+		e.stats.fetch(p.idx, e.cache.ServerIndex(k), cur, fMisses)
+		missIDs = append(missIDs, ids[i])
+		missKeys = append(missKeys, k)
+	}
+	if len(missIDs) == 0 {
+		return
+	}
+	t0 := time.Now()
+	rows, err := w.loadMany(ctx, p, missIDs)
+	if err != nil {
+		w.countErr(ctx, err)
+		return
+	}
+	fillDur := time.Since(t0)
+	for i, id := range missIDs {
+		r, ok := rows[e.rowID(id)]
+		if !ok {
+			continue
+		}
+		b, ttl := w.encodeEntry(prot, reader.Version, r, fillDur)
+		w.countErr(ctx, e.cache.Set(ctx, missKeys[i], b, ttl))
+	}
+}
+
+func (w *worker) loadMany(ctx context.Context, p *process, ids []uint64) (map[uint64]row, error) {
+	e := w.e
+	if !p.admit(e.prot.Load().DBLimit) {
+		return nil, errShed
+	}
+	defer p.busy.Add(-1)
+	e.stats.dbEnter()
+	defer e.stats.dbLeave()
+	var sb strings.Builder
+	sb.WriteString("SELECT id, version, payload FROM ")
+	sb.WriteString(e.cfg.Table)
+	sb.WriteString(" WHERE id IN (")
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.FormatUint(e.rowID(id), 10))
+	}
+	sb.WriteByte(')')
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+	defer cancel()
+	t0 := time.Now()
+	out := make(map[uint64]row, len(ids))
+	rs, err := p.db.QueryContext(qctx, sb.String())
+	if err == nil {
+		for rs.Next() {
+			var id uint64
+			var r row
+			if err = rs.Scan(&id, &r.version, &r.payload); err != nil {
+				break
+			}
+			out[id] = r
+		}
+		if err == nil {
+			err = rs.Err()
+		}
+		_ = rs.Close()
+	}
+	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.add(p.idx, cDBQueries, 1)
+	if err != nil {
+		return nil, fmt.Errorf("select %d rows: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// write updates a row and invalidates its entry, as IdentityCache's
+// after-commit expiry does.
+func (w *worker) write(ctx context.Context, p *process, id uint64) {
+	e := w.e
+	e.stats.dbEnter()
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+	t0 := time.Now()
+	_, err := p.db.ExecContext(qctx, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id))
+	cancel()
+	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.dbLeave()
+	e.stats.add(p.idx, cDBQueries, 1)
+	if err != nil {
+		w.countErr(ctx, fmt.Errorf("update row %d: %w", id, err))
+		return
+	}
+	w.countErr(ctx, e.cache.Delete(ctx, e.kb.Key(id)))
+}
+
+// warm fills the n most popular keys at one instant (setup, not counted in
+// metrics), in the fleet's initial format, each with the drawn TTL.
+func (e *Engine) warm(ctx context.Context, n int) error {
+	db, err := sql.Open("mysql", e.dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(4)
+	ids := HotSetIDs(n, e.cfg.Keys)
+	w := &worker{e: e, rng: rand.New(rand.NewPCG(e.cfg.Seed, 0x7761726d))}
+	prot := e.prot.Load()
+	v := e.cfg.Format
+	const batch = 500
+	for i := 0; i < len(ids); i += batch {
+		chunk := ids[i:min(i+batch, len(ids))]
+		rows, err := w.loadManyDB(ctx, db, chunk)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			r := rows[e.rowID(id)]
+			b, ttl := w.encodeEntry(prot, v, r, time.Millisecond)
+			if err := e.cache.Set(ctx, e.kb.Key(id), b, ttl); err != nil {
+				return fmt.Errorf("set: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (w *worker) loadManyDB(ctx context.Context, db *sql.DB, ids []uint64) (map[uint64]row, error) {
+	var sb strings.Builder
+	sb.WriteString("SELECT id, version, payload FROM " + w.e.cfg.Table + " WHERE id IN (")
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.FormatUint(w.e.rowID(id), 10))
+	}
+	sb.WriteByte(')')
+	rs, err := db.QueryContext(ctx, sb.String())
+	if err != nil {
+		return nil, fmt.Errorf("select: %w", err)
+	}
+	defer rs.Close()
+	out := make(map[uint64]row, len(ids))
+	for rs.Next() {
+		var id uint64
+		var r row
+		if err := rs.Scan(&id, &r.version, &r.payload); err != nil {
+			return nil, err
+		}
+		out[id] = r
+	}
+	return out, rs.Err()
+}
+
+// admit is the database concurrency limit: it fails fast instead of
+// queueing for the pool when limit queries are already running (limit 0 is
+// off). Every admitted call must be paired with busy.Add(-1).
+func (p *process) admit(limit int) bool {
+	n := p.busy.Add(1)
+	if limit > 0 && n > int64(limit) {
+		p.busy.Add(-1)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,242 @@
+package traffic
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // the database driver seeding and traffic use
+)
+
+// SeedConfig describes the records table.
+type SeedConfig struct {
+	// DSN is where to seed (default env FIREDRILL_MYSQL_ADMIN_DSN, else
+	// FIREDRILL_MYSQL_DSN): seeding is setup, so it may bypass the proxy.
+	DSN string
+	// Table (default "cache_records").
+	Table string
+	// Rows (default 1,000,000).
+	Rows uint64
+	// Seed makes payloads reproducible (default env FIREDRILL_SEED or 1).
+	Seed uint64
+	// PayloadMin and PayloadMax bound payload sizes in bytes, drawn
+	// uniformly (defaults 64 and 512).
+	PayloadMin, PayloadMax int
+	// Batch is rows per INSERT statement (default 2000).
+	Batch int
+	// Workers is parallel inserting connections (default 2).
+	Workers int
+	// Force reseeds even when the table matches.
+	Force bool
+}
+
+// SeedResult says what Seed did.
+type SeedResult struct {
+	Reused  bool
+	Rows    uint64
+	Elapsed time.Duration
+}
+
+// NewSeedConfig returns the defaults.
+func NewSeedConfig() SeedConfig {
+	c := SeedConfig{
+		DSN: os.Getenv("FIREDRILL_MYSQL_ADMIN_DSN"), Table: "cache_records", Rows: 1_000_000, Seed: 1,
+		PayloadMin: 64, PayloadMax: 512, Batch: 2000, Workers: 2,
+	}
+	if c.DSN == "" {
+		c.DSN = os.Getenv("FIREDRILL_MYSQL_DSN")
+	}
+	if s, err := strconv.ParseUint(os.Getenv("FIREDRILL_SEED"), 10, 64); err == nil {
+		c.Seed = s
+	}
+	return c
+}
+
+// SeedConfigFromMap applies a JS-style option map over the defaults.
+func SeedConfigFromMap(m map[string]any) (SeedConfig, error) {
+	c := NewSeedConfig()
+	for _, k := range sortedKeys(m) {
+		v := m[k]
+		var err error
+		switch k {
+		case "dsn":
+			c.DSN, err = asString(v)
+		case "table":
+			c.Table, err = asString(v)
+		case "rows":
+			c.Rows, err = asUint(v)
+		case "seed":
+			c.Seed, err = asUint(v)
+		case "payloadMin":
+			c.PayloadMin, err = asInt(v)
+		case "payloadMax":
+			c.PayloadMax, err = asInt(v)
+		case "batch":
+			c.Batch, err = asInt(v)
+		case "workers":
+			c.Workers, err = asInt(v)
+		case "force":
+			c.Force, err = asBool(v)
+		default:
+			return c, fmt.Errorf("unknown option %q", k)
+		}
+		if err != nil {
+			return c, fmt.Errorf("option %s: %w", k, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate reports the first bad value, naming its option.
+func (c SeedConfig) Validate() error {
+	switch {
+	case c.DSN == "":
+		return errors.New("option dsn: no database DSN (set FIREDRILL_MYSQL_ADMIN_DSN)")
+	case !validIdent(c.Table):
+		return fmt.Errorf("option table: %q is not a plain table name", c.Table)
+	case c.Rows == 0 || c.Rows > 1_000_000_000:
+		return fmt.Errorf("option rows: %d must be in [1, 1e9]", c.Rows)
+	case c.PayloadMin < 0 || c.PayloadMax < c.PayloadMin || c.PayloadMax > 4096:
+		return fmt.Errorf("option payloadMax: need 0 <= payloadMin <= payloadMax <= 4096, got %d..%d", c.PayloadMin, c.PayloadMax)
+	case c.Batch < 1 || c.Batch > 20000:
+		return fmt.Errorf("option batch: %d must be in [1, 20000]", c.Batch)
+	case c.Workers < 1 || c.Workers > 16:
+		return fmt.Errorf("option workers: %d must be in [1, 16]", c.Workers)
+	}
+	return nil
+}
+
+func (c SeedConfig) params() string {
+	return fmt.Sprintf("v1 rows=%d seed=%d payload=%d..%d schema=%s", c.Rows, c.Seed, c.PayloadMin, c.PayloadMax, schemaColumns)
+}
+
+const metaTable = "firedrill_seed_meta"
+
+// Seed creates and fills the records table, or reuses it when the meta
+// table records the same parameters (and the row count still matches).
+func Seed(ctx context.Context, c SeedConfig) (SeedResult, error) {
+	if err := c.Validate(); err != nil {
+		return SeedResult{}, err
+	}
+	start := time.Now()
+	db, err := sql.Open("mysql", c.DSN)
+	if err != nil {
+		return SeedResult{}, fmt.Errorf("seed: open: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(c.Workers + 1)
+	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+metaTable+
+		" (table_name VARCHAR(64) PRIMARY KEY, params VARCHAR(512) NOT NULL, seeded_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"); err != nil {
+		return SeedResult{}, fmt.Errorf("seed: create meta table: %w", err)
+	}
+	if !c.Force {
+		var params string
+		err := db.QueryRowContext(ctx, "SELECT params FROM "+metaTable+" WHERE table_name = ?", c.Table).Scan(&params)
+		if err == nil && params == c.params() {
+			var n uint64
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+c.Table).Scan(&n); err == nil && n == c.Rows {
+				return SeedResult{Reused: true, Rows: n, Elapsed: time.Since(start)}, nil
+			}
+		}
+	}
+	stmts := []string{
+		"DELETE FROM " + metaTable + " WHERE table_name = '" + c.Table + "'",
+		"DROP TABLE IF EXISTS " + c.Table,
+		"CREATE TABLE " + c.Table + " (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, version INT UNSIGNED NOT NULL, payload VARBINARY(4096) NOT NULL) ENGINE=InnoDB",
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return SeedResult{}, fmt.Errorf("seed: %s: %w", strings.Fields(s)[0], err)
+		}
+	}
+	batches := make(chan uint64)
+	errc := make(chan error, c.Workers)
+	var wg sync.WaitGroup
+	for w := 0; w < c.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer conn.Close()
+			// bulk-load settings for this session only
+			_, _ = conn.ExecContext(ctx, "SET unique_checks=0, foreign_key_checks=0")
+			var sb strings.Builder
+			for first := range batches {
+				sb.Reset()
+				c.buildInsert(&sb, first)
+				if _, err := conn.ExecContext(ctx, sb.String()); err != nil {
+					errc <- fmt.Errorf("insert from id %d: %w", first, err)
+					return
+				}
+			}
+		}()
+	}
+	var sendErr error
+loop:
+	for first := uint64(1); first <= c.Rows; first += uint64(c.Batch) {
+		select {
+		case batches <- first:
+		case err := <-errc:
+			sendErr = err
+			break loop
+		case <-ctx.Done():
+			sendErr = ctx.Err()
+			break loop
+		}
+	}
+	close(batches)
+	wg.Wait()
+	if sendErr == nil {
+		select {
+		case sendErr = <-errc:
+		default:
+		}
+	}
+	if sendErr != nil {
+		return SeedResult{}, fmt.Errorf("seed: %w", sendErr)
+	}
+	if _, err := db.ExecContext(ctx, "REPLACE INTO "+metaTable+" (table_name, params) VALUES (?, ?)", c.Table, c.params()); err != nil {
+		return SeedResult{}, fmt.Errorf("seed: record meta: %w", err)
+	}
+	return SeedResult{Rows: c.Rows, Elapsed: time.Since(start)}, nil
+}
+
+const payloadAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// buildInsert writes one multi-row INSERT. Payloads are drawn from an rng
+// seeded by (seed, first id), so every batch is reproducible on its own and
+// workers need no coordination; the alphabet needs no escaping.
+func (c SeedConfig) buildInsert(sb *strings.Builder, first uint64) {
+	rng := rand.New(rand.NewPCG(c.Seed, first))
+	last := min(first+uint64(c.Batch)-1, c.Rows)
+	sb.WriteString("INSERT INTO ")
+	sb.WriteString(c.Table)
+	sb.WriteString(" (id, version, payload) VALUES ")
+	for id := first; id <= last; id++ {
+		if id > first {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		sb.WriteString(strconv.FormatUint(id, 10))
+		sb.WriteString(",1,'")
+		n := c.PayloadMin
+		if c.PayloadMax > c.PayloadMin {
+			n += rng.IntN(c.PayloadMax - c.PayloadMin + 1)
+		}
+		for i := 0; i < n; i++ {
+			sb.WriteByte(payloadAlphabet[rng.IntN(len(payloadAlphabet))])
+		}
+		sb.WriteString("')")
+	}
+}
