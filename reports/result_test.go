@@ -36,7 +36,9 @@ func TestDecodeResultMalformed(t *testing.T) {
 		{"wrong type", edit(func(m map[string]any) { m["seed"] = "x" }), "malformed result"},
 		{"no drill", edit(func(m map[string]any) { m["drill"] = "" }), "drill is empty"},
 		{"bad verdict", edit(func(m map[string]any) { m["verdict"] = map[string]any{"reached": "maybe"} }), `unknown verdict "maybe"`},
-		{"bad event", edit(func(m map[string]any) { m["events"] = []any{map[string]any{"at": 1, "fault": "latency", "action": "toggle"}} }), `action "toggle"`},
+		{"bad event", edit(func(m map[string]any) {
+			m["events"] = []any{map[string]any{"at": 1, "fault": "latency", "action": "toggle"}}
+		}), `action "toggle"`},
 		{"bad series value", edit(func(m map[string]any) {
 			m["series"] = []any{map[string]any{"metric": "op_rate", "step": 1, "values": []any{"fast"}}}
 		}), "malformed result"},
