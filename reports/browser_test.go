@@ -101,3 +101,37 @@ func TestReportInBrowser(t *testing.T) {
 	}
 	t.Logf("screenshot: %s", shot)
 }
+
+// TestComparisonInBrowser checks the comparison page renders its verdict
+// and metric tables and marks the regression.
+func TestComparisonInBrowser(t *testing.T) {
+	bin := chromium(t)
+	c, _ := goldenComparison(t)
+	var buf bytes.Buffer
+	if err := RenderCompareHTML(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	assertSelfContained(t, buf.String())
+	out := t.TempDir()
+	if err := os.MkdirAll(filepath.Join("testdata", "out"), 0o755); err == nil {
+		out, _ = filepath.Abs(filepath.Join("testdata", "out"))
+	}
+	page := filepath.Join(out, "compare.html")
+	if err := WriteFileAtomic(page, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	dom := string(runChromium(t, bin, "--dump-dom", "file://"+page))
+	for _, want := range []string{`<table class="verdicts compare">`, `<table class="metrics">`, `✗ REGRESSION`, `cannot tell`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered comparison lacks %q", want)
+		}
+	}
+	if n := strings.Count(dom, `<tr class="metric`); n != len(c.Metrics) {
+		t.Errorf("%d metric rows, want %d", n, len(c.Metrics))
+	}
+	shot := filepath.Join(out, "compare.png")
+	runChromium(t, bin, "--window-size=1200,1200", "--screenshot="+shot, "file://"+page)
+	if st, err := os.Stat(shot); err != nil || st.Size() < 5_000 {
+		t.Fatalf("screenshot %s missing or blank: %v", shot, err)
+	}
+}

@@ -152,7 +152,11 @@ func (c *chart) render(b *strings.Builder) {
 	}
 	step := tickStep(dur)
 	for t := 0.0; t <= dur+1e-9; t += step {
-		fmt.Fprintf(b, `<text class="ax" x="%.1f" y="%d" text-anchor="middle">%s</text>`, px(t), chartH-6, fmtClock(t))
+		anchor := "middle"
+		if px(t) > chartW-padRight-20 { // keep the last label inside the chart
+			anchor = "end"
+		}
+		fmt.Fprintf(b, `<text class="ax" x="%.1f" y="%d" text-anchor="%s">%s</text>`, px(t), chartH-6, anchor, fmtClock(t))
 	}
 	fmt.Fprintf(b, `<rect class="fr" x="%d" y="%d" width="%d" height="%d"/>`, padLeft, padTop, plotW, plotH)
 
