@@ -8,6 +8,7 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -32,15 +33,30 @@ type Ring struct {
 	servers []string
 }
 
-// New builds the continuum for servers given as "host:port", in the order
-// given (the order matters only for ties, as in libmemcached).
-func New(servers []string) (*Ring, error) {
+// New builds the continuum for servers given as "host:port", all of equal
+// weight, in the order given (the order matters only for ties).
+func New(servers []string) (*Ring, error) { return NewWeighted(servers, nil) }
+
+// NewWeighted builds libmemcached's weighted ketama continuum
+// (MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED); nil weights mean all equal, which
+// gives every server 160 points as last.fm's libketama does. The float32
+// arithmetic copies libmemcached's, so point counts match it exactly.
+func NewWeighted(servers []string, weights []uint32) (*Ring, error) {
 	if len(servers) == 0 {
 		return nil, errors.New("ketama: no servers")
+	}
+	if weights != nil && len(weights) != len(servers) {
+		return nil, fmt.Errorf("ketama: %d weights for %d servers", len(weights), len(servers))
+	}
+	var total uint64
+	for i := range servers {
+		total += uint64(weightOf(weights, i))
 	}
 	r := &Ring{servers: append([]string(nil), servers...)}
 	r.points = make([]point, 0, pointsPerServer*len(servers))
 	for i, s := range servers {
+		pct := float32(weightOf(weights, i)) / float32(total)
+		perServer := int(math.Floor(float64(float32(float64(pct*pointsPerServer/4*float32(len(servers)))+0.0000000001)))) * 4
 		host, portStr, err := net.SplitHostPort(s)
 		if err != nil {
 			return nil, fmt.Errorf("ketama: server %q: %w", s, err)
@@ -49,7 +65,7 @@ func New(servers []string) (*Ring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ketama: server %q: %w", s, err)
 		}
-		for j := 0; j < pointsPerServer/4; j++ {
+		for j := 0; j < perServer/4; j++ {
 			var name string
 			if port == DefaultPort {
 				name = host + "-" + strconv.Itoa(j)
@@ -92,3 +108,10 @@ func (r *Ring) IndexOfHash(h uint32) int {
 
 // Server returns the address of key's server.
 func (r *Ring) Server(key string) string { return r.servers[r.Index(key)] }
+
+func weightOf(w []uint32, i int) uint32 {
+	if w == nil || w[i] == 0 {
+		return 1
+	}
+	return w[i]
+}

@@ -1,9 +1,9 @@
-// Package zipf samples scrambled Zipf-distributed ids over keyspaces of up to
-// billions of items in O(1) memory, with the rejection-free method of Gray et
-// al. ("Quickly generating billion-record synthetic databases", SIGMOD 1994)
-// as YCSB's ScrambledZipfianGenerator uses it: a popularity rank is drawn from
-// Zipf(theta) and then scrambled with FNV-1a so hot ids are not adjacent (and
-// so do not all land on one memcached server or one database page).
+// Package zipf samples scrambled Zipf-distributed ids over keyspaces of
+// billions of items in O(1) memory, as YCSB's ScrambledZipfianGenerator does
+// (Gray et al., SIGMOD 1994): a popularity rank is drawn from Zipf(theta)
+// and then scrambled with FNV-1a so hot ids are not adjacent (and so do not
+// all land on one memcached server or one database page). Ranks are drawn
+// by rejection-inversion, which is exact where Gray's formula approximates.
 package zipf
 
 import (
@@ -21,12 +21,14 @@ const exactZetaLimit = 1 << 20
 // 5,000,000,000-item keyspace costs the same memory as a 10-item one. It is
 // immutable and safe for concurrent use; the caller supplies the *rand.Rand.
 type Sampler struct {
-	n                   uint64
-	theta, alpha, zetan float64
-	eta, halfPowTheta   float64
+	n            uint64
+	theta, zetan float64
+	hX1, hN, sq  float64
 }
 
-// New returns a sampler over n items with exponent theta in (0, 1).
+// New returns a sampler over n items with exponent theta in (0, 1) (the
+// range YCSB and the drills use; rejection-inversion itself also works
+// above 1, but Zeta's tail formula assumes theta < 1).
 func New(n uint64, theta float64) (*Sampler, error) {
 	if n == 0 {
 		return nil, errors.New("zipf: n must be > 0")
@@ -34,11 +36,11 @@ func New(n uint64, theta float64) (*Sampler, error) {
 	if !(theta > 0 && theta < 1) {
 		return nil, fmt.Errorf("zipf: theta %v must be in (0, 1)", theta)
 	}
-	s := &Sampler{n: n, theta: theta, alpha: 1 / (1 - theta)}
+	s := &Sampler{n: n, theta: theta}
 	s.zetan = Zeta(n, theta)
-	zeta2 := Zeta(2, theta)
-	s.halfPowTheta = math.Pow(0.5, theta)
-	s.eta = (1 - math.Pow(2/float64(n), 1-theta)) / (1 - zeta2/s.zetan)
+	s.hX1 = s.hIntegral(1.5) - 1
+	s.hN = s.hIntegral(float64(n) + 0.5)
+	s.sq = 2 - s.hInv(s.hIntegral(2.5)-s.h(2))
 	return s, nil
 }
 
@@ -69,21 +71,56 @@ func Zeta(n uint64, theta float64) float64 {
 	return sum
 }
 
-// Rank draws a popularity rank: 0 is the most popular item.
+// Rank draws a popularity rank: 0 is the most popular item. It uses
+// rejection-inversion (Hörmann and Derflinger, 1996, as in Apache Commons'
+// RejectionInversionZipfSampler): exact Zipf probabilities, O(1) memory and
+// O(1) expected time, unlike Gray's closed form, which only approximates
+// ranks beyond the first two.
 func (s *Sampler) Rank(r *rand.Rand) uint64 {
-	u := r.Float64()
-	uz := u * s.zetan
-	if uz < 1 {
-		return 0
+	for {
+		u := s.hN + r.Float64()*(s.hX1-s.hN)
+		x := s.hInv(u)
+		k := math.Floor(x + 0.5)
+		if k < 1 {
+			k = 1
+		} else if k > float64(s.n) {
+			k = float64(s.n)
+		}
+		if k-x <= s.sq || u >= s.hIntegral(k+0.5)-s.h(k) {
+			return uint64(k) - 1
+		}
 	}
-	if uz < 1+s.halfPowTheta {
-		return 1
+}
+
+func (s *Sampler) h(x float64) float64 { return math.Exp(-s.theta * math.Log(x)) }
+
+func (s *Sampler) hIntegral(x float64) float64 {
+	lx := math.Log(x)
+	return helper2((1-s.theta)*lx) * lx
+}
+
+func (s *Sampler) hInv(x float64) float64 {
+	t := x * (1 - s.theta)
+	if t < -1 {
+		t = -1 // numerical safety, as in Commons
 	}
-	k := uint64(float64(s.n) * math.Pow(s.eta*u-s.eta+1, s.alpha))
-	if k >= s.n {
-		k = s.n - 1
+	return math.Exp(helper1(t) * x)
+}
+
+// helper1 is log1p(x)/x, stable near 0.
+func helper1(x float64) float64 {
+	if math.Abs(x) > 1e-8 {
+		return math.Log1p(x) / x
 	}
-	return k
+	return 1 - x*(0.5-x*(1.0/3-0.25*x))
+}
+
+// helper2 is expm1(x)/x, stable near 0.
+func helper2(x float64) float64 {
+	if math.Abs(x) > 1e-8 {
+		return math.Expm1(x) / x
+	}
+	return 1 + x*0.5*(1+x*(1.0/3)*(1+0.25*x))
 }
 
 // Next draws an id in [0, n): a rank scrambled over the keyspace.

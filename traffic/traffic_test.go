@@ -1,0 +1,199 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/firedrill-dev/firedrill/traffic/format"
+	"github.com/firedrill-dev/firedrill/traffic/memcache"
+)
+
+func TestKeyBuilder(t *testing.T) {
+	kb := NewKeyBuilder("", 8, "Record", "1a2b3c4d")
+	if got, want := kb.Key(42), "IDC:8:blob:Record:1a2b3c4d:42"; got != want {
+		t.Errorf("Key = %q, want %q", got, want)
+	}
+	if got := string(kb.AppendKey(nil, 42)); got != kb.Key(42) {
+		t.Errorf("AppendKey = %q", got)
+	}
+	if got := NewKeyBuilder("app:", 7, "Conversation", "ff").Key(1); got != "app:IDC:7:blob:Conversation:ff:1" {
+		t.Errorf("namespaced key = %q", got)
+	}
+	// a schema change moves the model to a new key space
+	if schemaHash("a") == schemaHash("b") || len(schemaHash("a")) != 8 {
+		t.Error("schema hash must depend on the table and be 8 hex chars")
+	}
+}
+
+func TestConfigFromMapDefaultsAndValues(t *testing.T) {
+	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1,127.0.0.1:2")
+	t.Setenv("FIREDRILL_SEED", "77")
+	c, err := ConfigFromMap(map[string]any{
+		"rate": int64(2000), "duration": "5s", "ttl": float64(3000), "format": "7.0",
+		"protections": map[string]any{"coalesce": true, "ttlJitter": 0.2, "fillLockWait": "10ms"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.CacheAddrs) != 2 || c.Seed != 77 || c.Rate != 2000 || c.Duration != 5*time.Second ||
+		c.TTL != 3*time.Second || c.Format != format.Current || !c.Protections.Coalesce ||
+		c.Protections.TTLJitter != 0.2 || c.Protections.FillLockWait != 10*time.Millisecond {
+		t.Errorf("config = %+v", c)
+	}
+	if c.Keys != c.Rows || c.Warm != c.HotSet || c.Theta != 0.99 {
+		t.Errorf("derived defaults: keys %d rows %d warm %d hot %d", c.Keys, c.Rows, c.Warm, c.HotSet)
+	}
+}
+
+func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
+	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
+	cases := []struct {
+		m    map[string]any
+		want string
+	}{
+		{map[string]any{"rat": 1}, `unknown option "rat"`},
+		{map[string]any{"rate": "fast"}, "option rate"},
+		{map[string]any{"rate": float64(-1)}, "option rate"},
+		{map[string]any{"duration": "soon"}, "option duration"},
+		{map[string]any{"theta": float64(1)}, "option theta"},
+		{map[string]any{"processes": float64(1.5)}, "option processes"},
+		{map[string]any{"processes": int64(0)}, "option processes"},
+		{map[string]any{"format": "8.0"}, "option format"},
+		{map[string]any{"table": "x; DROP"}, "option table"},
+		{map[string]any{"arrivals": "bursty"}, "option arrivals"},
+		{map[string]any{"protections": map[string]any{"lease": true}}, `unknown option "protections.lease"`},
+		{map[string]any{"protections": map[string]any{"ttlJitter": float64(2)}}, "option protections.ttlJitter"},
+		{map[string]any{"protections": map[string]any{"fillLock": true, "leases": true}}, "fillLock and leases"},
+		{map[string]any{"protections": map[string]any{"coalesce": "yes"}}, "option protections.coalesce"},
+	}
+	for _, tc := range cases {
+		_, err := ConfigFromMap(tc.m)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ConfigFromMap(%v) = %v, want error containing %q", tc.m, err, tc.want)
+		}
+	}
+	t.Setenv("FIREDRILL_MEMCACHED", "")
+	if _, err := ConfigFromMap(nil); err == nil || !strings.Contains(err.Error(), "memcached") {
+		t.Errorf("no endpoints: %v", err)
+	}
+}
+
+func TestSeedConfigFromMap(t *testing.T) {
+	t.Setenv("FIREDRILL_MYSQL_ADMIN_DSN", "root:x@tcp(127.0.0.1:1)/db")
+	c, err := SeedConfigFromMap(map[string]any{"rows": int64(1000), "seed": int64(5)})
+	if err != nil || c.Rows != 1000 || c.Seed != 5 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := SeedConfigFromMap(map[string]any{"row": 1}); err == nil || !strings.Contains(err.Error(), `"row"`) {
+		t.Errorf("unknown option: %v", err)
+	}
+	if _, err := SeedConfigFromMap(map[string]any{"payloadMin": int64(10), "payloadMax": int64(5)}); err == nil {
+		t.Error("payloadMax < payloadMin: want error")
+	}
+	var sb strings.Builder
+	c.Batch = 3
+	c.buildInsert(&sb, 1)
+	a := sb.String()
+	sb.Reset()
+	c.buildInsert(&sb, 1)
+	if a != sb.String() || !strings.HasPrefix(a, "INSERT INTO cache_records (id, version, payload) VALUES (1,1,'") || strings.Count(a, "),(") != 2 {
+		t.Errorf("insert not reproducible or malformed: %.120s", a)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := map[string]error{
+		ClassTimeout:            fmt.Errorf("x: %w", context.DeadlineExceeded),
+		ClassTooManyConnections: &mysql.MySQLError{Number: 1040, Message: "Too many connections"},
+		ClassRefused:            fmt.Errorf("dial: %w", syscall.ECONNREFUSED),
+		ClassReset:              fmt.Errorf("read: %w", syscall.ECONNRESET),
+		ClassDecode:             &memcache.ProtocolError{Line: "??"},
+		ClassShed:               fmt.Errorf("select: %w", errShed),
+		ClassOther:              errors.New("boom"),
+	}
+	for want, err := range cases {
+		if got := Classify(err); got != want {
+			t.Errorf("Classify(%v) = %s, want %s", err, got, want)
+		}
+	}
+	if Classify(io.ErrUnexpectedEOF) != ClassReset || Classify(nil) != "" {
+		t.Error("EOF should be reset, nil empty")
+	}
+	if Classify(&mysql.MySQLError{Number: 1969}) != ClassTimeout {
+		t.Error("max_statement_time should be timeout")
+	}
+}
+
+func TestTTLJitterOnlyShortensAndSpreads(t *testing.T) {
+	e := &Engine{cfg: Config{TTL: 10 * time.Second}}
+	w := &worker{e: e, rng: rand.New(rand.NewPCG(1, 1))}
+	if got := w.ttl(&Protections{}); got != 10*time.Second {
+		t.Errorf("no jitter: ttl %v", got)
+	}
+	lo, hi := time.Hour, time.Duration(0)
+	for i := 0; i < 1000; i++ {
+		d := w.ttl(&Protections{TTLJitter: 0.5})
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 5*time.Second || hi > 10*time.Second || hi-lo < 4*time.Second {
+		t.Errorf("jittered TTLs in [%v, %v], want spread over [5s, 10s]", lo, hi)
+	}
+}
+
+func TestXFetchProbabilityRisesNearExpiry(t *testing.T) {
+	w := &worker{rng: rand.New(rand.NewPCG(1, 1))}
+	now := time.UnixMilli(1_000_000)
+	frac := func(left time.Duration) float64 {
+		n := 0
+		for i := 0; i < 10000; i++ {
+			if w.xfetchDue(format.Entry{ExpiresAt: now.Add(left).UnixMilli(), FillMillis: 100}, now, 1) {
+				n++
+			}
+		}
+		return float64(n) / 10000
+	}
+	far, near := frac(time.Second), frac(50*time.Millisecond)
+	// P(refresh) = exp(-left/(delta*beta)): e^-10 far, e^-0.5 near
+	if far > 0.001 || near < 0.55 || near > 0.67 {
+		t.Errorf("xfetch refresh probability far=%.4f near=%.4f", far, near)
+	}
+	if !w.xfetchDue(format.Entry{ExpiresAt: now.UnixMilli() - 1, FillMillis: 1}, now, 1) {
+		t.Error("expired entry must be due")
+	}
+}
+
+func TestDBLimitFailsFast(t *testing.T) {
+	p := &process{}
+	if !p.admit(2) || !p.admit(2) {
+		t.Fatal("first two must be admitted")
+	}
+	if p.admit(2) {
+		t.Error("third must be shed")
+	}
+	p.busy.Add(-1)
+	if !p.admit(2) {
+		t.Error("admitted again after one finished")
+	}
+	q := &process{}
+	for i := 0; i < 100; i++ {
+		if !q.admit(0) {
+			t.Fatal("limit 0 is off")
+		}
+	}
+}
+
+func TestHotSetIDsAreTopRanks(t *testing.T) {
+	ids := HotSetIDs(3, 5_000_000_000)
+	if len(ids) != 3 || ids[0] == ids[1] || ids[0] >= 5_000_000_000 {
+		t.Errorf("hot set ids %v", ids)
+	}
+}
