@@ -305,10 +305,13 @@ func (in *Injector) Cleanup(ctx context.Context) error {
 	in.st.mu.Unlock()
 
 	var errs []error
+	// The caller's recorder reports the removals: the starter's may be gone.
 	for _, s := range storms {
+		s.ReportTo(in.rec)
 		s.Stop()
 	}
 	for _, k := range killers {
+		k.ReportTo(in.rec)
 		k.Stop()
 	}
 	for _, k := range idx {

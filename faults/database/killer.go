@@ -41,6 +41,7 @@ type Killer struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
+	rec    faults.Recorder // where the remove event goes; see ReportTo
 	killed int
 	scans  int
 	err    error
@@ -48,9 +49,10 @@ type Killer struct {
 
 // KillerStats is what a killer did.
 type KillerStats struct {
-	Killed int    `json:"killed"`
-	Scans  int    `json:"scans"`
-	Error  string `json:"error,omitempty"`
+	Killed  int    `json:"killed"`
+	Scans   int    `json:"scans"`
+	Running bool   `json:"running"`
+	Error   string `json:"error,omitempty"`
 }
 
 // StartQueryKiller starts a goroutine that KILL QUERYs every statement
@@ -75,7 +77,7 @@ func (in *Injector) StartQueryKiller(ctx context.Context, cfg KillerConfig) (*Ki
 		cfg.MaxDuration = time.Hour
 	}
 	kctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration)
-	k := &Killer{in: in, cancel: cancel, done: make(chan struct{})}
+	k := &Killer{in: in, cancel: cancel, done: make(chan struct{}), rec: in.rec}
 	in.st.mu.Lock()
 	in.st.killers[k] = true
 	in.st.mu.Unlock()
@@ -90,7 +92,10 @@ func (k *Killer) run(ctx context.Context, cfg KillerConfig) {
 		k.in.st.mu.Lock()
 		delete(k.in.st.killers, k)
 		k.in.st.mu.Unlock()
-		k.in.event(FaultQueryKiller, faults.Remove, k.in.target, "")
+		k.mu.Lock()
+		rec := k.rec
+		k.mu.Unlock()
+		rec.Record(faults.Event{Fault: FaultQueryKiller, Action: faults.Remove, Target: k.in.target})
 		k.cancel()
 		close(k.done)
 	}()
@@ -157,6 +162,14 @@ func (k *Killer) scan(ctx context.Context, cfg KillerConfig) (int, error) {
 	return killed, nil
 }
 
+// ReportTo sends the killer's remove event to r instead of the recorder of
+// the injector that started it (see Storm.ReportTo).
+func (k *Killer) ReportTo(r faults.Recorder) {
+	k.mu.Lock()
+	k.rec = r
+	k.mu.Unlock()
+}
+
 // Stop stops the killer and waits for it; safe to call twice.
 func (k *Killer) Stop() KillerStats {
 	k.cancel()
@@ -168,7 +181,12 @@ func (k *Killer) Stop() KillerStats {
 func (k *Killer) Stats() KillerStats {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	s := KillerStats{Killed: k.killed, Scans: k.scans}
+	s := KillerStats{Killed: k.killed, Scans: k.scans, Running: true}
+	select {
+	case <-k.done:
+		s.Running = false
+	default:
+	}
 	if k.err != nil {
 		s.Error = k.err.Error()
 	}

@@ -176,6 +176,7 @@ type Storm struct {
 	done   chan struct{}
 
 	mu        sync.Mutex
+	rec       faults.Recorder // where the remove event goes; see ReportTo
 	migrated  int
 	failed    int
 	throttled time.Duration
@@ -269,7 +270,7 @@ func (in *Injector) StartDDLStorm(ctx context.Context, cfg StormConfig) (*Storm,
 	// Stop also when the caller's context ends, but after detaching, so a
 	// cancelled context does not abort the in-flight statement mid-way.
 	stopOnDone := context.AfterFunc(ctx, cancel)
-	s := &Storm{in: in, cfg: cfg, cancel: func() { stopOnDone(); cancel() }, done: make(chan struct{})}
+	s := &Storm{in: in, cfg: cfg, cancel: func() { stopOnDone(); cancel() }, done: make(chan struct{}), rec: in.rec}
 	in.st.mu.Lock()
 	in.st.storms[s] = true
 	in.st.mu.Unlock()
@@ -435,9 +436,21 @@ func (s *Storm) finish() {
 	s.in.st.mu.Lock()
 	delete(s.in.st.storms, s)
 	s.in.st.mu.Unlock()
-	s.in.event(FaultDDLStorm, faults.Remove, s.cfg.Prefix, s.cfg.Method)
+	s.mu.Lock()
+	rec := s.rec
+	s.mu.Unlock()
+	rec.Record(faults.Event{Fault: FaultDDLStorm, Action: faults.Remove, Target: s.cfg.Prefix, Name: s.cfg.Method})
 	s.cancel() // release the timer and the AfterFunc
 	close(s.done)
+}
+
+// ReportTo sends the storm's remove event to r instead of the recorder of
+// the injector that started it: the k6 extension reports it from the VU
+// that stops the storm, whose context is still live.
+func (s *Storm) ReportTo(r faults.Recorder) {
+	s.mu.Lock()
+	s.rec = r
+	s.mu.Unlock()
 }
 
 // Stop stops the storm, waits for in-flight work and returns its stats; safe

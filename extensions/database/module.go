@@ -1,0 +1,555 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/grafana/sobek"
+	"go.k6.io/k6/v2/js/common"
+	"go.k6.io/k6/v2/js/modules"
+	"go.k6.io/k6/v2/metrics"
+
+	"github.com/firedrill-dev/firedrill/faults"
+	fdb "github.com/firedrill-dev/firedrill/faults/database"
+)
+
+// Environment variables set by the harness.
+const (
+	EnvAdminDSN = "FIREDRILL_MYSQL_ADMIN_DSN" // direct DSN with root rights
+	EnvFlavor   = "FIREDRILL_DB_FLAVOR"       // mariadb | mysql ("" = ask the server)
+	EnvProxy    = "FIREDRILL_MYSQL_PROXY"     // the target name in events (default "mysql")
+)
+
+// FaultMetric is the Counter every injection and removal adds 1 to, tagged
+// fault, action, target and name.
+const FaultMetric = "firedrill_fault"
+
+// RootModule holds the one injector every VU shares, so what one scenario
+// starts another (or teardown) can stop, and cleanup() sees all of it.
+type RootModule struct {
+	once sync.Once
+	in   *fdb.Injector
+	err  error
+
+	mu     sync.Mutex
+	storms map[string]*fdb.Storm // by tenant prefix
+	killer *fdb.Killer
+}
+
+// ModuleInstance is the module as one VU sees it.
+type ModuleInstance struct {
+	root      *RootModule
+	vu        modules.VU
+	metric    *metrics.Metric
+	lookupEnv func(string) (string, bool)
+}
+
+var (
+	_ modules.Module   = (*RootModule)(nil)
+	_ modules.Instance = (*ModuleInstance)(nil)
+	_ faults.Recorder  = (*ModuleInstance)(nil)
+)
+
+// New returns the root module; register.go registers it.
+func New() *RootModule { return &RootModule{storms: map[string]*fdb.Storm{}} }
+
+// NewModuleInstance registers the fault metric and returns the VU's instance.
+func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
+	env := vu.InitEnv()
+	m, err := env.Registry.NewMetric(FaultMetric, metrics.Counter)
+	if err != nil {
+		common.Throw(vu.Runtime(), fmt.Errorf("database: register %s: %w", FaultMetric, err))
+	}
+	return &ModuleInstance{root: r, vu: vu, metric: m, lookupEnv: env.LookupEnv}
+}
+
+func (mi *ModuleInstance) env(k string) string {
+	if mi.lookupEnv == nil {
+		return ""
+	}
+	v, _ := mi.lookupEnv(k)
+	return v
+}
+
+// Record pushes one firedrill_fault sample for e; dropped outside a VU or
+// once the VU's context is over.
+func (mi *ModuleInstance) Record(e faults.Event) {
+	state := mi.vu.State()
+	if state == nil {
+		return
+	}
+	tags := state.Tags.GetCurrentValues().Tags.
+		With("fault", e.Fault).With("action", string(e.Action)).
+		With("target", e.Target).With("name", e.Name)
+	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
+		TimeSeries: metrics.TimeSeries{Metric: mi.metric, Tags: tags},
+		Time:       time.Now(),
+		Value:      1,
+	})
+}
+
+// Exports returns the JS API; the default export carries the same functions.
+func (mi *ModuleInstance) Exports() modules.Exports {
+	named := map[string]any{
+		"flavor":                mi.Flavor,
+		"capConnections":        mi.CapConnections,
+		"restoreConnections":    mi.RestoreConnections,
+		"planRegression":        mi.PlanRegression,
+		"revertPlanRegression":  mi.RevertPlanRegression,
+		"createTenants":         mi.CreateTenants,
+		"dropTenants":           mi.DropTenants,
+		"startDDLStorm":         mi.StartDDLStorm,
+		"ddlStormStats":         mi.DDLStormStats,
+		"stopDDLStorm":          mi.StopDDLStorm,
+		"setStatementLimit":     mi.SetStatementLimit,
+		"restoreStatementLimit": mi.RestoreStatementLimit,
+		"startQueryKiller":      mi.StartQueryKiller,
+		"queryKillerStats":      mi.QueryKillerStats,
+		"stopQueryKiller":       mi.StopQueryKiller,
+		"cleanup":               mi.Cleanup,
+	}
+	return modules.Exports{Default: named, Named: named}
+}
+
+var errInitContext = errors.New("faults can only be injected while the test runs (setup, scenarios, teardown), not in the init context")
+
+// begin returns the call's context (read now) and the shared injector,
+// opened on first use.
+func (mi *ModuleInstance) begin(op string) (context.Context, *fdb.Injector, error) {
+	if mi.vu.State() == nil {
+		return nil, nil, fmt.Errorf("database.%s: %w", op, errInitContext)
+	}
+	ctx := mi.vu.Context()
+	mi.root.once.Do(func() {
+		dsn := mi.env(EnvAdminDSN)
+		if dsn == "" {
+			mi.root.err = fmt.Errorf("%s is not set", EnvAdminDSN)
+			return
+		}
+		opts := []fdb.Option{}
+		if p := mi.env(EnvProxy); p != "" {
+			opts = append(opts, fdb.WithTarget(p))
+		}
+		// The pool outlives this VU's context: detach, the timeout bounds it.
+		mi.root.in, mi.root.err = fdb.Open(context.WithoutCancel(ctx), dsn, fdb.Flavor(mi.env(EnvFlavor)), opts...)
+	})
+	if mi.root.err != nil {
+		return nil, nil, fmt.Errorf("database.%s: %w", op, mi.root.err)
+	}
+	return ctx, mi.root.in.WithRecorder(mi), nil
+}
+
+// Flavor is database.flavor(): "mariadb" or "mysql".
+func (mi *ModuleInstance) Flavor() (string, error) {
+	_, in, err := mi.begin("flavor")
+	if err != nil {
+		return "", err
+	}
+	return string(in.Flavor()), nil
+}
+
+// CapConnections is database.capConnections(n): returns the limit in effect.
+func (mi *ModuleInstance) CapConnections(n int) (int, error) {
+	ctx, in, err := mi.begin("capConnections")
+	if err != nil {
+		return 0, err
+	}
+	return in.CapConnections(ctx, n)
+}
+
+// RestoreConnections is database.restoreConnections().
+func (mi *ModuleInstance) RestoreConnections() error {
+	ctx, in, err := mi.begin("restoreConnections")
+	if err != nil {
+		return err
+	}
+	return in.RestoreConnections(ctx)
+}
+
+type indexSpec struct {
+	Schema, Table, Index, Method string
+}
+
+// PlanRegression is database.planRegression({schema, table, index, method}).
+func (mi *ModuleInstance) PlanRegression(v sobek.Value) error {
+	ctx, in, err := mi.begin("planRegression")
+	if err != nil {
+		return err
+	}
+	s, err := parseIndex(mi.vu.Runtime(), v, true)
+	if err != nil {
+		return fmt.Errorf("database.planRegression: %w", err)
+	}
+	return in.PlanRegression(ctx, s.Schema, s.Table, s.Index, s.Method)
+}
+
+// RevertPlanRegression is database.revertPlanRegression({schema, table, index}).
+func (mi *ModuleInstance) RevertPlanRegression(v sobek.Value) error {
+	ctx, in, err := mi.begin("revertPlanRegression")
+	if err != nil {
+		return err
+	}
+	s, err := parseIndex(mi.vu.Runtime(), v, false)
+	if err != nil {
+		return fmt.Errorf("database.revertPlanRegression: %w", err)
+	}
+	return in.RevertPlanRegression(ctx, s.Schema, s.Table, s.Index)
+}
+
+func parseIndex(rt *sobek.Runtime, v sobek.Value, withMethod bool) (indexSpec, error) {
+	var s indexSpec
+	m, err := object(rt, v)
+	if err != nil {
+		return s, err
+	}
+	for k, val := range m {
+		switch k {
+		case "schema":
+			s.Schema, err = str(k, val)
+		case "table":
+			s.Table, err = str(k, val)
+		case "index":
+			s.Index, err = str(k, val)
+		case "method":
+			if !withMethod {
+				err = errors.New(`option "method" is not used here`)
+				break
+			}
+			s.Method, err = str(k, val)
+		default:
+			err = fmt.Errorf("unknown option %q (want schema, table, index%s)", k, map[bool]string{true: ", method"}[withMethod])
+		}
+		if err != nil {
+			return s, err
+		}
+	}
+	if s.Table == "" || s.Index == "" {
+		return s, errors.New("table and index are required")
+	}
+	return s, nil
+}
+
+// CreateTenants is database.createTenants({prefix, count, rows}).
+func (mi *ModuleInstance) CreateTenants(v sobek.Value) error {
+	ctx, in, err := mi.begin("createTenants")
+	if err != nil {
+		return err
+	}
+	m, err := object(mi.vu.Runtime(), v)
+	if err != nil {
+		return fmt.Errorf("database.createTenants: %w", err)
+	}
+	prefix, count, rows := "", 0, 0
+	for k, val := range m {
+		switch k {
+		case "prefix":
+			prefix, err = str(k, val)
+		case "count":
+			count, err = integer(k, val)
+		case "rows":
+			rows, err = integer(k, val)
+		default:
+			err = fmt.Errorf("unknown option %q (want prefix, count, rows)", k)
+		}
+		if err != nil {
+			return fmt.Errorf("database.createTenants: %w", err)
+		}
+	}
+	return in.CreateTenants(ctx, prefix, count, rows)
+}
+
+// DropTenants is database.dropTenants(prefix): returns how many it dropped.
+func (mi *ModuleInstance) DropTenants(prefix string) (int, error) {
+	ctx, in, err := mi.begin("dropTenants")
+	if err != nil {
+		return 0, err
+	}
+	return in.DropTenants(ctx, prefix)
+}
+
+// StartDDLStorm is database.startDDLStorm({prefix, method, column, types,
+// concurrency, passes, chunkRows, pauseMs, throttleThreadsRunning,
+// maxDurationMs, detached}). It returns the prefix, the storm's handle.
+func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
+	ctx, in, err := mi.begin("startDDLStorm")
+	if err != nil {
+		return "", err
+	}
+	m, err := object(mi.vu.Runtime(), v)
+	if err != nil {
+		return "", fmt.Errorf("database.startDDLStorm: %w", err)
+	}
+	var cfg fdb.StormConfig
+	detached := false
+	for k, val := range m {
+		var n int
+		switch k {
+		case "prefix":
+			cfg.Prefix, err = str(k, val)
+		case "method":
+			cfg.Method, err = str(k, val)
+		case "column":
+			cfg.Column, err = str(k, val)
+		case "types":
+			cfg.Types, err = strs(k, val)
+		case "concurrency":
+			cfg.Concurrency, err = integer(k, val)
+		case "passes":
+			cfg.Passes, err = integer(k, val)
+		case "chunkRows":
+			cfg.ChunkRows, err = integer(k, val)
+		case "pauseMs":
+			n, err = integer(k, val)
+			cfg.Pause = time.Duration(n) * time.Millisecond
+		case "throttleThreadsRunning":
+			cfg.ThrottleThreadsRunning, err = integer(k, val)
+		case "maxDurationMs":
+			n, err = integer(k, val)
+			cfg.MaxDuration = time.Duration(n) * time.Millisecond
+		case "detached":
+			detached, err = boolean(k, val)
+		default:
+			err = fmt.Errorf("unknown option %q", k)
+		}
+		if err != nil {
+			return "", fmt.Errorf("database.startDDLStorm: %w", err)
+		}
+	}
+	if detached {
+		if cfg.MaxDuration <= 0 {
+			return "", errors.New("database.startDDLStorm: detached needs maxDurationMs")
+		}
+		ctx = context.WithoutCancel(ctx)
+	}
+	mi.root.mu.Lock()
+	defer mi.root.mu.Unlock()
+	if s, ok := mi.root.storms[cfg.Prefix]; ok && s.Stats().Running {
+		return "", fmt.Errorf("database.startDDLStorm: a storm on %q is already running", cfg.Prefix)
+	}
+	s, err := in.StartDDLStorm(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	mi.root.storms[cfg.Prefix] = s
+	return cfg.Prefix, nil
+}
+
+// DDLStormStats is database.ddlStormStats(prefix).
+func (mi *ModuleInstance) DDLStormStats(prefix string) (map[string]any, error) {
+	if _, _, err := mi.begin("ddlStormStats"); err != nil {
+		return nil, err
+	}
+	mi.root.mu.Lock()
+	s, ok := mi.root.storms[prefix]
+	mi.root.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("database.ddlStormStats: no storm on %q", prefix)
+	}
+	return stormJS(s.Stats()), nil
+}
+
+// StopDDLStorm is database.stopDDLStorm(prefix): stops it, waits for the
+// in-flight migrations and returns its stats.
+func (mi *ModuleInstance) StopDDLStorm(prefix string) (map[string]any, error) {
+	if _, _, err := mi.begin("stopDDLStorm"); err != nil {
+		return nil, err
+	}
+	mi.root.mu.Lock()
+	s, ok := mi.root.storms[prefix]
+	mi.root.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("database.stopDDLStorm: no storm on %q", prefix)
+	}
+	s.ReportTo(mi)
+	return stormJS(s.Stop()), nil
+}
+
+// SetStatementLimit is database.setStatementLimit(ms) (0 = no limit).
+func (mi *ModuleInstance) SetStatementLimit(ms int) error {
+	ctx, in, err := mi.begin("setStatementLimit")
+	if err != nil {
+		return err
+	}
+	return in.SetStatementLimit(ctx, time.Duration(ms)*time.Millisecond)
+}
+
+// RestoreStatementLimit is database.restoreStatementLimit().
+func (mi *ModuleInstance) RestoreStatementLimit() error {
+	ctx, in, err := mi.begin("restoreStatementLimit")
+	if err != nil {
+		return err
+	}
+	return in.RestoreStatementLimit(ctx)
+}
+
+// StartQueryKiller is database.startQueryKiller({thresholdMs, intervalMs,
+// maxPerScan, prefix, user, maxDurationMs, detached}).
+func (mi *ModuleInstance) StartQueryKiller(v sobek.Value) error {
+	ctx, in, err := mi.begin("startQueryKiller")
+	if err != nil {
+		return err
+	}
+	m, err := object(mi.vu.Runtime(), v)
+	if err != nil {
+		return fmt.Errorf("database.startQueryKiller: %w", err)
+	}
+	var cfg fdb.KillerConfig
+	detached := false
+	for k, val := range m {
+		var n int
+		switch k {
+		case "thresholdMs":
+			n, err = integer(k, val)
+			cfg.Threshold = time.Duration(n) * time.Millisecond
+		case "intervalMs":
+			n, err = integer(k, val)
+			cfg.Interval = time.Duration(n) * time.Millisecond
+		case "maxPerScan":
+			cfg.MaxPerScan, err = integer(k, val)
+		case "prefix":
+			cfg.Prefix, err = str(k, val)
+		case "user":
+			cfg.User, err = str(k, val)
+		case "maxDurationMs":
+			n, err = integer(k, val)
+			cfg.MaxDuration = time.Duration(n) * time.Millisecond
+		case "detached":
+			detached, err = boolean(k, val)
+		default:
+			err = fmt.Errorf("unknown option %q", k)
+		}
+		if err != nil {
+			return fmt.Errorf("database.startQueryKiller: %w", err)
+		}
+	}
+	if detached {
+		if cfg.MaxDuration <= 0 {
+			return errors.New("database.startQueryKiller: detached needs maxDurationMs")
+		}
+		ctx = context.WithoutCancel(ctx)
+	}
+	mi.root.mu.Lock()
+	defer mi.root.mu.Unlock()
+	if mi.root.killer != nil {
+		if st := mi.root.killer.Stats(); st.Running {
+			return errors.New("database.startQueryKiller: a query killer is already running")
+		}
+	}
+	k, err := in.StartQueryKiller(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	mi.root.killer = k
+	return nil
+}
+
+// QueryKillerStats is database.queryKillerStats().
+func (mi *ModuleInstance) QueryKillerStats() (map[string]any, error) {
+	if _, _, err := mi.begin("queryKillerStats"); err != nil {
+		return nil, err
+	}
+	mi.root.mu.Lock()
+	k := mi.root.killer
+	mi.root.mu.Unlock()
+	if k == nil {
+		return nil, errors.New("database.queryKillerStats: no query killer was started")
+	}
+	return killerJS(k.Stats()), nil
+}
+
+// StopQueryKiller is database.stopQueryKiller(): returns its stats.
+func (mi *ModuleInstance) StopQueryKiller() (map[string]any, error) {
+	if _, _, err := mi.begin("stopQueryKiller"); err != nil {
+		return nil, err
+	}
+	mi.root.mu.Lock()
+	k := mi.root.killer
+	mi.root.mu.Unlock()
+	if k == nil {
+		return nil, errors.New("database.stopQueryKiller: no query killer was started")
+	}
+	k.ReportTo(mi)
+	return killerJS(k.Stop()), nil
+}
+
+// Cleanup is database.cleanup(): stops storms and the killer, restores
+// indexes, max_connections and the statement limit. Safe to call twice.
+func (mi *ModuleInstance) Cleanup() error {
+	ctx, in, err := mi.begin("cleanup")
+	if err != nil {
+		return err
+	}
+	return in.Cleanup(ctx)
+}
+
+func object(rt *sobek.Runtime, v sobek.Value) (map[string]any, error) {
+	if v == nil || sobek.IsUndefined(v) || sobek.IsNull(v) {
+		return nil, errors.New("missing options object")
+	}
+	m, ok := v.ToObject(rt).Export().(map[string]any)
+	if !ok {
+		return nil, errors.New("options must be an object")
+	}
+	return m, nil
+}
+
+func str(k string, v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("option %q must be a string", k)
+	}
+	return s, nil
+}
+
+func boolean(k string, v any) (bool, error) {
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("option %q must be a boolean", k)
+	}
+	return b, nil
+}
+
+func integer(k string, v any) (int, error) {
+	switch x := v.(type) {
+	case int64:
+		if x >= 0 {
+			return int(x), nil
+		}
+	case float64:
+		if x >= 0 && x == float64(int64(x)) {
+			return int(x), nil
+		}
+	}
+	return 0, fmt.Errorf("option %q must be a non-negative integer", k)
+}
+
+func strs(k string, v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("option %q must be an array of strings", k)
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("option %q must be an array of strings", k)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// stormJS and killerJS give JS camelCase keys whatever k6's field mapper does.
+func stormJS(s fdb.StormStats) map[string]any {
+	return map[string]any{
+		"migrations": s.Migrations, "failed": s.Failed, "rowsCopied": s.RowsCopied,
+		"throttledMs": s.ThrottledMs, "running": s.Running, "error": s.Error,
+	}
+}
+
+func killerJS(s fdb.KillerStats) map[string]any {
+	return map[string]any{"killed": s.Killed, "scans": s.Scans, "running": s.Running, "error": s.Error}
+}
