@@ -348,10 +348,13 @@ func (c *collector) phases(series []reports.Series, length float64) []reports.Ph
 		}
 	}
 	for key, at := range open {
-		ws = append(ws, window{"during " + strings.TrimSpace(strings.Join(strings.Fields(key), " ")), at, length})
+		f := strings.Fields(key)
+		ws = append(ws, window{"during " + strings.Join(f[:min(2, len(f))], " "), at, length})
 		last = length
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i].from < ws[j].from })
+	ws = mergeWindows(ws, func(w window) (string, float64, float64) { return w.name, w.from, w.to },
+		func(w window, name string) window { w.name = name; return w })
 	var out []reports.Phase
 	if len(c.events) == 0 {
 		ws = []window{{"whole run", 0, length}}
@@ -473,4 +476,38 @@ func readThresholds(path string) ([]reports.Threshold, error) {
 		return out[i].Expression < out[j].Expression
 	})
 	return out, nil
+}
+
+// mergeWindows folds fault windows of the same fault that start and end
+// within a second of each other (one toxic put on every proxy at once) into
+// one phase naming all their targets.
+func mergeWindows[W any](ws []W, get func(W) (string, float64, float64), rename func(W, string) W) []W {
+	var out []W
+	var targets [][]string
+	for _, w := range ws {
+		name, from, to := get(w)
+		kind, target, _ := strings.Cut(strings.TrimPrefix(name, "during "), " ")
+		merged := false
+		for i, o := range out {
+			oname, ofrom, oto := get(o)
+			okind, _, _ := strings.Cut(strings.TrimPrefix(oname, "during "), " ")
+			if okind == kind && math.Abs(ofrom-from) < 1 && math.Abs(oto-to) < 1 {
+				targets[i] = append(targets[i], target)
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, w)
+			targets = append(targets, []string{target})
+		}
+	}
+	for i := range out {
+		name, _, _ := get(out[i])
+		kind, _, _ := strings.Cut(strings.TrimPrefix(name, "during "), " ")
+		if len(targets[i]) > 1 {
+			out[i] = rename(out[i], "during "+kind+" "+strings.Join(targets[i], ", "))
+		}
+	}
+	return out
 }

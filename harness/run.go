@@ -219,6 +219,11 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (er
 	if k6Err != nil {
 		return describeCtx(ctx, k6Err)
 	}
+	// k6 logs an exception thrown in an iteration and carries on with exit
+	// code 0; a drill whose traffic or fault call threw proved nothing.
+	if exc := scriptException(filepath.Join(dir, "k6.log")); exc != "" {
+		return fmt.Errorf("the script threw: %s", exc)
+	}
 	switch code {
 	case 0:
 		res.Verdict.Reached = reports.Held
@@ -298,4 +303,29 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return 0
+}
+
+// scriptException returns the first exception k6 logged from the script, or
+// "".
+func scriptException(logPath string) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `hint="script exception"`) {
+			continue
+		}
+		msg := line
+		if i := strings.Index(line, `msg="`); i >= 0 {
+			msg = line[i+5:]
+			if j := strings.Index(msg, `\n`); j >= 0 {
+				msg = msg[:j]
+			} else if j := strings.Index(msg, `" `); j >= 0 {
+				msg = msg[:j]
+			}
+		}
+		return msg
+	}
+	return ""
 }

@@ -4,7 +4,10 @@ package main
 
 import (
 	k6cmd "go.k6.io/k6/v2/cmd"
-	// Extensions register their k6/x/<name> modules in init.
+
+	// Each extension registers its k6/x/<name> module in init.
+	_ "github.com/firedrill-dev/firedrill/extensions/cache"
+	_ "github.com/firedrill-dev/firedrill/extensions/toxiproxy"
 )
 
 func main() {

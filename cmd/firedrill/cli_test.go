@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := runMain(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestUnknownDrillIsOneClearError(t *testing.T) {
+	_, _, err := run(t, "run", "no-such-drill", "--scenarios", "../../scenarios")
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, `unknown drill "no-such-drill"`) || !strings.Contains(msg, "pipeline") || strings.Count(msg, "\n") > 0 {
+		t.Errorf("error = %q", msg)
+	}
+	if code := exitCode(err, &bytes.Buffer{}); code == 0 {
+		t.Error("exit code 0 for an unknown drill")
+	}
+}
+
+func TestUnknownCommandAndFlag(t *testing.T) {
+	if _, _, err := run(t, "explode"); err == nil || !strings.Contains(err.Error(), `unknown command "explode"`) {
+		t.Errorf("unknown command: %v", err)
+	}
+	_, stderr, err := run(t, "run", "pipeline", "--no-such-flag")
+	if !errors.Is(err, errUsage) || !strings.Contains(stderr, "no-such-flag") {
+		t.Errorf("unknown flag: err=%v stderr=%q", err, stderr)
+	}
+	if code := exitCode(err, &bytes.Buffer{}); code != 2 {
+		t.Errorf("exit code %d for an unknown flag, want 2", code)
+	}
+}
+
+func TestBadRunInputs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--profile", "bogus"}, `no profile "bogus"`},
+		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--set", "novalue"}, `bad --set "novalue"`},
+		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--memcached", "0"}, "--memcached must be at least 1"},
+		{[]string{"run"}, "exactly one drill"},
+		{[]string{"env"}, "env needs a subcommand"},
+	} {
+		_, _, err := run(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to say %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestListShowsEveryDrill(t *testing.T) {
+	out, _, err := run(t, "list", "--scenarios", "../../scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "pipeline") || !strings.Contains(out, "default=held") {
+		t.Errorf("list = %q", out)
+	}
+}
+
+func TestHelpNamesEveryCommand(t *testing.T) {
+	out, _, err := run(t, "help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"list", "run DRILL", "env up", "env down", "images", "report", "compare", "version"} {
+		if !strings.Contains(out, c) {
+			t.Errorf("help lacks %q", c)
+		}
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	fs := newTestFlagSet()
+	p := fs.String("profile", "", "")
+	pos, err := parseInterspersed(fs, []string{"drill", "--profile", "x", "--", "--not-a-flag"})
+	if err != nil || *p != "x" || strings.Join(pos, " ") != "drill --not-a-flag" {
+		t.Errorf("pos=%v profile=%q err=%v", pos, *p, err)
+	}
+}
+
+func newTestFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(&bytes.Buffer{})
+	return fs
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/firedrill-dev/firedrill/environments"
+)
+
+func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("images", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rebuild := fs.Bool("rebuild", false, "rebuild every image even if it exists")
+	base := fs.String("base", "", "build the service images FROM this image (e.g. debian:bookworm-slim where a registry is reachable); default: bootstrap "+environments.BaseImage+" from the host's apt mirror")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: firedrill images [--rebuild] [--base IMAGE]\n\nBuilds the images the environment runs, offline. Existing images are reused.")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageErr(err)
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("images takes no arguments, got %q", strings.Join(pos, " "))
+	}
+	if err := environments.BuildImages(ctx, environments.WithRebuild(*rebuild), environments.WithBase(*base),
+		environments.WithBuildProgress(stderr)); err != nil {
+		return err
+	}
+	for _, img := range []string{environments.MariaDBImage, environments.MemcachedImage, environments.ToxiproxyImage} {
+		fmt.Fprintln(stdout, img)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/harness"
+	"github.com/firedrill-dev/firedrill/reports"
+)
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	profile := fs.String("profile", "all", "profile to run: one the drill declares, or all (each in a fresh environment, one after the other)")
+	out := fs.String("out", "out", "results folder: each run writes OUT/<drill>-<profile>-<time>/result.json and report.html")
+	memcached := fs.Int("memcached", 3, "number of memcached servers")
+	mysqlImage := fs.String("mysql-image", environments.MariaDBImage, "database image; an official mysql:8.x works where a registry is reachable")
+	release := fs.String("release", "", "release label of the system under test (default: `git describe` of the working tree, or \"unversioned\")")
+	seed := fs.Int64("seed", 1, "random seed of the drill, so a run can be repeated")
+	timeout := fs.Duration("timeout", 30*time.Minute, "stop the run (and tear down) after this long")
+	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6)")
+	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
+	quiet := fs.Bool("quiet", false, "do not show k6's own output (it is kept in k6.log)")
+	var sets stringList
+	fs.Var(&sets, "set", "drill parameter `name=value`, passed to the script as FIREDRILL_<NAME> (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it, writes result.json\nand report.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageErr(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("run needs exactly one drill name, got %d (see `firedrill list`)", len(pos))
+	}
+	drill, err := harness.FindDrill(*scenarios, pos[0])
+	if err != nil {
+		return err
+	}
+	params := map[string]string{}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " =") {
+			return fmt.Errorf("bad --set %q: want name=value", s)
+		}
+		params[k] = v
+	}
+	profiles := drill.Profiles
+	if *profile != "all" {
+		if _, ok := drill.Expect[*profile]; !ok {
+			return fmt.Errorf("drill %s has no profile %q: choose %s or all", drill.Name, *profile, strings.Join(drill.Profiles, ", "))
+		}
+		profiles = []string{*profile}
+	}
+	if *memcached < 1 {
+		return fmt.Errorf("--memcached must be at least 1, got %d", *memcached)
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive, got %s", *timeout)
+	}
+	if *release == "" {
+		*release = gitDescribe()
+	}
+	if *mysqlImage == environments.MariaDBImage {
+		if missing := environments.MissingImages(ctx, *mysqlImage); len(missing) > 0 {
+			fmt.Fprintf(stderr, "images: missing %s, building them\n", strings.Join(missing, ", "))
+			if err := environments.BuildImages(ctx, environments.WithBuildProgress(stderr)); err != nil {
+				return err
+			}
+		}
+	}
+	var k6out io.Writer = stderr
+	if *quiet {
+		k6out = io.Discard
+	}
+	var failed []string
+	for _, p := range profiles {
+		if ctx.Err() != nil {
+			break
+		}
+		res, dir, err := harness.Run(ctx, harness.RunOptions{
+			Drill: drill, Profile: p, OutDir: *out, K6: *k6,
+			Memcached: *memcached, MySQLImage: *mysqlImage,
+			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
+			Progress: stderr, K6Output: k6out,
+		})
+		if dir != "" {
+			fmt.Fprintf(stdout, "%s\n%s\n", filepath.Join(dir, "result.json"), filepath.Join(dir, "report.html"))
+		}
+		switch {
+		case err != nil && res == nil:
+			return err
+		case err != nil:
+			failed = append(failed, fmt.Sprintf("%s %s: %v", drill.Name, p, err))
+		case !res.Verdict.Pass:
+			failed = append(failed, fmt.Sprintf("%s %s: expected the hypothesis %s, it %s", drill.Name, p, res.Verdict.Expected, reached(res)))
+		default:
+			fmt.Fprintf(stderr, "run: %s %s: PASS (hypothesis %s as declared)\n", drill.Name, p, res.Verdict.Reached)
+		}
+	}
+	if ctx.Err() != nil {
+		failed = append(failed, "interrupted")
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+func reached(r *reports.Result) string {
+	if r.Verdict.Reached == reports.Error {
+		return "could not be decided"
+	}
+	return r.Verdict.Reached
+}
+
+// gitDescribe labels the release under test by the working tree's git
+// describe, or "unversioned" outside a repository.
+func gitDescribe() string {
+	out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+		return "unversioned"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// version is the harness version: the -X value if set, else the module
+// version the binary was built from.
+func version() string {
+	if harness.Version != "dev" {
+		return harness.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+

@@ -1,0 +1,121 @@
+// Command firedrill replays database and cache incidents as repeatable chaos
+// drills: it starts the environment, runs a drill's k6 script against it,
+// and writes a result and an HTML report.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `firedrill replays database and cache incidents as repeatable chaos drills.
+
+Usage:
+  firedrill list                          list the drills
+  firedrill run DRILL [flags]             environment up, run the drill, result + report, environment down
+  firedrill env up [--memcached N]        start an environment, print FIREDRILL_* endpoints, stay up until Ctrl-C
+  firedrill env down                      remove every firedrill environment on this Docker engine
+  firedrill images [--rebuild] [--base IMAGE]
+                                          build the database, memcached and toxiproxy images (offline)
+  firedrill report RESULT.json... -o FILE render results into one HTML report
+  firedrill compare BASE... -- HEAD... -o FILE
+                                          compare results of two releases; non-zero exit on a regression
+  firedrill version                       print the version
+
+Run "firedrill COMMAND -h" for a command's flags.
+`
+
+// errUsage is bad input already explained on stderr.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal the run tears down; a second one should
+		// not be swallowed, so give signals back to the default handler.
+		<-ctx.Done()
+		stop()
+	}()
+	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "firedrill: %v\n", err)
+		return 1
+	}
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "list":
+		return listCmd(ctx, rest, stdout, stderr)
+	case "run":
+		return runCmd(ctx, rest, stdout, stderr)
+	case "env":
+		return envCmd(ctx, rest, stdout, stderr)
+	case "images":
+		return imagesCmd(ctx, rest, stdout, stderr)
+	case "report":
+		return reportCmd(ctx, rest, stdout, stderr)
+	case "compare":
+		return compareCmd(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "firedrill", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q: run `firedrill help` for the commands (%s)", cmd,
+			"list, run, env, images, report, compare, version")
+	}
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments (`run DRILL --profile protected`), which flag.Parse alone stops
+// at. "--" ends flag parsing; what follows is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
