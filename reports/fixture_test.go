@@ -93,7 +93,7 @@ func fixture(drill, profile string, secs int, seed uint64, scale float64) *Resul
 			{Name: "after", From: to, To: float64(secs), Summary: map[string]float64{"latency_p99_ms": 8.3 * scale, "db_query_rate": 64, "error_rate": 0, SummaryRecovery: 12 * scale, SummaryRecovered: 1}},
 		},
 		Thresholds: []Threshold{
-			{Metric: "db_query_rate", Expression: "max<500", OK: protected},
+			{Metric: "db_query_rate", Expression: "max<500", OK: protected, Value: ptr(Float(scale * 960))},
 			{Metric: "errors", Expression: "rate<0.01", OK: protected},
 		},
 		Histograms: map[string]Histogram{HistLatency: hist},
@@ -115,3 +115,5 @@ func fixtureSet(secs int, seed uint64, scale float64) []*Result {
 	}
 	return rs
 }
+
+func ptr[T any](v T) *T { return &v }

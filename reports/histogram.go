@@ -97,3 +97,24 @@ func MergeHistograms(hs ...Histogram) (Histogram, error) {
 	}
 	return NewHistogram(hs[0].Unit, m)
 }
+
+// MergeHistogramMaps merges the named histograms of several results (such as
+// Result.Histograms of each generator) name by name. A name missing from
+// some inputs merges what the others have.
+func MergeHistogramMaps(ms ...map[string]Histogram) (map[string]Histogram, error) {
+	byName := map[string][]Histogram{}
+	for _, m := range ms {
+		for name, h := range m {
+			byName[name] = append(byName[name], h)
+		}
+	}
+	out := make(map[string]Histogram, len(byName))
+	for name, hs := range byName {
+		h, err := MergeHistograms(hs...)
+		if err != nil {
+			return nil, fmt.Errorf("histogram %q: %w", name, err)
+		}
+		out[name] = h
+	}
+	return out, nil
+}

@@ -63,3 +63,30 @@ func TestMergeHistogramsErrors(t *testing.T) {
 		t.Error("merge of garbage: want error")
 	}
 }
+
+func TestMergeHistogramMaps(t *testing.T) {
+	mk := func(vs ...int64) Histogram {
+		h := hdrhistogram.New(1, 1_000_000, 3)
+		for _, v := range vs {
+			h.RecordValue(v)
+		}
+		e, _ := NewHistogram("us", h)
+		return e
+	}
+	m, err := MergeHistogramMaps(
+		map[string]Histogram{"latency": mk(1, 2, 3), "db": mk(10)},
+		map[string]Histogram{"latency": mk(4, 5)},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := m["latency"].Count(); n != 5 {
+		t.Errorf("latency count %d, want 5", n)
+	}
+	if n, _ := m["db"].Count(); n != 1 {
+		t.Errorf("db count %d, want 1", n)
+	}
+	if p, _ := m["latency"].Percentile(100); p != 5 {
+		t.Errorf("latency max %v, want 5", p)
+	}
+}

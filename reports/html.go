@@ -37,6 +37,7 @@ var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"mul100": func(v float64) float64 { return v * 100 },
 	"val":    fmtVal,
 	"pval":   pval,
+	"fnum":   func(f *Float) string { return fmtNum(float64(*f)) },
 	"get": func(m map[string]float64, k string) float64 {
 		if v, ok := m[k]; ok {
 			return v

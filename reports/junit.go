@@ -141,6 +141,9 @@ func verdictCase(rs []*Result) junitCase {
 				mark = "FAILED"
 			}
 			line += fmt.Sprintf("\n  %s %s: %s", mark, t.Metric, t.Expression)
+			if t.Value != nil {
+				line += " (was " + fmtNum(float64(*t.Value)) + ")"
+			}
 		}
 		out = append(out, line)
 		if !r.Verdict.Pass {

@@ -136,6 +136,9 @@ type Threshold struct {
 	Metric     string `json:"metric"`
 	Expression string `json:"expression"`
 	OK         bool   `json:"ok"`
+	// Value is what the run measured for the expression's aggregate (such as
+	// the max for "max<500"), when the harness knows it.
+	Value *Float `json:"value,omitempty"`
 }
 
 // Verdict is what the drill declared for this profile and what the run
