@@ -195,3 +195,19 @@ func BenchmarkRenderHour(b *testing.B) {
 		b.Fatalf("report is %d bytes, over %d", buf.Len(), maxBytes)
 	}
 }
+
+// A gap of missing values breaks the line instead of drawing across it.
+func TestPolylineGaps(t *testing.T) {
+	s := &Series{Metric: "m", Step: 1, Values: []Float{1, 2, NaN(), NaN(), 3, 4}}
+	pts := polylines(s, 6, func(v float64) float64 { return v })
+	if len(pts) != 2 {
+		t.Fatalf("got %d lines %q, want 2", len(pts), pts)
+	}
+	long := &Series{Metric: "m", Step: 1, Values: make([]Float, 7200)}
+	for i := 3000; i < 4000; i++ {
+		long.Values[i] = NaN()
+	}
+	if got := polylines(long, 7200, func(v float64) float64 { return v }); len(got) != 2 {
+		t.Errorf("downsampled: %d lines, want 2", len(got))
+	}
+}
