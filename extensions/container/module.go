@@ -1,0 +1,182 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.k6.io/k6/v2/js/common"
+	"go.k6.io/k6/v2/js/modules"
+	"go.k6.io/k6/v2/metrics"
+
+	"github.com/firedrill-dev/firedrill/faults"
+	fct "github.com/firedrill-dev/firedrill/faults/container"
+)
+
+// EnvRunID is the environment variable with the run id whose containers
+// this module may act on; without it every call fails.
+const EnvRunID = "FIREDRILL_RUN_ID"
+
+// FaultMetric is the Counter every injection and removal adds 1 to, tagged
+// fault, action, target and name.
+const FaultMetric = "firedrill_fault"
+
+// RootModule holds the one injector (and Docker client) every VU shares.
+type RootModule struct {
+	once sync.Once
+	in   *fct.Injector
+	err  error
+}
+
+// ModuleInstance is the module as one VU sees it.
+type ModuleInstance struct {
+	root      *RootModule
+	vu        modules.VU
+	metric    *metrics.Metric
+	lookupEnv func(string) (string, bool)
+}
+
+var (
+	_ modules.Module   = (*RootModule)(nil)
+	_ modules.Instance = (*ModuleInstance)(nil)
+	_ faults.Recorder  = (*ModuleInstance)(nil)
+)
+
+// New returns the root module; register.go registers it.
+func New() *RootModule { return &RootModule{} }
+
+// NewModuleInstance registers the fault metric and returns the VU's instance.
+func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
+	env := vu.InitEnv()
+	m, err := env.Registry.NewMetric(FaultMetric, metrics.Counter)
+	if err != nil {
+		common.Throw(vu.Runtime(), fmt.Errorf("container: register %s: %w", FaultMetric, err))
+	}
+	return &ModuleInstance{root: r, vu: vu, metric: m, lookupEnv: env.LookupEnv}
+}
+
+// Record pushes one firedrill_fault sample for e.
+func (mi *ModuleInstance) Record(e faults.Event) {
+	state := mi.vu.State()
+	if state == nil {
+		return
+	}
+	tags := state.Tags.GetCurrentValues().Tags.
+		With("fault", e.Fault).With("action", string(e.Action)).
+		With("target", e.Target).With("name", e.Name)
+	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
+		TimeSeries: metrics.TimeSeries{Metric: mi.metric, Tags: tags},
+		Time:       time.Now(),
+		Value:      1,
+	})
+}
+
+// Exports returns the JS API; the default export carries the same functions.
+func (mi *ModuleInstance) Exports() modules.Exports {
+	named := map[string]any{
+		"stop":     mi.Stop,
+		"kill":     mi.Kill,
+		"pause":    mi.Pause,
+		"unpause":  mi.Unpause,
+		"start":    mi.Start,
+		"services": mi.Services,
+		"cleanup":  mi.Cleanup,
+	}
+	return modules.Exports{Default: named, Named: named}
+}
+
+var errInitContext = errors.New("faults can only be injected while the test runs (setup, scenarios, teardown), not in the init context")
+
+func (mi *ModuleInstance) begin(op string) (context.Context, *fct.Injector, error) {
+	if mi.vu.State() == nil {
+		return nil, nil, fmt.Errorf("container.%s: %w", op, errInitContext)
+	}
+	mi.root.once.Do(func() {
+		var run string
+		if mi.lookupEnv != nil {
+			run, _ = mi.lookupEnv(EnvRunID)
+		}
+		mi.root.in, mi.root.err = fct.New(run)
+	})
+	if mi.root.err != nil {
+		return nil, nil, fmt.Errorf("container.%s: %w", op, mi.root.err)
+	}
+	return mi.vu.Context(), mi.root.in.WithRecorder(mi), nil
+}
+
+// Stop is container.stop(service, graceMs = 0): SIGTERM, SIGKILL after grace.
+func (mi *ModuleInstance) Stop(service string, graceMs int) error {
+	ctx, in, err := mi.begin("stop")
+	if err != nil {
+		return err
+	}
+	if graceMs < 0 {
+		return fmt.Errorf("container.stop: negative grace %d", graceMs)
+	}
+	return in.Stop(ctx, service, time.Duration(graceMs)*time.Millisecond)
+}
+
+// Kill is container.kill(service, signal = "SIGKILL").
+func (mi *ModuleInstance) Kill(service, signal string) error {
+	ctx, in, err := mi.begin("kill")
+	if err != nil {
+		return err
+	}
+	return in.Kill(ctx, service, signal)
+}
+
+// Pause is container.pause(service).
+func (mi *ModuleInstance) Pause(service string) error {
+	ctx, in, err := mi.begin("pause")
+	if err != nil {
+		return err
+	}
+	return in.Pause(ctx, service)
+}
+
+// Unpause is container.unpause(service).
+func (mi *ModuleInstance) Unpause(service string) error {
+	ctx, in, err := mi.begin("unpause")
+	if err != nil {
+		return err
+	}
+	return in.Unpause(ctx, service)
+}
+
+// Start is container.start(service): brings a stopped or killed server back.
+func (mi *ModuleInstance) Start(service string) error {
+	ctx, in, err := mi.begin("start")
+	if err != nil {
+		return err
+	}
+	return in.Start(ctx, service)
+}
+
+// Services is container.services(): [{service, state}] of this run.
+func (mi *ModuleInstance) Services() ([]map[string]any, error) {
+	ctx, in, err := mi.begin("services")
+	if err != nil {
+		return nil, err
+	}
+	cs, err := in.Services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, map[string]any{"service": c.Service, "state": c.State, "id": c.ID})
+	}
+	return out, nil
+}
+
+// Cleanup is container.cleanup(): unpauses and starts what this run took
+// down. Safe to call twice.
+func (mi *ModuleInstance) Cleanup() error {
+	ctx, in, err := mi.begin("cleanup")
+	if err != nil {
+		return err
+	}
+	return in.Cleanup(ctx)
+}
