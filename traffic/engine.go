@@ -38,8 +38,24 @@ type Engine struct {
 	bg     sync.WaitGroup
 	bgSem  chan struct{}
 	closed []*process
-	ran    atomic.Bool
-	runCtx context.Context
+	ran     atomic.Bool
+	runCtx  context.Context
+	started chan struct{}
+	startAt time.Time
+}
+
+// Started is closed when traffic starts (after warming); StartTime is then
+// the schedule's origin.
+func (e *Engine) Started() <-chan struct{} { return e.started }
+
+// StartTime returns when traffic started (zero before Started is closed).
+func (e *Engine) StartTime() time.Time {
+	select {
+	case <-e.started:
+		return e.startAt
+	default:
+		return time.Time{}
+	}
 }
 
 type process struct {
@@ -87,7 +103,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, kb: NewKeyBuilder(cfg.Namespace, cfg.CacheVersion, cfg.Model, cfg.SchemaHash),
 		zipf: z, cache: mc, admin: admin, stats: newStats(len(cfg.CacheAddrs)), sink: sink, dsn: dsn,
-		bgSem: make(chan struct{}, 64),
+		bgSem: make(chan struct{}, 64), started: make(chan struct{}),
 	}
 	e.flip.Store(math.Float64bits(cfg.FlipFraction))
 	e.rate.Store(math.Float64bits(cfg.Rate))
@@ -367,6 +383,8 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 
 	start := time.Now()
 	deadline := start.Add(e.cfg.Duration)
+	e.startAt = start
+	close(e.started)
 	work := make(chan op)
 	var wg sync.WaitGroup
 	for w := 0; w < e.cfg.MaxInflight; w++ {

@@ -169,3 +169,161 @@ func TestHitAndMissFill(t *testing.T) {
 		t.Errorf("hot key format = %v, want legacy", f)
 	}
 }
+
+// drill runs one replay and calls action at offset after traffic starts.
+// It returns the recorder, the action's instant and the summary.
+func drill(t *testing.T, c traffic.Config, at time.Duration, action func(*traffic.Engine)) (*recorder, time.Time, traffic.Summary) {
+	t.Helper()
+	rec := &recorder{}
+	e, err := traffic.New(c, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actAt time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-e.Started()
+		time.Sleep(time.Until(e.StartTime().Add(at)))
+		actAt = time.Now()
+		if action != nil {
+			action(e)
+		}
+	}()
+	s, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	return rec, actAt, s
+}
+
+// stampedeConfig: a fully warmed cache (so steady misses are ~0), an
+// expensive miss path and a bounded pool, so a hot-set expiry is a burst.
+func stampedeConfig(p traffic.Protections) traffic.Config {
+	c := baseConfig(traffic.WithRate(3000), traffic.WithDuration(4*time.Second), traffic.WithProtections(p))
+	c.HotSet = 200
+	c.Warm = 20000
+	c.TTL = time.Hour
+	c.QueryDelay = 100 * time.Millisecond
+	c.Processes, c.PoolSize = 4, 8
+	c.Seed = 7
+	return c
+}
+
+func defaultProtections() traffic.Protections { return traffic.NewConfig().Protections }
+
+// expirySpike is DB queries in the second after expireHotSet, minus the
+// steady rate of the second before it.
+func expirySpike(t *testing.T, p traffic.Protections) (float64, traffic.Summary) {
+	t.Helper()
+	flushAll(t)
+	c := stampedeConfig(p)
+	rec, at, s := drill(t, c, 2*time.Second, func(e *traffic.Engine) {
+		if _, err := e.ExpireHotSet(context.Background(), 0); err != nil {
+			t.Error(err)
+		}
+	})
+	before := rec.sum(traffic.MetricDBQueries, at.Add(-time.Second), at)
+	after := rec.sum(traffic.MetricDBQueries, at, at.Add(time.Second))
+	t.Logf("protections %+v: db queries 1s before %v, 1s after %v; summary %+v", p, before, after, s)
+	return after - before, s
+}
+
+func TestHotSetExpirySpikesAndProtectionsReduceIt(t *testing.T) {
+	base, _ := expirySpike(t, defaultProtections())
+	if base < 400 {
+		t.Fatalf("unprotected hot-set expiry spike = %v extra queries, want a stampede (> 2x the 200 hot keys)", base)
+	}
+	cases := map[string]func(*traffic.Protections){
+		"coalesce":             func(p *traffic.Protections) { p.Coalesce = true },
+		"fillLock":             func(p *traffic.Protections) { p.FillLock, p.FillLockTries = true, 20 },
+		"leases":               func(p *traffic.Protections) { p.Leases, p.LeaseTries = true, 50 },
+		"staleWhileRevalidate": func(p *traffic.Protections) { p.StaleWhileRevalidate = time.Minute },
+	}
+	for name, set := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := defaultProtections()
+			set(&p)
+			spike, _ := expirySpike(t, p)
+			if spike >= base*0.7 {
+				t.Errorf("%s: spike %v extra queries, unprotected %v: want at least 30%% lower", name, spike, base)
+			}
+		})
+	}
+	t.Run("dbLimit", func(t *testing.T) {
+		flushAll(t)
+		p := defaultProtections()
+		p.DBLimit = 2
+		c := stampedeConfig(p)
+		rec, at, s := drill(t, c, 2*time.Second, func(e *traffic.Engine) { _, _ = e.ExpireHotSet(context.Background(), 0) })
+		peak := rec.peak(traffic.MetricDBInflight, at, at.Add(time.Second))
+		if peak > float64(2*c.Processes) {
+			t.Errorf("db_inflight peak %v with dbLimit 2 x %d processes", peak, c.Processes)
+		}
+		if s.Errors[traffic.ClassShed] == 0 {
+			t.Errorf("expected shed queries: %+v", s.Errors)
+		}
+	})
+}
+
+// A synchronized natural expiry: everything warmed at once with one TTL.
+func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
+	t.Helper()
+	flushAll(t)
+	c := stampedeConfig(p)
+	c.TTL = 2 * time.Second
+	c.Duration = 4 * time.Second
+	c.Warm = 5000
+	rec, _, s := drill(t, c, 0, nil)
+	start := s.Elapsed
+	_ = start
+	peak := rec.peak(traffic.MetricDBQueries, time.Time{}, time.Now())
+	t.Logf("protections %+v: peak db queries per 100ms %v; summary %+v", p, peak, s)
+	return peak
+}
+
+func TestTTLJitterAndXFetchSoftenSynchronizedExpiry(t *testing.T) {
+	base := naturalExpiryPeak(t, defaultProtections())
+	for name, set := range map[string]func(*traffic.Protections){
+		"ttlJitter": func(p *traffic.Protections) { p.TTLJitter = 0.5 },
+		"xfetch":    func(p *traffic.Protections) { p.XFetch, p.XFetchBeta = true, 20 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := defaultProtections()
+			set(&p)
+			if peak := naturalExpiryPeak(t, p); peak >= base*0.8 {
+				t.Errorf("%s: peak %v per 100ms, unprotected %v: want at least 20%% lower", name, peak, base)
+			}
+		})
+	}
+}
+
+func TestFormatFlipRaisesDBQueries(t *testing.T) {
+	run := func(p traffic.Protections) (float64, float64) {
+		flushAll(t)
+		c := baseConfig(traffic.WithRate(2000), traffic.WithDuration(4*time.Second), traffic.WithProtections(p))
+		c.Warm = 20000
+		c.TTL = time.Hour
+		rec, at, _ := drill(t, c, 2*time.Second, func(e *traffic.Engine) {
+			if err := e.FlipFormat(0.5); err != nil {
+				t.Error(err)
+			}
+		})
+		before := rec.sum(traffic.MetricDBQueries, at.Add(-time.Second), at)
+		after := rec.sum(traffic.MetricDBQueries, at, at.Add(2*time.Second)) / 2
+		return before, after
+	}
+	before, after := run(defaultProtections())
+	t.Logf("flip: db queries/s before %v, after %v", before, after)
+	if after < before+200 {
+		t.Errorf("format flip of half the fleet: db queries/s %v -> %v, want a clear rise", before, after)
+	}
+	p := defaultProtections()
+	p.CompatRead = true
+	cb, ca := run(p)
+	t.Logf("flip with compatRead: db queries/s before %v, after %v", cb, ca)
+	if ca > cb+50 {
+		t.Errorf("compatRead: db queries/s %v -> %v, want no rise", cb, ca)
+	}
+}

@@ -134,6 +134,10 @@ type Config struct {
 	CacheVersion int
 	Model        string
 	SchemaHash   string
+	// QueryDelay makes each fill query cost this much database time
+	// (MySQL SLEEP per row read), to model an expensive miss path as the
+	// metastability studies do (default 0). Seeding and warming skip it.
+	QueryDelay time.Duration
 	// Interval is the metric push interval (default 100 ms, the minimum).
 	Interval time.Duration
 	// HDROut appends per-second HDR histograms as NDJSON (default: env
@@ -284,6 +288,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option dbTimeout: must be > 0")
 	case c.CacheConns < 1:
 		return fmt.Errorf("option cacheConns: must be >= 1")
+	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
+		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
 	case c.Interval < 100*time.Millisecond:
 		return fmt.Errorf("option interval: %v must be >= 100ms", c.Interval)
 	}
@@ -409,6 +415,8 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.SchemaHash, err = asString(v)
 		case "interval":
 			c.Interval, err = asDuration(v)
+		case "queryDelay":
+			c.QueryDelay, err = asDuration(v)
 		case "hdrOut":
 			c.HDROut, err = asString(v)
 		case "protections":

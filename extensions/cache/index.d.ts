@@ -130,6 +130,8 @@ export interface ReplayOptions {
   cacheVersion?: number;
   model?: string;
   schemaHash?: string;
+  /** Extra DB time per fill query (SLEEP per row), default 0: an expensive miss path. */
+  queryDelay?: Duration;
   /** Metric push interval, default and minimum "100ms". */
   interval?: Duration;
   /** HDR NDJSON output path, default FIREDRILL_HDR_OUT. */
