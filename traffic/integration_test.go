@@ -272,9 +272,12 @@ func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
 	t.Helper()
 	flushAll(t)
 	c := stampedeConfig(p)
-	c.TTL = 2 * time.Second
+	c.TTL = 3 * time.Second
 	c.Duration = 4 * time.Second
-	c.Warm = 5000
+	// a small keyspace that is all warm and all requested, so the only
+	// misses are expiries
+	c.Keys, c.HotSet, c.Warm = 500, 500, 500
+	c.QueryDelay = 20 * time.Millisecond
 	rec, _, s := drill(t, c, 0, nil)
 	start := s.Elapsed
 	_ = start
@@ -286,7 +289,7 @@ func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
 func TestTTLJitterAndXFetchSoftenSynchronizedExpiry(t *testing.T) {
 	base := naturalExpiryPeak(t, defaultProtections())
 	for name, set := range map[string]func(*traffic.Protections){
-		"ttlJitter": func(p *traffic.Protections) { p.TTLJitter = 0.5 },
+		"ttlJitter": func(p *traffic.Protections) { p.TTLJitter = 0.8 },
 		"xfetch":    func(p *traffic.Protections) { p.XFetch, p.XFetchBeta = true, 20 },
 	} {
 		t.Run(name, func(t *testing.T) {
