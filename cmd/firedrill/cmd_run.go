@@ -104,7 +104,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		case err != nil:
 			failed = append(failed, fmt.Sprintf("%s %s: %v", drill.Name, p, err))
 		case !res.Verdict.Pass:
-			failed = append(failed, fmt.Sprintf("%s %s: expected the hypothesis %s, it %s", drill.Name, p, res.Verdict.Expected, reached(res)))
+			msg := fmt.Sprintf("%s %s: expected the hypothesis %s, it %s", drill.Name, p, res.Verdict.Expected, reached(res))
+			if res.Verdict.Reason != "" {
+				msg += " (" + res.Verdict.Reason + ")"
+			}
+			failed = append(failed, msg)
 		default:
 			fmt.Fprintf(stderr, "run: %s %s: PASS (hypothesis %s as declared)\n", drill.Name, p, res.Verdict.Reached)
 		}

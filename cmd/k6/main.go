@@ -7,6 +7,8 @@ import (
 
 	// Each extension registers its k6/x/<name> module in init.
 	_ "github.com/firedrill-dev/firedrill/extensions/cache"
+	_ "github.com/firedrill-dev/firedrill/extensions/container"
+	_ "github.com/firedrill-dev/firedrill/extensions/database"
 	_ "github.com/firedrill-dev/firedrill/extensions/toxiproxy"
 )
 
