@@ -150,4 +150,3 @@ func version() string {
 	}
 	return "dev"
 }
-
