@@ -37,6 +37,13 @@ type RootModule struct {
 	mu     sync.Mutex
 	storms map[string]*fdb.Storm // by tenant prefix
 	killer *fdb.Killer
+
+	// pending holds events of background work that ended after the context
+	// of the VU that started it (its scenario ended): k6 would drop them.
+	// The next call from any VU pushes them with their own time, so the
+	// timeline still shows when the work ended.
+	pendMu  sync.Mutex
+	pending []metrics.Sample
 }
 
 // ModuleInstance is the module as one VU sees it.
@@ -74,8 +81,9 @@ func (mi *ModuleInstance) env(k string) string {
 	return v
 }
 
-// Record pushes one firedrill_fault sample for e; dropped outside a VU or
-// once the VU's context is over.
+// Record pushes one firedrill_fault sample for e. When the VU's context is
+// over (a storm or killer outlived the scenario that started it), the
+// sample waits in the root module for the next call from a live VU.
 func (mi *ModuleInstance) Record(e faults.Event) {
 	state := mi.vu.State()
 	if state == nil {
@@ -84,11 +92,33 @@ func (mi *ModuleInstance) Record(e faults.Event) {
 	tags := state.Tags.GetCurrentValues().Tags.
 		With("fault", e.Fault).With("action", string(e.Action)).
 		With("target", e.Target).With("name", e.Name)
-	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
+	sample := metrics.Sample{
 		TimeSeries: metrics.TimeSeries{Metric: mi.metric, Tags: tags},
 		Time:       time.Now(),
 		Value:      1,
-	})
+	}
+	if !metrics.PushIfNotDone(mi.vu.Context(), state.Samples, sample) {
+		mi.root.pendMu.Lock()
+		mi.root.pending = append(mi.root.pending, sample)
+		mi.root.pendMu.Unlock()
+	}
+}
+
+// flushPending pushes the events that could not be pushed when they happened.
+func (mi *ModuleInstance) flushPending() {
+	state := mi.vu.State()
+	mi.root.pendMu.Lock()
+	pending := mi.root.pending
+	mi.root.pending = nil
+	mi.root.pendMu.Unlock()
+	for i, s := range pending {
+		if !metrics.PushIfNotDone(mi.vu.Context(), state.Samples, s) {
+			mi.root.pendMu.Lock()
+			mi.root.pending = append(pending[i:], mi.root.pending...)
+			mi.root.pendMu.Unlock()
+			return
+		}
+	}
 }
 
 // Exports returns the JS API; the default export carries the same functions.
@@ -122,6 +152,7 @@ func (mi *ModuleInstance) begin(op string) (context.Context, *fdb.Injector, erro
 	if mi.vu.State() == nil {
 		return nil, nil, fmt.Errorf("database.%s: %w", op, errInitContext)
 	}
+	mi.flushPending()
 	ctx := mi.vu.Context()
 	mi.root.once.Do(func() {
 		dsn := mi.env(EnvAdminDSN)
