@@ -444,17 +444,32 @@ func readThresholds(path string) ([]reports.Threshold, error) {
 		return nil, fmt.Errorf("read k6 summary: %w", err)
 	}
 	var sum struct {
-		Metrics map[string]struct {
-			Thresholds map[string]json.RawMessage `json:"thresholds"`
-		} `json:"metrics"`
+		Metrics map[string]map[string]json.RawMessage `json:"metrics"`
 	}
 	if err := json.Unmarshal(b, &sum); err != nil {
 		return nil, fmt.Errorf("read k6 summary %s: %w", path, err)
 	}
 	var out []reports.Threshold
 	for metric, m := range sum.Metrics {
-		for expr, raw := range m.Thresholds {
+		var ths map[string]json.RawMessage
+		if raw, ok := m["thresholds"]; ok {
+			_ = json.Unmarshal(raw, &ths)
+		}
+		for expr, raw := range ths {
 			t := reports.Threshold{Metric: metric, Expression: expr}
+			// The value the expression judged: its aggregate ("count",
+			// "p(99)", "rate", ...) among the metric's exported values.
+			agg := strings.TrimSpace(strings.FieldsFunc(expr, func(r rune) bool { return strings.ContainsRune("<>=!", r) })[0])
+			if agg == "value" {
+				if _, ok := m["value"]; !ok {
+					agg = "rate"
+				}
+			}
+			var v float64
+			if rv, ok := m[agg]; ok && json.Unmarshal(rv, &v) == nil {
+				f := reports.Float(v)
+				t.Value = &f
+			}
 			var failed bool
 			var obj struct {
 				OK *bool `json:"ok"`

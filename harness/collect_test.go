@@ -119,7 +119,7 @@ func TestCollectorSeriesEventsPhases(t *testing.T) {
 
 func TestReadThresholdsBothForms(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "summary.json")
-	os.WriteFile(path, []byte(`{"metrics":{"b":{"thresholds":{"count>0":false}},"a":{"thresholds":{"p(99)<5":true,"max<9":{"ok":true}}}}}`), 0o644)
+	os.WriteFile(path, []byte(`{"metrics":{"b":{"count":7,"thresholds":{"count>0":false}},"a":{"thresholds":{"p(99)<5":true,"max<9":{"ok":true}}}}}`), 0o644)
 	ths, err := readThresholds(path)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,11 @@ func TestReadThresholdsBothForms(t *testing.T) {
 	if len(ths) != 3 {
 		t.Fatalf("thresholds = %+v", ths)
 	}
+	if ths[2].Value == nil || *ths[2].Value != 7 {
+		t.Errorf("count>0 judged %v, want 7", ths[2].Value)
+	}
 	for i := range want {
+		ths[i].Value = nil
 		if ths[i] != want[i] {
 			t.Errorf("threshold %d = %+v, want %+v", i, ths[i], want[i])
 		}
