@@ -426,3 +426,58 @@ func TestStatementLimit(t *testing.T) {
 		t.Fatalf("restored %s = %q, want %q", name, now, orig)
 	}
 }
+
+func TestDDLStormThrottlesOnLoad(t *testing.T) {
+	in, _ := open(t)
+	ctx := context.Background()
+	prefix := "firedrill_tthrottle_"
+	if err := in.CreateTenants(ctx, prefix, 2, 100); err != nil {
+		t.Fatal(err)
+	}
+	defer in.DropTenants(ctx, prefix)
+	// Load: three statements running for 2 s push Threads_running over 2.
+	load, err := sql.Open("mysql", adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer load.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = load.Exec("SELECT SLEEP(2)")
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	s, err := in.StartDDLStorm(ctx, StormConfig{Prefix: prefix, Method: StormCopy, ThrottleThreadsRunning: 2, Types: []string{"BIGINT NOT NULL"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if st := s.Stats(); st.Migrations != 0 || st.RowsCopied != 0 {
+		t.Fatalf("storm ran under load: %+v", st)
+	}
+	wg.Wait()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := s.Wait(wctx)
+	if err != nil || st.Migrations != 2 || st.ThrottledMs < 500 {
+		t.Fatalf("after load: %+v %v", st, err)
+	}
+	t.Logf("throttled: %+v", st)
+}
+
+func TestKillerSparesTheInjectorsOwnQueries(t *testing.T) {
+	in, _ := open(t)
+	ctx := context.Background()
+	k, err := in.StartQueryKiller(ctx, KillerConfig{Threshold: 100 * time.Millisecond, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	var slept int
+	if err := in.DB().QueryRow(ownMarker + "SELECT SLEEP(0.5)").Scan(&slept); err != nil || slept != 0 {
+		t.Fatalf("own query killed: %d %v", slept, err)
+	}
+}
