@@ -22,22 +22,22 @@ import (
 // Engine replays one run of traffic. Build it with New, run it once with
 // Run; steering methods may be called from any goroutine while it runs.
 type Engine struct {
-	cfg    Config
-	kb     KeyBuilder
-	zipf   *zipf.Sampler
-	cache  *memcache.Client
-	admin  *memcache.Client
-	stats  *stats
-	sink   Sink
-	dsn    string
-	flip   atomic.Uint64 // float64 bits: share of processes on the other format
-	rate   atomic.Uint64 // float64 bits
-	prot   atomic.Pointer[Protections]
-	fleet  atomic.Pointer[[]*process]
-	fleetM sync.Mutex // serialises Scale
-	bg     sync.WaitGroup
-	bgSem  chan struct{}
-	closed []*process
+	cfg     Config
+	kb      KeyBuilder
+	zipf    *zipf.Sampler
+	cache   *memcache.Client
+	admin   *memcache.Client
+	stats   *stats
+	sink    Sink
+	dsn     string
+	flip    atomic.Uint64 // float64 bits: share of processes on the other format
+	rate    atomic.Uint64 // float64 bits
+	prot    atomic.Pointer[Protections]
+	fleet   atomic.Pointer[[]*process]
+	fleetM  sync.Mutex // serialises Scale
+	bg      sync.WaitGroup
+	bgSem   chan struct{}
+	closed  []*process
 	ran     atomic.Bool
 	runCtx  context.Context
 	started chan struct{}
