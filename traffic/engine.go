@@ -80,7 +80,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("option theta: %w", err)
 	}
-	mc, err := memcache.New(cfg.CacheAddrs, memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout))
+	mc, err := memcache.New(cfg.CacheAddrs, memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout), memcache.WithMux(cfg.CacheMux))
 	if err != nil {
 		return nil, fmt.Errorf("option memcached: %w", err)
 	}

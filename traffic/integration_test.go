@@ -130,9 +130,14 @@ func baseConfig(opts ...traffic.Option) traffic.Config {
 	return c
 }
 
-func TestHitAndMissFill(t *testing.T) {
+func TestHitAndMissFill(t *testing.T) { hitAndMissFill(t, false) }
+
+func TestHitAndMissFillMux(t *testing.T) { hitAndMissFill(t, true) }
+
+func hitAndMissFill(t *testing.T, mux bool) {
 	flushAll(t)
 	c := baseConfig(traffic.WithRate(1000), traffic.WithDuration(2*time.Second))
+	c.CacheMux = mux
 	c.Warm = 0
 	rec := &recorder{}
 	e, err := traffic.New(c, rec)

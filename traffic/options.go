@@ -127,6 +127,12 @@ type Config struct {
 	DBTimeout time.Duration
 	// CacheConns caps connections per memcached server (default 64).
 	CacheConns int
+	// CacheMux sends gets and sets over one multiplexed meta-protocol
+	// connection per server (memcache.WithMux): about twice the gets per
+	// CPU-second, for high-rate replays. A timeout then fails every request
+	// in flight on that connection, unlike the per-connection pool, so
+	// latency-fault drills keep it off. Default false.
+	CacheMux bool
 	// Namespace, CacheVersion, Model and SchemaHash build IdentityCache keys
 	// "<Namespace>IDC:<CacheVersion>:blob:<Model>:<SchemaHash>:<id>"
 	// (defaults "", 8, "Record", a hash of the table's columns).
@@ -405,6 +411,8 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.DBTimeout, err = asDuration(v)
 		case "cacheConns":
 			c.CacheConns, err = asInt(v)
+		case "cacheMux":
+			c.CacheMux, err = asBool(v)
 		case "namespace":
 			c.Namespace, err = asString(v)
 		case "cacheVersion":

@@ -123,6 +123,8 @@ export interface ReplayOptions {
   /** Per round trip to memcached, default "500ms"; per DB query, default "1s". */
   cacheTimeout?: Duration;
   dbTimeout?: Duration;
+  /** Gets and sets over one multiplexed meta-protocol connection per server (~2x gets per CPU-second; a timeout fails all in flight on it), default false. */
+  cacheMux?: boolean;
   /** Connections per memcached server, default 64. */
   cacheConns?: number;
   /** Key parts: namespace (""), cacheVersion (8), model ("Record"), schemaHash (hash of the table's columns). */

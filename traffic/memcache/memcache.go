@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,12 @@ func WithDialTimeout(d time.Duration) Option { return func(c *Client) { c.dialTi
 // New. Admin clients use it to reach the servers behind the proxies directly.
 func WithDialAddrs(a []string) Option { return func(c *Client) { c.dialAddrs = a } }
 
+// WithMux routes Get and Set through one multiplexed meta-protocol
+// connection per server (see Mux) instead of the pool: concurrent callers
+// then share syscalls, which roughly doubles gets per CPU-second. Other
+// commands keep using the pool. Default off.
+func WithMux(on bool) Option { return func(c *Client) { c.useMux = on } }
+
 // Client talks to a set of servers. It is safe for concurrent use.
 type Client struct {
 	ring        *ketama.Ring
@@ -66,9 +73,13 @@ type Client struct {
 	timeout     time.Duration
 	dialTimeout time.Duration
 	dialAddrs   []string
+	useMux      bool
+	reqPool     sync.Pool
 }
 
 type server struct {
+	muxMu  sync.Mutex
+	mux    *Mux
 	addr   string
 	idle   chan *conn
 	opened atomic.Int64
@@ -123,9 +134,16 @@ func (c *Client) OpenConns() int64 {
 	return n
 }
 
-// Close closes idle connections; busy ones close when returned.
+// Close closes idle connections and multiplexed ones; busy pooled ones
+// close when returned.
 func (c *Client) Close() error {
 	for _, s := range c.servers {
+		s.muxMu.Lock()
+		if s.mux != nil {
+			_ = s.mux.Close()
+			s.mux = nil
+		}
+		s.muxMu.Unlock()
 		for {
 			select {
 			case cn := <-s.idle:
@@ -258,8 +276,86 @@ func (cn *conn) readValues(fn func(key, val []byte)) error {
 	}
 }
 
+func (c *Client) muxFor(ctx context.Context, i int) (*Mux, error) {
+	s := c.servers[i]
+	s.muxMu.Lock()
+	defer s.muxMu.Unlock()
+	if s.mux != nil {
+		select {
+		case <-s.mux.done:
+			_ = s.mux.Close()
+			s.mux = nil
+		default:
+			return s.mux, nil
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+	defer cancel()
+	m, err := DialMux(dctx, s.addr)
+	if err != nil {
+		return nil, err
+	}
+	s.mux = m
+	return m, nil
+}
+
+// muxDo runs r on key's server's Mux, bounded by the client timeout. A
+// timed-out request fails its Mux (as a timed-out pooled connection is
+// closed) and is not reused.
+func (c *Client) muxDo(ctx context.Context, r *MuxReq) error {
+	m, err := c.muxFor(ctx, c.ring.Index(r.Key))
+	if err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err = m.Do(tctx, r)
+	if err != nil && tctx.Err() != nil {
+		m.fail(fmt.Errorf("memcache: round trip: %w", tctx.Err()))
+		return errAbandoned{err}
+	}
+	return err
+}
+
+// errAbandoned marks a request whose answer may still arrive: it must not
+// go back to the pool.
+type errAbandoned struct{ error }
+
+func (e errAbandoned) Unwrap() error { return e.error }
+
+func (c *Client) putReq(r *MuxReq, err error) {
+	var a errAbandoned
+	if errors.As(err, &a) {
+		return
+	}
+	r.Value = r.Value[:0]
+	c.reqPool.Put(r)
+}
+
+func (c *Client) req() *MuxReq {
+	if r, ok := c.reqPool.Get().(*MuxReq); ok {
+		return r
+	}
+	return NewMuxReq()
+}
+
 // Get reads key. The returned slice is a fresh copy.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	if c.useMux {
+		r := c.req()
+		r.Key, r.Set = key, false
+		err := c.muxDo(ctx, r)
+		var out []byte
+		if err == nil {
+			if r.Found {
+				out = append([]byte(nil), r.Value...)
+			} else {
+				err = ErrCacheMiss
+			}
+		}
+		c.putReq(r, err)
+		return out, err
+	}
 	var out []byte
 	found := false
 	err := c.do(ctx, c.ring.Index(key), func(cn *conn) error {
@@ -381,6 +477,17 @@ func (c *Client) store(ctx context.Context, verb, key string, val []byte, ttl in
 
 // Set stores val under key with ttl seconds (0 = no expiry).
 func (c *Client) Set(ctx context.Context, key string, val []byte, ttl int) error {
+	if c.useMux {
+		r := c.req()
+		r.Key, r.Set, r.Value, r.TTL = key, true, val, ttl
+		err := c.muxDo(ctx, r)
+		var a errAbandoned
+		if !errors.As(err, &a) {
+			r.Value = nil // do not keep the caller's buffer in the pool
+			c.putReq(r, err)
+		}
+		return err
+	}
 	return c.store(ctx, "set", key, val, ttl)
 }
 
