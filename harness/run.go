@@ -41,8 +41,11 @@ type RunOptions struct {
 	Seed       int64             // the drill's random seed
 	Params     map[string]string // drill parameters, passed as FIREDRILL_<NAME>
 	Timeout    time.Duration     // the whole run, environment included
-	Progress   io.Writer         // progress lines
-	K6Output   io.Writer         // k6's own output (also kept in k6.log)
+	// Generators is the number of k6 processes that drive the load, each
+	// with its own execution segment (0 or 1: one k6, as before).
+	Generators int
+	Progress   io.Writer // progress lines
+	K6Output   io.Writer // k6's own output (also kept in k6.log)
 }
 
 // Run runs one drill in one profile and returns its result and the folder
@@ -91,7 +94,7 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 		// Until the run ends, the file on disk says it did not finish, so
 		// a harness killed mid-run still leaves an honest result.
 		IncompleteReason: "the harness stopped before the run finished (killed or crashed)",
-		Environment:      reports.Environment{Memcached: o.Memcached, Generators: 1},
+		Environment:      reports.Environment{Memcached: o.Memcached, Generators: max(1, o.Generators)},
 	}
 	res.Environment.Host, _ = os.Hostname()
 	resultPath := filepath.Join(dir, "result.json")
@@ -175,7 +178,6 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (er
 	vars := append(env.Vars(),
 		"FIREDRILL_PROFILE="+o.Profile,
 		"FIREDRILL_SEED="+strconv.FormatInt(o.Seed, 10),
-		"FIREDRILL_HDR_OUT="+hdr,
 		"FIREDRILL_OUT_DIR="+dir,
 		// Nothing leaves the machine: k6 would otherwise report usage home.
 		"K6_NO_USAGE_REPORT=true",
@@ -188,18 +190,19 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (er
 	for _, k := range keys {
 		vars = append(vars, "FIREDRILL_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+o.Params[k])
 	}
+	if o.Generators > 1 {
+		err := runGenerators(ctx, o, res, dir, vars, o.Generators)
+		resetToxics(ctx, o.Progress, env.ToxiproxyURL)
+		return err
+	}
+	vars = append(vars, "FIREDRILL_HDR_OUT="+hdr)
 	args := []string{"run", "--no-color",
 		"--out", "json=" + samples, "--summary-export", summary, o.Drill.Path}
 	fmt.Fprintf(o.Progress, "k6: %s %s\n", o.K6, strings.Join(args, " "))
 	k6Start := time.Now()
 	code, k6Err := runK6(ctx, o, args, vars, filepath.Join(dir, "k6.log"))
 
-	// Backstop: whatever toxics the script left, none survive the run.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	if rerr := environments.Reset(rctx, env.ToxiproxyURL); rerr != nil {
-		fmt.Fprintf(o.Progress, "run: %v\n", rerr)
-	}
-	cancel()
+	resetToxics(ctx, o.Progress, env.ToxiproxyURL)
 
 	col := newCollector(k6Start)
 	if err := col.readSamples(samples); err != nil && k6Err == nil {
@@ -241,6 +244,16 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (er
 	}
 	fmt.Fprintf(o.Progress, "run: %s %s: hypothesis %s (expected %s)\n", o.Drill.Name, o.Profile, res.Verdict.Reached, res.Verdict.Expected)
 	return nil
+}
+
+// resetToxics is the backstop: whatever toxics the script left, none
+// survive the run.
+func resetToxics(ctx context.Context, progress io.Writer, url string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if rerr := environments.Reset(rctx, url); rerr != nil {
+		fmt.Fprintf(progress, "run: %v\n", rerr)
+	}
 }
 
 // describeCtx names the cause when the context ended the run.

@@ -29,6 +29,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	timeout := fs.Duration("timeout", 30*time.Minute, "stop the run (and tear down) after this long")
 	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6)")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
+	generators := fs.Int("generators", 1, "k6 processes driving the load, each with its own execution segment; results are merged and thresholds judged on the merge")
 	quiet := fs.Bool("quiet", false, "do not show k6's own output (it is kept in k6.log)")
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value`, passed to the script as FIREDRILL_<NAME> (repeatable)")
@@ -66,6 +67,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *memcached < 1 {
 		return fmt.Errorf("--memcached must be at least 1, got %d", *memcached)
 	}
+	if *generators < 1 {
+		return fmt.Errorf("--generators must be at least 1, got %d", *generators)
+	}
 	if *timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", *timeout)
 	}
@@ -93,7 +97,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Drill: drill, Profile: p, OutDir: *out, K6: *k6,
 			Memcached: *memcached, MySQLImage: *mysqlImage,
 			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
-			Progress: stderr, K6Output: k6out,
+			Generators: *generators, Progress: stderr, K6Output: k6out,
 		})
 		if dir != "" {
 			fmt.Fprintf(stdout, "%s\n%s\n", filepath.Join(dir, "result.json"), filepath.Join(dir, "report.html"))

@@ -27,6 +27,12 @@ Usage:
   firedrill report RESULT.json... -o FILE render results into one HTML report
   firedrill compare BASE... -- HEAD... -o FILE
                                           compare results of two releases; non-zero exit on a regression
+  firedrill nightly [flags]               every drill, every profile, repeated; report, comparison with a baseline, JUnit
+  firedrill baseline save --release vX.Y [--from DIR] | list
+                                          keep a release's results as the baseline of later nightlies
+  firedrill merge RESULT... -o FILE       merge results of several generators of one run into one result
+  firedrill k8s manifests DRILL --parallelism N --out DIR
+                                          k6-operator TestRun, script ConfigMap and k6 image Dockerfile
   firedrill version                       print the version
 
 Run "firedrill COMMAND -h" for a command's flags.
@@ -81,6 +87,14 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return reportCmd(ctx, rest, stdout, stderr)
 	case "compare":
 		return compareCmd(ctx, rest, stdout, stderr)
+	case "nightly":
+		return nightlyCmd(ctx, rest, stdout, stderr)
+	case "baseline":
+		return baselineCmd(ctx, rest, stdout, stderr)
+	case "merge":
+		return mergeCmd(ctx, rest, stdout, stderr)
+	case "k8s":
+		return k8sCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "firedrill", version())
 		return nil
@@ -89,7 +103,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q: run `firedrill help` for the commands (%s)", cmd,
-			"list, run, env, images, report, compare, version")
+			"list, run, env, images, report, compare, nightly, baseline, merge, k8s, version")
 	}
 }
 

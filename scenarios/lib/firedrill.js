@@ -1,5 +1,7 @@
 // Shared parts of the drills: the profile, parameters from `firedrill run
 // --set`, and the fault helpers every drill schedules with startTime.
+import exec from 'k6/execution';
+import { Counter } from 'k6/metrics';
 import toxiproxy from 'k6/x/toxiproxy';
 
 /** The profile `firedrill run` chose ("unprotected", "protected", "default"). */
@@ -30,7 +32,32 @@ export function memcachedProxies() {
   return v.split(',');
 }
 
-/** A one-shot scenario that calls exec at startTime: a step of the fault timeline. */
+/**
+ * This k6 process's generator index and the number of generators
+ * (`firedrill run --generators N` starts N k6 processes, each with its own
+ * execution segment i/N). 0 and 1 when there is only one k6.
+ */
+export const generator = parseInt(__ENV.FIREDRILL_GENERATOR || '0', 10);
+export const generators = Math.max(1, parseInt(__ENV.FIREDRILL_GENERATORS || '1', 10));
+
+/**
+ * True in the one generator that injects faults (generator 0). Faults
+ * scheduled with at() need no check; code that injects a fault some other
+ * way (setup, a traffic function) must call it only where this is true.
+ */
+export const isFaultGenerator = generator === 0;
+
+/**
+ * A one-shot scenario that calls exec at startTime: a step of the fault
+ * timeline. It runs once in the whole test, whatever the number of
+ * generators: one VU and one iteration cannot be split, and k6's execution
+ * segments give that single iteration to the first segment, which is
+ * generator 0 (isFaultGenerator); the other generators get 0 VUs for it
+ * and skip it. The object is the same, and valid, in every generator (k6
+ * rejects iterations: 0), so options.scenarios needs no condition. On the
+ * k6-operator, where FIREDRILL_GENERATOR is not set per runner, the same
+ * segmentation rule still runs it in one runner only.
+ */
 export function at(startTime, exec) {
   return { executor: 'shared-iterations', vus: 1, iterations: 1, startTime, exec, maxDuration: '1m' };
 }
@@ -48,4 +75,65 @@ export function toxicOff(proxies, name) {
 /** Removes every toxic this run added: call it from teardown(). */
 export function cleanupFaults() {
   toxiproxy.cleanup();
+}
+
+// ---------------------------------------------------------------------------
+// Phases and measurements shared by the incident drills.
+
+
+// The extensions' fault counter: a drill marks a fault it applies through a
+// replay option (not a steering call) on the same timeline.
+const faultEvents = new Counter('firedrill_fault');
+
+/** Records a fault injection or removal on the run's timeline. */
+export function markFault(fault, action, target, name) {
+  const tags = { fault, action, target };
+  if (name) tags.name = name;
+  faultEvents.add(1, tags);
+}
+
+/**
+ * Runs fn with every metric this VU pushes (the cache engine's included:
+ * it takes the VU's tags when replay starts) tagged phase=name, so a
+ * threshold can judge one phase: `firedrill_errors{phase:expiry}`.
+ */
+export function inPhase(name, fn) {
+  exec.vu.metrics.tags.phase = name;
+  try {
+    return fn();
+  } finally {
+    delete exec.vu.metrics.tags.phase;
+  }
+}
+
+/** Database queries per second of a replay summary. */
+export function dbRate(summary) {
+  return summary.dbQueries / Math.max(summary.elapsedS, 1e-9);
+}
+
+/** Sum of a replay summary's errors, or of the classes named. */
+export function errorCount(summary, ...classes) {
+  let n = 0;
+  for (const [cls, v] of Object.entries(summary.errors || {})) {
+    if (classes.length === 0 || classes.includes(cls)) n += v;
+  }
+  return n;
+}
+
+/** Logs a table (rows of objects with the same keys) as aligned text. */
+export function logTable(title, rows) {
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0]);
+  const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v));
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals) => vals.map((v, i) => v.padStart(width[i])).join('  ');
+  const out = [title, line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))];
+  console.log(out.join('\n'));
+}
+
+/** A one-line digest of a replay summary for the log. */
+export function digest(name, s) {
+  return `${name}: ${s.operations} ops in ${s.elapsedS.toFixed(1)} s, hit ratio ${s.hitRatio.toFixed(3)}, ` +
+    `db ${dbRate(s).toFixed(0)}/s (p99 ${s.dbP99Ms.toFixed(1)} ms), fetch p99 ${s.fetchP99Ms.toFixed(1)} ms ` +
+    `max ${s.fetchMaxMs.toFixed(0)} ms, late ${s.late}, errors ${JSON.stringify(s.errors)}`;
 }
