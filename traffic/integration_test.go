@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,29 @@ func (r *recorder) peak(metric string, from, to time.Time) float64 {
 		m = max(m, v)
 	}
 	return m
+}
+
+// topSum adds the n largest per-interval totals of metric: a spike measure
+// less sensitive to where interval boundaries fall than a single peak.
+func (r *recorder) topSum(metric string, n int) float64 {
+	r.mu.Lock()
+	byT := map[time.Time]float64{}
+	for _, s := range r.samples {
+		if s.Metric == metric {
+			byT[s.Time] += s.Value
+		}
+	}
+	r.mu.Unlock()
+	var vs []float64
+	for _, v := range byT {
+		vs = append(vs, v)
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(vs)))
+	sum := 0.0
+	for i := 0; i < n && i < len(vs); i++ {
+		sum += vs[i]
+	}
+	return sum
 }
 
 func flushAll(t *testing.T) {
@@ -278,7 +302,7 @@ func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
 	flushAll(t)
 	c := stampedeConfig(p)
 	c.TTL = 3 * time.Second
-	c.Duration = 4 * time.Second
+	c.Duration = 5 * time.Second
 	// a small keyspace that is all warm and all requested, so the only
 	// misses are expiries
 	c.Keys, c.HotSet, c.Warm = 500, 500, 500
@@ -286,8 +310,8 @@ func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
 	rec, _, s := drill(t, c, 0, nil)
 	start := s.Elapsed
 	_ = start
-	peak := rec.peak(traffic.MetricDBQueries, time.Time{}, time.Now())
-	t.Logf("protections %+v: peak db queries per 100ms %v; summary %+v", p, peak, s)
+	peak := rec.topSum(traffic.MetricDBQueries, 3)
+	t.Logf("protections %+v: db queries in the 3 busiest 100ms intervals %v; summary %+v", p, peak, s)
 	return peak
 }
 

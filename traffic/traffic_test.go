@@ -36,6 +36,7 @@ func TestKeyBuilder(t *testing.T) {
 
 func TestConfigFromMapDefaultsAndValues(t *testing.T) {
 	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1,127.0.0.1:2")
+	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
 	t.Setenv("FIREDRILL_SEED", "77")
 	c, err := ConfigFromMap(map[string]any{
 		"rate": int64(2000), "duration": "5s", "ttl": float64(3000), "format": "7.0",
@@ -56,6 +57,7 @@ func TestConfigFromMapDefaultsAndValues(t *testing.T) {
 
 func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
+	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
 	cases := []struct {
 		m    map[string]any
 		want string
