@@ -1,0 +1,190 @@
+package harness
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/firedrill-dev/firedrill/reports"
+)
+
+func TestSegments(t *testing.T) {
+	if got := segmentSequence(1); got != "0,1" {
+		t.Errorf("sequence 1: %s", got)
+	}
+	if got := segmentSequence(3); got != "0,1/3,2/3,1" {
+		t.Errorf("sequence 3: %s", got)
+	}
+	want := []string{"0:1/3", "1/3:2/3", "2/3:1"}
+	for i, w := range want {
+		if got := segment(i, 3); got != w {
+			t.Errorf("segment %d: %s, want %s", i, got, w)
+		}
+	}
+}
+
+// writeGenerator writes one generator's k6 files: samples (with a Metric
+// line per metric, as k6's JSON output has), a summary with the drill's
+// thresholds, and an HDR file with one histogram per second.
+func writeGenerator(t *testing.T, dir, prefix string, start time.Time, gen int, fetchesPerSec float64, latencies [][]int64, withFault bool) GeneratorFiles {
+	t.Helper()
+	f := GeneratorFiles{
+		Samples: filepath.Join(dir, prefix+"k6-samples.json.gz"),
+		Summary: filepath.Join(dir, prefix+"k6-summary.json"),
+		HDR:     filepath.Join(dir, prefix+"histograms.ndjson"),
+	}
+	fh, _ := os.Create(f.Samples)
+	gz := gzip.NewWriter(fh)
+	enc := json.NewEncoder(gz)
+	g := map[string]string{"generator": string(rune('0' + gen))}
+	metric := func(name, typ string) {
+		enc.Encode(map[string]any{"type": "Metric", "metric": name, "data": map[string]any{"name": name, "type": typ}})
+	}
+	metric("cache_fetches", "counter")
+	metric("cache_fetch_ms", "trend")
+	metric("firedrill_errors", "counter")
+	metric("db_connections", "gauge")
+	for s := range latencies {
+		at := start.Add(time.Duration(s)*time.Second + 300*time.Millisecond)
+		enc.Encode(point("cache_fetches", at, fetchesPerSec, g))
+		for _, v := range latencies[s] {
+			enc.Encode(point("cache_fetch_ms", at, float64(v)/1000, g))
+		}
+		enc.Encode(point("db_connections", at, 5, g))
+	}
+	enc.Encode(point("firedrill_errors", start.Add(time.Second), 1, map[string]string{"class": "timeout", "generator": g["generator"]}))
+	if withFault {
+		enc.Encode(point("firedrill_fault", start.Add(time.Second), 1, map[string]string{"fault": "latency", "action": "inject", "target": "memcached-0", "name": "x"}))
+		enc.Encode(point("firedrill_fault", start.Add(2*time.Second), 1, map[string]string{"fault": "latency", "action": "remove", "target": "memcached-0", "name": "x"}))
+	}
+	gz.Close()
+	fh.Close()
+	sum := map[string]any{"metrics": map[string]any{
+		"cache_fetches":                   map[string]any{"count": 0, "thresholds": map[string]bool{"count>500": true}},
+		"cache_fetch_ms":                  map[string]any{"thresholds": map[string]bool{"p(99)<50": false}},
+		"firedrill_errors":                map[string]any{"count": 0, "thresholds": map[string]bool{"count<2": false}},
+		"firedrill_errors{class:timeout}": map[string]any{"thresholds": map[string]bool{"count<1": false}},
+		"firedrill_errors{class:refused}": map[string]any{"thresholds": map[string]bool{"count<1": false}},
+	}}
+	b, _ := json.Marshal(sum)
+	os.WriteFile(f.Summary, b, 0o644)
+	hf, _ := os.Create(f.HDR)
+	for s, vs := range latencies {
+		h := hdrhistogram.New(1, 60_000_000, 3)
+		for _, v := range vs {
+			h.RecordValue(v)
+		}
+		e, _ := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		line, _ := json.Marshal(hdrLine{T: float64(start.Add(time.Duration(s)*time.Second+500*time.Millisecond).UnixNano()) / 1e9, Metric: "cache_fetch", Unit: "us", Encoded: string(e)})
+		hf.Write(append(line, '\n'))
+	}
+	hf.Close()
+	return f
+}
+
+func TestMergeOutputsIsExact(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const secs = 4
+	var all []int64
+	lat := func(scale float64) [][]int64 {
+		out := make([][]int64, secs)
+		for s := range out {
+			for i := 0; i < 2000; i++ {
+				v := int64(rng.ExpFloat64()*scale) + 50 // microseconds
+				out[s] = append(out[s], v)
+				all = append(all, v)
+			}
+		}
+		return out
+	}
+	// Two generators with different latency distributions: their merge must
+	// equal the distribution of every sample together, not an average.
+	f0 := writeGenerator(t, dir, "g0-", start, 0, 100, lat(800), true)
+	f1 := writeGenerator(t, dir, "g1-", start, 1, 150, lat(20000), false)
+	d := Drill{Name: "d", Expect: map[string]string{"default": "held"}, Profiles: []string{"default"}}
+	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Counters summed per second.
+	ops := seriesOf(t, res.Series, reports.SeriesOpRate)
+	for s := 0; s < secs; s++ {
+		if ops[s] != 250 {
+			t.Errorf("op rate second %d = %v, want 250", s, ops[s])
+		}
+	}
+	// Gauges of different generators add up.
+	if c := seriesOf(t, res.Series, reports.SeriesConnections); c[0] != 10 {
+		t.Errorf("connections %v, want 10 (5 per generator)", c[0])
+	}
+	// Fault events once (only generator 0 injected).
+	if len(res.Events) != 2 {
+		t.Errorf("events %v", res.Events)
+	}
+	// HDR merge: every percentile of the merged whole-run histogram equals
+	// the one of a histogram of all samples recorded together.
+	ref := hdrhistogram.New(1, 60_000_000, 3)
+	for _, v := range all {
+		ref.RecordValue(v)
+	}
+	h, ok := res.Histograms["cache_fetch"]
+	if !ok {
+		t.Fatalf("no merged histogram: %v", res.Histograms)
+	}
+	m, err := h.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TotalCount() != int64(len(all)) {
+		t.Fatalf("merged count %d, want %d", m.TotalCount(), len(all))
+	}
+	for _, q := range []float64{50, 90, 99, 99.9, 100} {
+		if a, b := m.ValueAtQuantile(q), ref.ValueAtQuantile(q); a != b {
+			t.Errorf("p%v: merged %d, all samples %d", q, a, b)
+		}
+	}
+	// ...and within HDR's precision (3 significant digits) of the exact
+	// percentile of the raw samples.
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	exact := all[int(math.Ceil(0.99*float64(len(all))))-1]
+	if got := m.ValueAtQuantile(99); math.Abs(float64(got-exact)) > float64(exact)*0.001+1 {
+		t.Errorf("p99 %d, exact %d", got, exact)
+	}
+	// Thresholds judged on the merge: fetches 1000 > 500 (each generator
+	// alone: 400 and 600), errors 2 (one each) fail count<2, p99 from all
+	// samples, submetric by tag.
+	got := map[string]bool{}
+	for _, th := range res.Thresholds {
+		got[th.Metric+" "+th.Expression] = th.OK
+	}
+	want := map[string]bool{
+		"cache_fetches count>500":                 true,
+		"firedrill_errors count<2":                false,
+		"firedrill_errors{class:timeout} count<1": false,
+		"firedrill_errors{class:refused} count<1": true,
+		"cache_fetch_ms p(99)<50":                 false, // generator 1's tail is ~90 ms
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			t.Errorf("threshold %s: ok=%v (present %v), want %v", k, g, ok, w)
+		}
+	}
+	if res.Verdict.Reached != reports.Broken || res.Verdict.Pass {
+		t.Errorf("verdict %+v", res.Verdict)
+	}
+	for _, th := range res.Thresholds {
+		if th.Metric == "cache_fetches" && (th.Value == nil || *th.Value != 1000) {
+			t.Errorf("cache_fetches value %v, want 1000", th.Value)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package nightly
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firedrill-dev/firedrill/harness"
+	"github.com/firedrill-dev/firedrill/reports"
+)
+
+// fakeRun stands in for harness.Run: it writes a result whose p99 latency
+// is latency(drill, profile, repeat) and whose verdict is pass(...).
+func fakeRun(release string, latency func(string, int) float64, pass func(string, int) bool) RunFunc {
+	n := map[string]int{}
+	return func(ctx context.Context, o harness.RunOptions) (*reports.Result, string, error) {
+		key := o.Drill.Name + "/" + o.Profile
+		n[key]++
+		dir := filepath.Join(o.OutDir, fmt.Sprintf("%s-%s-%d", o.Drill.Name, o.Profile, n[key]))
+		os.MkdirAll(dir, 0o755)
+		start := time.Date(2026, 1, 1, 0, 0, n[key], 0, time.UTC)
+		p99 := latency(key, n[key])
+		vs := make([]reports.Float, 10)
+		for i := range vs {
+			vs[i] = reports.Float(p99)
+		}
+		reached := o.Drill.Expect[o.Profile]
+		if !pass(key, n[key]) {
+			reached = map[string]string{reports.Held: reports.Broken, reports.Broken: reports.Held}[reached]
+		}
+		r := &reports.Result{
+			SchemaVersion: reports.SchemaVersion, RunID: fmt.Sprintf("r%d", n[key]), Drill: o.Drill.Name, Profile: o.Profile,
+			Release: release, Harness: "test", Complete: true, Start: start, End: start.Add(10 * time.Second),
+			Environment: reports.Environment{Generators: max(1, o.Generators)}, Parameters: map[string]string{},
+			Series:  []reports.Series{{Metric: reports.SeriesLatencyP99, Unit: "ms", Step: 1, Values: vs}},
+			Verdict: reports.Verdict{Expected: o.Drill.Expect[o.Profile], Reached: reached, Pass: reached == o.Drill.Expect[o.Profile]},
+		}
+		if err := reports.WriteResult(filepath.Join(dir, "result.json"), r); err != nil {
+			return nil, "", err
+		}
+		return r, dir, nil
+	}
+}
+
+var drills = []harness.Drill{
+	{Name: "alpha", Expect: map[string]string{"unprotected": "broken", "protected": "held"}, Profiles: []string{"unprotected", "protected"}},
+	{Name: "beta", Expect: map[string]string{"default": "held"}, Profiles: []string{"default"}},
+}
+
+func TestNightlyWithoutBaselineReportsVerdicts(t *testing.T) {
+	out := t.TempDir()
+	var progress bytes.Buffer
+	s, err := Run(context.Background(), Options{
+		Drills: drills, Repeats: 2, OutDir: out, NoBaseline: "no baseline saved under baselines",
+		Run:      fakeRun("v2", func(string, int) float64 { return 10 }, func(string, int) bool { return true }),
+		Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Runs) != 6 {
+		t.Errorf("runs %d, want 6 (3 drill/profiles x 2)", len(s.Runs))
+	}
+	for _, f := range []string{"report.html", "junit.xml", "summary.txt", "results/alpha-protected-2.json", "results/beta-default-1.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "compare.html")); err == nil {
+		t.Error("compare.html written without a baseline")
+	}
+	if got := strings.Count(progress.String(), "\n"); got != 12 {
+		t.Errorf("progress lines %d, want 12 (start and end of each run):\n%s", got, progress.String())
+	}
+	var buf bytes.Buffer
+	WriteSummary(&buf, s)
+	sum := buf.String()
+	for _, want := range []string{"baseline: none (no baseline saved under baselines)", "alpha", "unprotected", "broken broken", "nightly: PASS"} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum)
+		}
+	}
+	if n := strings.Count(sum, "\n"); n > 25 {
+		t.Errorf("summary is %d lines, not one screen", n)
+	}
+}
+
+func TestNightlyFailsOnVerdictAndRegression(t *testing.T) {
+	root := t.TempDir()
+	// A baseline of v1: 4 repeats at 10 ms.
+	base := filepath.Join(root, "n1")
+	if _, err := Run(context.Background(), Options{Drills: drills, Repeats: 4, OutDir: base,
+		Run: fakeRun("v1", func(_ string, i int) float64 { return 10 + float64(i)*0.01 }, func(string, int) bool { return true })}); err != nil {
+		t.Fatal(err)
+	}
+	baselines := filepath.Join(root, "baselines")
+	dir, n, err := SaveBaseline(baselines, "v1.0", base, false)
+	if err != nil || n != 12 {
+		t.Fatalf("save: %s %d %v", dir, n, err)
+	}
+	if _, _, err := SaveBaseline(baselines, "v1.0", base, false); err == nil {
+		t.Error("saving over an existing baseline without force succeeded")
+	}
+	if _, _, err := SaveBaseline(baselines, "../x", base, false); err == nil {
+		t.Error("a release with a slash was accepted")
+	}
+	got, why := ResolveBaseline(baselines, "latest")
+	if got != dir {
+		t.Fatalf("latest = %q (%s), want %s", got, why, dir)
+	}
+	// Head: beta 30% slower in every repeat, and alpha protected fails once.
+	head := filepath.Join(root, "n2")
+	s, err := Run(context.Background(), Options{Drills: drills, Repeats: 4, OutDir: head, Baseline: got,
+		Run: fakeRun("v2", func(k string, i int) float64 {
+			if strings.HasPrefix(k, "beta") {
+				return 13 + float64(i)*0.01
+			}
+			return 10 + float64(i)*0.01
+		}, func(k string, i int) bool { return !(k == "alpha/protected" && i == 3) }),
+		Compare: reports.CompareOptions{Tolerance: 0.05},
+	})
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err %v, want ErrFailed", err)
+	}
+	if len(s.Failed()) != 1 {
+		t.Errorf("failed %d, want 1", len(s.Failed()))
+	}
+	if s.Regressions() < 2 { // alpha/protected verdict, beta p99
+		t.Errorf("regressions %d, want at least 2", s.Regressions())
+	}
+	for _, f := range []string{"compare.html", "compare.txt", "junit.xml"} {
+		if _, err := os.Stat(filepath.Join(head, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var buf bytes.Buffer
+	WriteSummary(&buf, s)
+	for _, want := range []string{"REGRESSION beta default", "REGRESSION alpha protected", "FAILED alpha protected repeat 3", "nightly: FAIL"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, buf.String())
+		}
+	}
+	j, _ := os.ReadFile(filepath.Join(head, "junit.xml"))
+	if !strings.Contains(string(j), "<failure") {
+		t.Error("junit has no failure")
+	}
+}
+
+func TestBaselinesListAndResolve(t *testing.T) {
+	root := t.TempDir()
+	if d, why := ResolveBaseline(filepath.Join(root, "none"), "latest"); d != "" || !strings.Contains(why, "no baseline saved") {
+		t.Errorf("empty: %q %q", d, why)
+	}
+	if d, why := ResolveBaseline(root, "v9"); d != "" || !strings.Contains(why, "not found") {
+		t.Errorf("missing: %q %q", d, why)
+	}
+	src := filepath.Join(root, "n")
+	Run(context.Background(), Options{Drills: drills[1:], Repeats: 1, OutDir: src,
+		Run: fakeRun("x", func(string, int) float64 { return 1 }, func(string, int) bool { return true })})
+	b := filepath.Join(root, "baselines")
+	for _, r := range []string{"v1.9", "v1.10", "v1.2"} {
+		if _, _, err := SaveBaseline(b, r, src, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := ListBaselines(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range list {
+		names = append(names, l.Release)
+		if l.Results != 1 || len(l.Keys) != 1 || l.Keys[0] != "beta/default" {
+			t.Errorf("%s: %+v", l.Release, l)
+		}
+	}
+	if strings.Join(names, " ") != "v1.2 v1.9 v1.10" {
+		t.Errorf("order %v", names)
+	}
+	if d, _ := ResolveBaseline(b, "latest"); filepath.Base(d) != "v1.10" {
+		t.Errorf("latest %s", d)
+	}
+	if d, _ := ResolveBaseline(b, "v1.2"); filepath.Base(d) != "v1.2" {
+		t.Errorf("by label %s", d)
+	}
+	if d, _ := ResolveBaseline(b, filepath.Join(b, "v1.9")); filepath.Base(d) != "v1.9" {
+		t.Errorf("by folder %s", d)
+	}
+	if d, why := ResolveBaseline(b, "none"); d != "" || why == "" {
+		t.Errorf("none: %q %q", d, why)
+	}
+}
