@@ -32,13 +32,18 @@ func buildCLI(t *testing.T) (bin, k6 string) {
 	return bin, k6
 }
 
-func leftovers(t *testing.T) string {
+// leftovers lists what is still labelled with runID. Other runs (a
+// developer's env up) may share the engine, so only this run's count.
+func leftovers(t *testing.T, runID string) string {
 	t.Helper()
-	c, err := exec.Command("docker", "ps", "-aq", "--filter", "label=firedrill.run").Output()
+	if runID == "" {
+		t.Fatal("no run id to check")
+	}
+	c, err := exec.Command("docker", "ps", "-aq", "--filter", "label=firedrill.run="+runID).Output()
 	if err != nil {
 		t.Fatalf("docker ps: %v", err)
 	}
-	n, err := exec.Command("docker", "network", "ls", "-q", "--filter", "label=firedrill.run").Output()
+	n, err := exec.Command("docker", "network", "ls", "-q", "--filter", "label=firedrill.run="+runID).Output()
 	if err != nil {
 		t.Fatalf("docker network ls: %v", err)
 	}
@@ -121,7 +126,7 @@ func TestRunPipelineEndToEnd(t *testing.T) {
 	if err != nil || !bytes.Contains(report, []byte("pipeline")) || !bytes.Contains(report, []byte("<svg")) {
 		t.Errorf("report.html lacks the drill or its charts (err %v)", err)
 	}
-	if left := leftovers(t); left != "" {
+	if left := leftovers(t, r.RunID); left != "" {
 		t.Errorf("left behind: %s", left)
 	}
 }
@@ -179,7 +184,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	if r.Complete || !strings.Contains(r.IncompleteReason, "interrupt") {
 		t.Errorf("result complete=%v reason=%q", r.Complete, r.IncompleteReason)
 	}
-	if left := leftovers(t); left != "" {
+	if left := leftovers(t, r.RunID); left != "" {
 		t.Errorf("left behind after Ctrl-C: %s", left)
 	}
 }
@@ -200,7 +205,7 @@ func TestRunTimeout(t *testing.T) {
 	if r.Complete || !strings.Contains(r.IncompleteReason, "timeout") {
 		t.Errorf("result complete=%v reason=%q", r.Complete, r.IncompleteReason)
 	}
-	if left := leftovers(t); left != "" {
+	if left := leftovers(t, r.RunID); left != "" {
 		t.Errorf("left behind after the timeout: %s", left)
 	}
 }
