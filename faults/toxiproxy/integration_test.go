@@ -101,9 +101,17 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 				if err := c.RemoveToxic(ctx, proxy, got.Name); err != nil {
 					t.Fatal(err)
 				}
-				if _, d, err := mc(addr, "version\r\n", 2*time.Second); err != nil || d > base+100*time.Millisecond {
-					t.Fatalf("after removing %s: %v %v", tx.Type, d, err)
+				// The machine is shared and noisy: one fast round trip in
+				// three tries shows the toxic is gone; a toxic left behind
+				// slows every one of them.
+				var d time.Duration
+				var err error
+				for range 3 {
+					if _, d, err = mc(addr, "version\r\n", 2*time.Second); err == nil && d <= base+100*time.Millisecond {
+						return
+					}
 				}
+				t.Fatalf("after removing %s: %v %v", tx.Type, d, err)
 			}()
 			check(t)
 		})
