@@ -30,7 +30,8 @@
 //
 // Counters are summed in Go and pushed once per Interval (100 ms) per tag
 // set: cache_fetches, cache_hits, cache_misses (tags process, server,
-// format), db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
+// format), db_queries (counted when issued, so a saturated database
+// still shows the demand), cache_coalesced, cache_fill_waits, cache_stale_served,
 // cache_lease_won, cache_early_refreshes (tag process), firedrill_errors
 // (tag class: timeout, too_many_connections, refused, reset, decode, shed,
 // other) and cache_late. Gauges: db_inflight is the peak number of database
