@@ -5,17 +5,31 @@ DRILL ?= pipeline
 PROFILE ?= all
 OUT ?= out
 MEMCACHED ?= 3
+# make nightly: REPEATS runs of each drill and profile (4: the fewest with
+# which the comparison can call a change significant), BASELINE a release
+# label under BASELINES, a folder of results, latest or none.
+REPEATS ?= 4
+BASELINE ?= latest
+BASELINES ?= baselines
+GENERATORS ?= 1
+NIGHTLY_OUT ?= $(OUT)/nightly
+NIGHTLY_FLAGS ?=
+# make images: IMAGES_FLAGS="--base debian:bookworm-slim" builds on a pulled
+# base where a registry is reachable (CI); IMAGES_TAR is images-save/load's file.
+IMAGES_FLAGS ?=
+IMAGES_TAR ?= .cache/images/firedrill-images.tar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/firedrill-dev/firedrill/harness.Version=$(VERSION)
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 .DEFAULT_GOAL := help
-.PHONY: help build k6 firedrill images run drill env-up env-down test unit integration bench clean
+.PHONY: help build k6 firedrill images run drill env-up env-down test unit integration bench clean nightly baseline images-save images-load
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: DRILL=$(DRILL) PROFILE=$(PROFILE) OUT=$(OUT) MEMCACHED=$(MEMCACHED)"
+	@echo "  Nightly:   REPEATS=$(REPEATS) BASELINE=$(BASELINE) BASELINES=$(BASELINES) GENERATORS=$(GENERATORS) NIGHTLY_OUT=$(NIGHTLY_OUT)"
 
 build: bin/firedrill bin/k6 ## Build bin/firedrill and bin/k6
 
@@ -31,7 +45,14 @@ bin/firedrill: $(GO_SOURCES)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/firedrill
 
 images: bin/firedrill ## Build the database, memcached and toxiproxy images offline (reused when present)
-	bin/firedrill images
+	bin/firedrill images $(IMAGES_FLAGS)
+
+images-save: ## Save the firedrill images to IMAGES_TAR (for a CI cache)
+	@mkdir -p $(dir $(IMAGES_TAR))
+	docker save -o $(IMAGES_TAR) $$(docker images --filter 'reference=firedrill/*' --format '{{.Repository}}:{{.Tag}}')
+
+images-load: ## Load the firedrill images from IMAGES_TAR when it exists (a CI cache)
+	@if [ -f $(IMAGES_TAR) ]; then docker load -i $(IMAGES_TAR); else echo "no $(IMAGES_TAR): images will be built"; fi
 
 run: build ## Build what is missing and run the default drill; prints the report path
 	bin/firedrill run $(DRILL) --out $(OUT) --memcached $(MEMCACHED)
@@ -45,6 +66,15 @@ env-up: bin/firedrill ## Start an environment and print its FIREDRILL_* endpoint
 env-down: bin/firedrill ## Remove every firedrill environment
 	bin/firedrill env down
 
+nightly: build images ## Every drill, every profile, REPEATS times; report, comparison with BASELINE, JUnit (exit 1 on a failure or regression)
+	rm -rf $(NIGHTLY_OUT)
+	bin/firedrill nightly --out $(NIGHTLY_OUT) --repeats $(REPEATS) --baseline $(BASELINE) --baselines $(BASELINES) \
+		--generators $(GENERATORS) --memcached $(MEMCACHED) $(NIGHTLY_FLAGS)
+
+baseline: bin/firedrill ## Save the last nightly's results as a release's baseline: make baseline RELEASE=v1.4
+	@if [ -z "$(RELEASE)" ]; then echo "make baseline RELEASE=vX.Y"; exit 2; fi
+	bin/firedrill baseline save --release $(RELEASE) --from $(NIGHTLY_OUT) --baselines $(BASELINES) --force
+
 unit: ## Unit tests (no Docker)
 	$(GO) test ./...
 
@@ -56,8 +86,9 @@ test: build images ## Unit and integration tests against real containers (needs 
 	@left=$$(docker ps -aq --filter label=firedrill.run; docker network ls -q --filter label=firedrill.run); \
 	if [ -n "$$left" ]; then echo "left behind by the tests:"; echo "$$left"; exit 1; fi
 
-bench: ## Benchmarks; figures are written under bench/
+bench: bin/k6 ## Benchmarks; figures are written under bench/
 	$(GO) test -run '^$$' -bench . -benchmem ./reports/... | tee bench/reports.txt
+	$(GO) test -tags bench -run '^TestGeneratorScaling$$' -count=1 -v ./harness/
 	@if [ -x bench/cache/run.sh ]; then bench/cache/run.sh; fi
 
 clean: ## Remove build output and local results (not the images)

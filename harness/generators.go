@@ -195,6 +195,12 @@ func freePort() (int, error) {
 // runGenerators runs n k6 processes on the drill and fills res from their
 // merged output. vars are the environment every generator shares.
 func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int) error {
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.K6Output == nil {
+		o.K6Output = io.Discard
+	}
 	gctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	seq := segmentSequence(n)

@@ -29,7 +29,7 @@ export const options = {
 };
 export default function () {
   let x = 0;
-  for (let i = 0; i < 100000; i++) { x += i % 7; }
+  for (let i = 0; i < 20000; i++) { x += i % 7; }
   if (x < 0) console.log(x);
 }
 `

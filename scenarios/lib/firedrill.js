@@ -48,6 +48,23 @@ export const generators = Math.max(1, parseInt(__ENV.FIREDRILL_GENERATORS || '1'
 export const isFaultGenerator = generator === 0;
 
 /**
+ * inFaultGenerator() is isFaultGenerator decided from k6's own execution
+ * segment (true where the segment starts at 0, or without segments), so it
+ * also holds on the k6-operator, whose runners share one environment and
+ * get no FIREDRILL_GENERATOR. Call it from VU code (a scenario's function,
+ * setup, teardown): k6 gives the options to the init context only later.
+ */
+export function inFaultGenerator() {
+  const seg = exec.test.options.executionSegment;
+  if (!seg) return true;
+  const s = String(seg);
+  const start = s.includes(':') ? s.split(':')[0].trim() : '0';
+  if (start.endsWith('%')) return parseFloat(start) === 0;
+  const [num, den] = start.split('/');
+  return Number(num) / Number(den || 1) === 0;
+}
+
+/**
  * A one-shot scenario that calls exec at startTime: a step of the fault
  * timeline. It runs once in the whole test, whatever the number of
  * generators: one VU and one iteration cannot be split, and k6's execution
@@ -56,7 +73,8 @@ export const isFaultGenerator = generator === 0;
  * and skip it. The object is the same, and valid, in every generator (k6
  * rejects iterations: 0), so options.scenarios needs no condition. On the
  * k6-operator, where FIREDRILL_GENERATOR is not set per runner, the same
- * segmentation rule still runs it in one runner only.
+ * segmentation rule still runs it in one runner only (inFaultGenerator()
+ * is the check that holds there too).
  */
 export function at(startTime, exec) {
   return { executor: 'shared-iterations', vus: 1, iterations: 1, startTime, exec, maxDuration: '1m' };
