@@ -1,0 +1,114 @@
+/**
+ * @drill     cache-format-flip
+ * @incident  000_e76083ecc6911798.txt
+ * @summary   a rolling cache format flip makes entries miss (+DB load), then the hot set expires at once: query spike, connections at the cap
+ * @expect    unprotected=broken protected=held
+ *
+ * Incident 000: a cache format change made part of the fleet miss on the
+ * other part's entries, so steady database load rose by about a quarter;
+ * hours later very hot keys expired together and their misses sent a query
+ * burst that hit the connection limit (errors 1040, outages). Protected, the
+ * readers decode both formats (compatRead), one client fills each key (fill
+ * lock via memcached leases, plus coalescing), TTLs carry jitter and each
+ * process runs one query at a time (shedding the rest), so the flip costs no
+ * load and the expiry never reaches the connection limit.
+ *
+ * Three phases of one fleet, each one replay tagged phase=...: steady (every
+ * record cached), flipped (flipFraction of the fleet on
+ * the new format) and expiry (the hot set refilled with a short TTL and left
+ * to expire together, the fleet still mixed). max_connections is capped low
+ * so a burst reaches it (the fleet's pools could open more).
+ */
+import cache from 'k6/x/cache';
+import database from 'k6/x/database';
+import { Gauge } from 'k6/metrics';
+import { cleanupFaults, digest, dbRate, inPhase, logTable, markFault, param, profile, seed } from './lib/firedrill.js';
+
+const rate = param('rate', 500); // fetches per second
+const rows = param('rows', 20000); // records, all cached in the steady phase
+const steadyS = param('steady', 15); // seconds per phase
+const flipS = param('flipped', 15);
+const expiryS = param('expiry', 15);
+const expiryTTL = param('expiry_ttl', 8); // s: TTL of the hot set (and of fills) in the expiry phase
+const flip = param('flip_fraction', 0.125); // share of the fleet on the new format
+const hotSet = param('hot_set', 500);
+const processes = param('processes', 16);
+const poolSize = param('pool_size', 2); // processes x pool_size > max_connections
+const cap = param('max_connections', 24);
+const queryDelayMs = param('query_delay', 10); // database time per fill
+const protectedRun = profile === 'protected';
+
+// Database queries per 1000 fetches the flip added (flipped minus steady).
+const flipExtra = new Gauge('firedrill_flip_extra_db_per_1000');
+// Database queries per 1000 fetches in each phase, for the report.
+const perPhase = new Gauge('firedrill_db_per_1000');
+
+export const options = {
+  setupTimeout: '120s',
+  scenarios: {
+    traffic: {
+      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
+      maxDuration: `${steadyS + flipS + expiryS + 90}s`,
+    },
+  },
+  thresholds: {
+    // The flip costs the database fewer than 50 extra queries per 1000
+    // fetches (steady: about 0; a foreign format is a miss).
+    firedrill_flip_extra_db_per_1000: ['value<50'],
+    // The hot set's expiry never finds the database refusing connections.
+    'firedrill_errors{class:too_many_connections}': ['count<1'],
+    // It got traffic at all.
+    cache_hits: ['count>0'],
+  },
+};
+
+function protections() {
+  if (!protectedRun) return {};
+  // Readers of both formats, one filler per key (memcached leases, and
+  // coalescing inside a process), TTL jitter, and at most one database
+  // query at a time per process (the rest is shed, not queued).
+  return { compatRead: true, leases: true, leaseTries: 50, coalesce: true, ttlJitter: 0.5, dbLimit: 1 };
+}
+
+function replayOpts(extra) {
+  return Object.assign({
+    rate, rows, keys: rows, hotSet, processes, poolSize, seed,
+    queryDelay: `${queryDelayMs}ms`, cacheTimeout: '1s', protections: protections(),
+  }, extra);
+}
+
+const per1000 = (s) => (1000 * s.dbQueries) / Math.max(s.fetches, 1);
+
+export function setup() {
+  cache.seed({ rows, seed });
+  database.capConnections(cap);
+}
+
+export function traffic() {
+  const steady = inPhase('steady', () => cache.replay(replayOpts({ duration: `${steadyS}s`, warm: rows, ttl: '600s' })));
+  console.log(digest('steady', steady));
+
+  markFault('format_flip', 'inject', 'fleet', `${flip}`);
+  const flipped = inPhase('flipped', () => cache.replay(replayOpts({ duration: `${flipS}s`, warm: 0, ttl: '600s', flipFraction: flip })));
+  console.log(digest('flipped', flipped));
+
+  // The hot set is refilled with one short TTL and left to expire together.
+  const expiry = inPhase('expiry', () => cache.replay(replayOpts({
+    duration: `${expiryS}s`, warm: hotSet, ttl: `${expiryTTL}s`, flipFraction: flip,
+  })));
+  markFault('format_flip', 'remove', 'fleet', `${flip}`);
+  console.log(digest('expiry', expiry));
+
+  flipExtra.add(per1000(flipped) - per1000(steady));
+  const phases = { steady, flipped, expiry };
+  for (const [name, s] of Object.entries(phases)) perPhase.add(per1000(s), { phase: name });
+  logTable(`cache-format-flip (${profile}): database load per phase`, Object.entries(phases).map(([name, s]) => ({
+    phase: name, db_per_s: dbRate(s), db_per_1000_fetches: per1000(s),
+    hit_ratio: s.hitRatio, fetch_p99_ms: s.fetchP99Ms, errors: JSON.stringify(s.errors),
+  })));
+}
+
+export function teardown() {
+  database.cleanup();
+  cleanupFaults();
+}
