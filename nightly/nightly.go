@@ -144,7 +144,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 						status += " (" + res.Verdict.Reason + ")"
 					}
 				}
-				fmt.Fprintf(o.Progress, "nightly: [%d/%d] %s %s repeat %d: %s in %s\n", n, total, d.Name, p, rep, status, time.Since(t0).Round(time.Second))
+				eta := ""
+				if left := total - n; left > 0 {
+					eta = fmt.Sprintf(" (about %s left)", (time.Since(start) / time.Duration(n) * time.Duration(left)).Round(time.Minute))
+				}
+				fmt.Fprintf(o.Progress, "nightly: [%d/%d] %s %s repeat %d: %s in %s%s\n", n, total, d.Name, p, rep, status, time.Since(t0).Round(time.Second), eta)
 				if res != nil {
 					s.Results = append(s.Results, res)
 					b, _ := os.ReadFile(filepath.Join(dir, "result.json"))
@@ -279,17 +283,21 @@ func WriteSummary(w io.Writer, s *Summary) {
 				fmt.Fprintf(w, "  REGRESSION %s %s: verdict passed %d/%d in base, %d/%d now\n", v.Drill, v.Profile, v.BasePassed, v.BaseRuns, v.HeadPassed, v.HeadRuns)
 			}
 		}
-		cannot := 0
+		cannot := map[string]int{}
+		var notes []string
 		for _, m := range s.Comparison.Metrics {
 			if m.Regression {
 				fmt.Fprintf(w, "  REGRESSION %s %s %s: %.4g -> %.4g %s (%+.1f%%, p=%.3f)\n", m.Drill, m.Profile, m.Metric, m.BaseMedian, m.HeadMedian, m.Unit, m.Change*100, m.P)
 			}
 			if m.Significance == reports.CannotTell {
-				cannot++
+				if cannot[m.Note] == 0 {
+					notes = append(notes, m.Note)
+				}
+				cannot[m.Note]++
 			}
 		}
-		if cannot > 0 {
-			fmt.Fprintf(w, "  %d metric(s): cannot tell (too few repeats on a side; 4 or more a side are needed)\n", cannot)
+		for _, n := range notes {
+			fmt.Fprintf(w, "  %d metric(s) cannot tell: %s\n", cannot[n], n)
 		}
 	}
 	for _, r := range s.Failed() {

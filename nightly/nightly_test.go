@@ -196,3 +196,19 @@ func TestBaselinesListAndResolve(t *testing.T) {
 		t.Errorf("none: %q %q", d, why)
 	}
 }
+
+func TestSummaryShape(t *testing.T) {
+	root := t.TempDir()
+	Run(context.Background(), Options{Drills: drills, Repeats: 4, OutDir: filepath.Join(root, "b"),
+		Run: fakeRun("v1", func(_ string, i int) float64 { return 10 + float64(i)*0.01 }, func(string, int) bool { return true })})
+	s, _ := Run(context.Background(), Options{Drills: drills, Repeats: 4, OutDir: filepath.Join(root, "h"), Baseline: filepath.Join(root, "b"),
+		Run: fakeRun("v2", func(k string, i int) float64 {
+			if strings.HasPrefix(k, "beta") {
+				return 13 + float64(i)*0.01
+			}
+			return 10 + float64(i)*0.01
+		}, func(k string, i int) bool { return !(k == "alpha/protected" && i == 3) })})
+	var buf bytes.Buffer
+	WriteSummary(&buf, s)
+	t.Log("\n" + buf.String())
+}
