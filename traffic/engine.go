@@ -438,6 +438,7 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline t
 	rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x6f70))
 	next := start
 	var seq uint64
+	segStart, segRate, segN := start, -1.0, int64(0)
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -495,11 +496,18 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline t
 				return
 			}
 		}
-		gap := 1 / rate
-		if e.cfg.Arrivals == "poisson" {
-			gap = rng.ExpFloat64() / rate
+		if rate != segRate {
+			// a new constant-rate segment starts at this arrival
+			segStart, segN, segRate = next, 0, rate
 		}
-		next = next.Add(time.Duration(gap * float64(time.Second)))
+		segN++
+		if e.cfg.Arrivals == "poisson" {
+			next = next.Add(time.Duration(rng.ExpFloat64() / rate * float64(time.Second)))
+		} else {
+			// computed from the segment origin, not accumulated, so rounding
+			// cannot drift and rate x duration arrivals are never exceeded
+			next = segStart.Add(time.Duration(float64(segN) / rate * float64(time.Second)))
+		}
 	}
 }
 

