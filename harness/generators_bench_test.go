@@ -6,10 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,66 +48,97 @@ func TestGeneratorScaling(t *testing.T) {
 	script := filepath.Join(dir, "burn.js")
 	os.WriteFile(script, []byte(burn), 0o644)
 	dur := 8 * time.Second
-	type row struct {
-		label string
-		n     int
-		vus   int
-		rate  float64
+	type config struct {
+		label  string
+		n, vus int
 	}
-	var rows []row
-	measure := func(label string, n, vus int) float64 {
-		out := filepath.Join(dir, fmt.Sprintf("%s-%d-%d", label, n, vus))
+	configs := []config{
+		{"1 generator, 1 VU", 1, 0},
+		{"2 generators, 1 VU each", 2, 0},
+		{"3 generators, 1 VU each", 3, 0},
+		{"1 generator, 2 VUs", 1, 2},
+	}
+	type sample struct{ rate, cpu float64 }
+	results := make([][]sample, len(configs))
+	childCPU := func() float64 {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+		return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	measure := func(c config, round int) sample {
+		out := filepath.Join(dir, fmt.Sprintf("%d-%d-%d", round, c.n, c.vus))
 		os.MkdirAll(out, 0o755)
 		vars := []string{"K6_NO_USAGE_REPORT=true", "BENCH_DURATION=" + dur.String()}
-		if vus > 0 {
-			vars = append(vars, fmt.Sprintf("BENCH_VUS=%d", vus))
+		if c.vus > 0 {
+			vars = append(vars, fmt.Sprintf("BENCH_VUS=%d", c.vus))
 		}
-		o := RunOptions{K6: k6, Drill: Drill{Name: "burn", Path: script}, Profile: "default", Progress: os.Stderr}
+		o := RunOptions{K6: k6, Drill: Drill{Name: "burn", Path: script}, Profile: "default"}
 		res := &reports.Result{}
-		var err error
-		if n == 1 {
-			// One generator through the same path (N=1 segments 0:1).
-			err = runGenerators(context.Background(), o, res, out, vars, 1)
-		} else {
-			err = runGenerators(context.Background(), o, res, out, vars, n)
+		cpu0 := childCPU()
+		if err := runGenerators(context.Background(), o, res, out, vars, c.n); err != nil {
+			t.Fatalf("%s: %v", c.label, err)
 		}
-		if err != nil {
-			t.Fatalf("%s: %v", label, err)
-		}
+		cpu := childCPU() - cpu0
 		var count float64
 		for _, th := range res.Thresholds {
 			if th.Metric == "iterations" && th.Value != nil {
 				count = float64(*th.Value)
 			}
 		}
-		rate := count / dur.Seconds()
-		rows = append(rows, row{label, n, vus, rate})
-		t.Logf("%s: %.0f iterations/s", label, rate)
-		return rate
+		t.Logf("round %d, %s: %.0f iterations/s, %.1f CPU-s", round, c.label, count/dur.Seconds(), cpu)
+		return sample{count / dur.Seconds(), cpu}
 	}
-	one := measure("1 generator, 1 VU", 1, 0)
-	two := measure("2 generators, 1 VU each", 2, 0)
-	three := measure("3 generators, 1 VU each", 3, 0)
-	single2 := measure("1 generator, 2 VUs", 1, 2)
+	// Interleaved rounds, medians: the machine is shared, its load drifts.
+	const rounds = 3
+	for r := 0; r < rounds; r++ {
+		for i, c := range configs {
+			results[i] = append(results[i], measure(c, r))
+		}
+	}
+	med := func(xs []float64) float64 {
+		s := append([]float64(nil), xs...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	rate := make([]float64, len(configs))
+	perCPU := make([]float64, len(configs))
+	cores := make([]float64, len(configs))
+	for i := range configs {
+		var rs, pc, cs []float64
+		for _, x := range results[i] {
+			rs = append(rs, x.rate)
+			// CPU-s includes each k6's start-up (init, JSON output); the
+			// rate per CPU-second is still comparable between setups.
+			pc = append(pc, x.rate*dur.Seconds()/x.cpu)
+			cs = append(cs, x.cpu/dur.Seconds())
+		}
+		rate[i], perCPU[i], cores[i] = med(rs), med(pc), med(cs)
+	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	var b strings.Builder
 	fmt.Fprintf(&b, "# firedrill run --generators: merged load of N local generators (make bench)\n")
-	fmt.Fprintf(&b, "# %s, %d cores (runtime.NumCPU), load average before: %s", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), load)
-	if out, err := exec.Command("nproc").Output(); err == nil {
-		fmt.Fprintf(&b, "# nproc: %s", out)
-	}
+	fmt.Fprintf(&b, "# %s, %d cores, load average after: %s", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), load)
 	fmt.Fprintf(&b, "# workload: CPU-bound closed loop, one VU per generator (a drill's traffic\n")
-	fmt.Fprintf(&b, "# scenario split over generators), %s, iterations counted from the merged\n", dur)
-	fmt.Fprintf(&b, "# samples of every generator (thresholds judged on the merge).\n\n")
-	fmt.Fprintf(&b, "%-28s %14s %8s\n", "setup", "iterations/s", "x one")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%-28s %14.0f %8.2f\n", r.label, r.rate, r.rate/one)
+	fmt.Fprintf(&b, "# scenario split over generators), %s a run, through the harness's generator\n", dur)
+	fmt.Fprintf(&b, "# path (paused, setup once, released together); iterations counted from the\n")
+	fmt.Fprintf(&b, "# merged samples. Median of %d interleaved rounds. cores used = CPU-s of the\n", rounds)
+	fmt.Fprintf(&b, "# k6 processes / wall s (start-up included).\n\n")
+	fmt.Fprintf(&b, "%-26s %12s %7s %11s %12s\n", "setup", "iter/s", "x one", "cores used", "iter/CPU-s")
+	for i, c := range configs {
+		fmt.Fprintf(&b, "%-26s %12.0f %7.2f %11.2f %12.0f\n", c.label, rate[i], rate[i]/rate[0], cores[i], perCPU[i])
 	}
-	fmt.Fprintf(&b, "\n2 generators drive %.2fx one; 3 generators %.2fx (the machine has %d cores:\n", two/one, three/one, runtime.NumCPU())
-	fmt.Fprintf(&b, "past them more generators add no load). One k6 with 2 VUs: %.2fx.\n", single2/one)
-	fmt.Fprintf(&b, "Merge exactness (HDR percentiles of the merge = percentiles of all samples)\n")
-	fmt.Fprintf(&b, "is the unit test harness.TestMergeOutputsIsExact.\n")
+	fmt.Fprintf(&b, "\nrounds (iter/s):\n")
+	for i, c := range configs {
+		var xs []string
+		for _, x := range results[i] {
+			xs = append(xs, fmt.Sprintf("%.0f", x.rate))
+		}
+		fmt.Fprintf(&b, "  %-26s %s\n", c.label, strings.Join(xs, " "))
+	}
+	fmt.Fprintf(&b, "\nMerge exactness (HDR percentiles of the merge = percentiles of all samples,\n")
+	fmt.Fprintf(&b, "counters summed, thresholds on the merge) is the unit test\n")
+	fmt.Fprintf(&b, "harness.TestMergeOutputsIsExact.\n")
 	if err := os.WriteFile("../bench/generators.txt", []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
