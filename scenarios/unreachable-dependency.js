@@ -1,0 +1,87 @@
+/**
+ * @drill     unreachable-dependency
+ * @incident  004_c305d8cfd50f32dd.txt
+ * @summary   a cache server is blackholed from the fleet: every call to it waits the client timeout, requests pile up and serving capacity runs out
+ * @expect    unprotected=broken protected=held
+ *
+ * Incident 004: a new cache was unreachable from the web fleets; each call
+ * waited a 2 s timeout and a request made several calls, so requests went
+ * from ~60 ms to over 30 s and used up every serving slot until the change
+ * was rolled back. Here one memcached server's proxy holds every byte (a
+ * Toxiproxy `timeout` toxic) for a window: unprotected, calls wait the 2 s
+ * timeout (a miss waits twice: get, then set; a fetch_multi once per key it
+ * sets), the fleet's serving slots (maxInflight) fill and every request
+ * starts late. Protected, a short client timeout bounds each call so the
+ * fleet degrades to database reads and keeps its capacity.
+ */
+import cache from 'k6/x/cache';
+import { at, cleanupFaults, digest, memcachedProxies, param, profile, seed, toxicOff, toxicOn } from './lib/firedrill.js';
+
+const duration = param('duration', 60); // seconds of traffic
+const rate = param('rate', 300); // requests (fetch or fetch_multi) per second
+const rows = param('rows', 20000);
+const faultFrom = param('fault_from', 15); // s: blackhole window
+const faultTo = param('fault_to', 40);
+const slots = param('slots', 200); // serving capacity: requests in flight at most
+const timeoutMs = param('timeout', profile === 'protected' ? 200 : 2000); // client timeout per call
+const multiFraction = param('multi_fraction', 0.3);
+const multiSize = param('multi_size', 6);
+const lateBudget = Math.ceil(rate * duration * 0.02);
+
+export const options = {
+  setupTimeout: '120s',
+  scenarios: {
+    traffic: {
+      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
+      maxDuration: `${duration + 60}s`,
+    },
+    // startTime counts from the end of setup, when traffic starts.
+    blackhole_on: at(`${faultFrom}s`, 'blackholeOn'),
+    blackhole_off: at(`${faultTo}s`, 'blackholeOff'),
+  },
+  thresholds: {
+    // Serving capacity holds: fewer than 2% of requests wait for a free
+    // slot (start 250 ms or more behind their arrival).
+    cache_late: [`count<${lateBudget}`],
+    // Request latency stays bounded: at most 10% of 100 ms intervals have
+    // a p99 over 1.5 s (unprotected, every interval of the window has a p99
+    // of a few timeouts).
+    cache_fetch_ms: ['p(90)<1500'],
+    cache_fetches: ['count>0'],
+  },
+};
+
+// The blackholed server: the last one, as a new cache added to the ring.
+function target() {
+  const ps = memcachedProxies();
+  return [ps[ps.length - 1]];
+}
+
+const toxic = 'blackhole';
+
+export function setup() {
+  cache.seed({ rows, seed });
+}
+
+export function traffic() {
+  const s = cache.replay({
+    // No warm-up fill: with a short timeout one slow set would fail it; the
+    // cache fills from traffic before the fault window.
+    rate, duration: `${duration}s`, rows, keys: rows, warm: 0, ttl: '600s', seed,
+    multiFraction, multiSize, maxInflight: slots, lateAfter: '250ms',
+    cacheTimeout: `${timeoutMs}ms`, processes: 4, poolSize: 8,
+  });
+  console.log(digest(`unreachable-dependency (${profile}, timeout ${timeoutMs} ms)`, s));
+}
+
+export function blackholeOn() {
+  toxicOn(target(), { name: toxic, type: 'timeout', attributes: { timeout: 0 } });
+}
+
+export function blackholeOff() {
+  toxicOff(target(), toxic);
+}
+
+export function teardown() {
+  cleanupFaults();
+}
