@@ -57,6 +57,9 @@ type collector struct {
 	events  []reports.FaultEvent
 	hist    map[string][]*hdrhistogram.Histogram // metric -> per-second merged
 	unit    map[string]string
+	// recovery is what a drill measured of recovery after its trigger
+	// (gauges firedrill_recovered and firedrill_recovery_s), last value.
+	recovery map[string]float64
 }
 
 func newCollector(start time.Time) *collector {
@@ -138,6 +141,11 @@ func (c *collector) add(p k6Point) {
 			b.gauges[p.Metric] = m
 		}
 		m[tagKey(tags)] = p.Data.Value
+	case "firedrill_recovered", "firedrill_recovery_s":
+		if c.recovery == nil {
+			c.recovery = map[string]float64{}
+		}
+		c.recovery[p.Metric] = p.Data.Value
 	case "cache_fetch_ms", "db_query_ms":
 		b.trend[p.Metric] = append(b.trend[p.Metric], p.Data.Value)
 	}
@@ -370,6 +378,14 @@ func (c *collector) phases(series []reports.Series, length float64) []reports.Ph
 		}
 		out = append(out, reports.Phase{Name: w.name, From: w.from, To: w.to,
 			Summary: summarize(series, w.from, w.to), Histograms: c.histograms(w.from, w.to)})
+	}
+	// Recovery belongs to the time after the trigger: the last phase.
+	if v, ok := c.recovery["firedrill_recovered"]; ok && len(out) > 0 {
+		last := out[len(out)-1].Summary
+		last[reports.SummaryRecovered] = v
+		if s, ok := c.recovery["firedrill_recovery_s"]; ok && v > 0 {
+			last[reports.SummaryRecovery] = s
+		}
 	}
 	return out
 }

@@ -49,6 +49,8 @@ func TestCollectorSeriesEventsPhases(t *testing.T) {
 	enc.Encode(point("firedrill_errors", at(3.5), 2, map[string]string{"class": "timeout"}))
 	enc.Encode(point("firedrill_fault", at(2), 1, map[string]string{"fault": "latency", "action": "inject", "target": "memcached-0", "name": "lat"}))
 	enc.Encode(point("firedrill_fault", at(4), 1, map[string]string{"fault": "latency", "action": "remove", "target": "memcached-0", "name": "lat"}))
+	enc.Encode(point("firedrill_recovered", at(5.5), 1, nil))
+	enc.Encode(point("firedrill_recovery_s", at(5.5), 1.5, nil))
 	enc.Encode(map[string]any{"type": "Metric", "metric": "cache_fetches"})
 	gz.Close()
 	f.Close()
@@ -109,6 +111,9 @@ func TestCollectorSeriesEventsPhases(t *testing.T) {
 	}
 	if got := ph[0].Summary[reports.SeriesLatencyP99+"_mean"]; math.Abs(got-1) > 0.01 {
 		t.Errorf("p99 before the fault = %v", got)
+	}
+	if ph[2].Summary[reports.SummaryRecovered] != 1 || ph[2].Summary[reports.SummaryRecovery] != 1.5 {
+		t.Errorf("recovery in the after phase = %v", ph[2].Summary)
 	}
 	h, err := reports.MergeHistograms(ph[1].Histograms["cache_fetch"])
 	if err != nil {
