@@ -54,13 +54,15 @@ func drillCLI(t *testing.T) (bin, k6 string) {
 	return bin, k6
 }
 
-func drillLeftovers(t *testing.T) string {
+// drillLeftovers lists what is still labelled with runID; other runs may
+// share the engine, so only this run's count.
+func drillLeftovers(t *testing.T, runID string) string {
 	t.Helper()
-	c, err := exec.Command("docker", "ps", "-aq", "--filter", "label=firedrill.run").Output()
+	c, err := exec.Command("docker", "ps", "-aq", "--filter", "label=firedrill.run="+runID).Output()
 	if err != nil {
 		t.Fatalf("docker ps: %v", err)
 	}
-	n, err := exec.Command("docker", "network", "ls", "-q", "--filter", "label=firedrill.run").Output()
+	n, err := exec.Command("docker", "network", "ls", "-q", "--filter", "label=firedrill.run="+runID).Output()
 	if err != nil {
 		t.Fatalf("docker network ls: %v", err)
 	}
@@ -119,7 +121,9 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 			t.Errorf("%s %s: complete=%v verdict=%+v incomplete=%q", c.name, profile, r.Complete, r.Verdict, r.IncompleteReason)
 		}
 	}
-	if l := drillLeftovers(t); l != "" {
-		t.Errorf("containers or networks left behind after %s: %s", c.name, l)
+	for _, r := range got {
+		if l := drillLeftovers(t, r.RunID); l != "" {
+			t.Errorf("containers or networks left behind after %s %s: %s", c.name, r.Profile, l)
+		}
 	}
 }
