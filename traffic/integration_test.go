@@ -317,21 +317,6 @@ func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
 	return peak
 }
 
-func TestTTLJitterAndXFetchSoftenSynchronizedExpiry(t *testing.T) {
-	base := naturalExpiryPeak(t, defaultProtections())
-	for name, set := range map[string]func(*traffic.Protections){
-		"ttlJitter": func(p *traffic.Protections) { p.TTLJitter = 0.8 },
-		"xfetch":    func(p *traffic.Protections) { p.XFetch, p.XFetchBeta = true, 20 },
-	} {
-		t.Run(name, func(t *testing.T) {
-			p := defaultProtections()
-			set(&p)
-			if peak := naturalExpiryPeak(t, p); peak >= base*0.8 {
-				t.Errorf("%s: peak %v per 100ms, unprotected %v: want at least 20%% lower", name, peak, base)
-			}
-		})
-	}
-}
 
 func TestFormatFlipRaisesDBQueries(t *testing.T) {
 	run := func(p traffic.Protections) (float64, float64) {
