@@ -2,19 +2,7 @@
 
 package harness
 
-import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"testing"
-	"time"
-
-	"github.com/firedrill-dev/firedrill/reports"
-)
+import "testing"
 
 // The incident drills that reached both their verdicts three times in a
 // row on a development machine, in a short form. Each runs both profiles
@@ -28,102 +16,5 @@ func TestIncidentDrills(t *testing.T) {
 		{name: "cache-format-flip", set: []string{"steady=8", "flipped=8", "expiry=12"}},
 	} {
 		t.Run(c.name, func(t *testing.T) { runDrillBothVerdicts(t, bin, k6, c) })
-	}
-}
-
-// drillCase is one drill run in a short form: --set name=value each.
-type drillCase struct {
-	name string
-	set  []string
-}
-
-// drillCLI builds firedrill into a temporary folder; bin/k6 comes from
-// `make k6`, which `make test` runs first.
-func drillCLI(t *testing.T) (bin, k6 string) {
-	t.Helper()
-	bin = filepath.Join(t.TempDir(), "firedrill")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/firedrill")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build firedrill: %v\n%s", err, out)
-	}
-	k6, _ = filepath.Abs("../bin/k6")
-	if _, err := os.Stat(k6); err != nil {
-		t.Fatalf("bin/k6 missing (run `make k6`): %v", err)
-	}
-	return bin, k6
-}
-
-// drillLeftovers lists what is still labelled with runID; other runs may
-// share the engine, so only this run's count.
-func drillLeftovers(t *testing.T, runID string) string {
-	t.Helper()
-	c, err := exec.Command("docker", "ps", "-aq", "--filter", "label=firedrill.run="+runID).Output()
-	if err != nil {
-		t.Fatalf("docker ps: %v", err)
-	}
-	n, err := exec.Command("docker", "network", "ls", "-q", "--filter", "label=firedrill.run="+runID).Output()
-	if err != nil {
-		t.Fatalf("docker network ls: %v", err)
-	}
-	return strings.TrimSpace(string(c) + string(n))
-}
-
-// runDrillBothVerdicts runs every profile of the drill (unprotected, then
-// protected) and asserts each reached the verdict the drill declares:
-// unprotected broken (the incident's signature appeared), protected held.
-func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
-	t.Helper()
-	out := t.TempDir()
-	args := []string{"run", c.name, "--out", out, "--k6", k6, "--scenarios", "../scenarios", "--quiet", "--timeout", "8m"}
-	for _, s := range c.set {
-		args = append(args, "--set", s)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 17*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	t.Logf("firedrill %s: %v in %s", strings.Join(args, " "), err, time.Since(start).Round(time.Second))
-	paths, _ := filepath.Glob(filepath.Join(out, "*", "result.json"))
-	got := map[string]*reports.Result{}
-	for _, p := range paths {
-		r, rerr := reports.ReadResult(p)
-		if rerr != nil {
-			t.Errorf("%s: %v", p, rerr)
-			continue
-		}
-		got[r.Profile] = r
-		var ths []string
-		for _, th := range r.Thresholds {
-			v := "?"
-			if th.Value != nil {
-				v = strconv.FormatFloat(float64(*th.Value), 'g', 6, 64)
-			}
-			ths = append(ths, th.Metric+" "+th.Expression+" ok="+strconv.FormatBool(th.OK)+" value="+v)
-		}
-		t.Logf("%s %s: reached %s (expected %s) %s; thresholds: %s", r.Drill, r.Profile, r.Verdict.Reached,
-			r.Verdict.Expected, r.Verdict.Reason, strings.Join(ths, "; "))
-	}
-	if err != nil {
-		t.Errorf("firedrill run %s: %v\nstdout:\n%s\nstderr:\n%s", c.name, err, stdout.String(), stderr.String())
-	}
-	want := map[string]string{"unprotected": reports.Broken, "protected": reports.Held}
-	for profile, verdict := range want {
-		r := got[profile]
-		if r == nil {
-			t.Errorf("%s: no result for profile %s", c.name, profile)
-			continue
-		}
-		if !r.Complete || r.Verdict.Reached != verdict || !r.Verdict.Pass {
-			t.Errorf("%s %s: complete=%v verdict=%+v incomplete=%q", c.name, profile, r.Complete, r.Verdict, r.IncompleteReason)
-		}
-	}
-	for _, r := range got {
-		if l := drillLeftovers(t, r.RunID); l != "" {
-			t.Errorf("containers or networks left behind after %s %s: %s", c.name, r.Profile, l)
-		}
 	}
 }
