@@ -119,7 +119,9 @@ func TestCollectorSeriesEventsPhases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = h
+	if n, err := h.Count(); err != nil || n != 200 {
+		t.Errorf("the fault window's histogram holds %d samples (%v), want the 200 of seconds 2 and 3", n, err)
+	}
 }
 
 func TestReadThresholdsBothForms(t *testing.T) {
