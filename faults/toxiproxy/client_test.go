@@ -300,3 +300,40 @@ func TestNotFound(t *testing.T) {
 		t.Fatalf("remove err %v", err)
 	}
 }
+
+// CreateProxy makes a proxy that carries traffic; Reset removes toxics this
+// client did not add and re-enables proxies.
+func TestCreateProxyAndReset(t *testing.T) {
+	base := startToxiproxy(t)
+	ctx := context.Background()
+	c, err := New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateProxy(ctx, "made", "127.0.0.1:0", echoServer(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateProxy(ctx, "made", "127.0.0.1:0", "127.0.0.1:1"); err == nil {
+		t.Error("creating a proxy twice succeeded")
+	}
+	other, _ := New(base)
+	if _, err := other.AddToxic(ctx, "made", Toxic{Type: "latency", Attributes: map[string]any{"latency": 100}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Disable(ctx, "made"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Proxy(ctx, "made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Enabled || len(p.Toxics) != 0 {
+		t.Errorf("after Reset: enabled=%v toxics=%v", p.Enabled, p.Toxics)
+	}
+	if _, err := roundTrip(p.Listen); err != nil {
+		t.Errorf("round trip through the created proxy: %v", err)
+	}
+}
