@@ -28,8 +28,6 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
-
-	"github.com/firedrill-dev/firedrill/faults/toxiproxy"
 )
 
 func init() {
@@ -371,15 +369,12 @@ func (e *Env) startToxiproxy(ctx context.Context, cfg *config) error {
 }
 
 func (e *Env) createProxies(ctx context.Context) error {
-	tp, err := toxiproxy.New(e.ToxiproxyURL)
-	if err != nil {
-		return err
-	}
-	if err := tp.CreateProxy(ctx, e.DB.Proxy, fmt.Sprintf("0.0.0.0:%d", toxiproxyMySQLPort), "mysql:3306"); err != nil {
+	tp := toxiproxyAdmin{url: e.ToxiproxyURL}
+	if err := tp.create(ctx, e.DB.Proxy, fmt.Sprintf("0.0.0.0:%d", toxiproxyMySQLPort), "mysql:3306"); err != nil {
 		return err
 	}
 	for i, s := range e.Memcached {
-		if err := tp.CreateProxy(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", toxiproxyMemcachedAt+i), s.Name+":11211"); err != nil {
+		if err := tp.create(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", toxiproxyMemcachedAt+i), s.Name+":11211"); err != nil {
 			return err
 		}
 	}

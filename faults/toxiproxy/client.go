@@ -370,24 +370,3 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	return nil
 }
-
-// CreateProxy adds an enabled proxy listening on listen (inside the
-// Toxiproxy process) and forwarding to upstream. The environment uses it
-// to put a proxy in front of every server.
-func (c *Client) CreateProxy(ctx context.Context, name, listen, upstream string) error {
-	body := map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}
-	if err := c.do(ctx, http.MethodPost, "/proxies", body, nil); err != nil {
-		return fmt.Errorf("toxiproxy: create proxy %s: %w", name, err)
-	}
-	return nil
-}
-
-// Reset removes every toxic and enables every proxy, whoever added them:
-// the harness's backstop after k6 exits, unlike Cleanup, which undoes only
-// this client's changes.
-func (c *Client) Reset(ctx context.Context) error {
-	if err := c.do(ctx, http.MethodPost, "/reset", nil, nil); err != nil {
-		return fmt.Errorf("toxiproxy: reset: %w", err)
-	}
-	return nil
-}
