@@ -22,26 +22,29 @@ import (
 // Engine replays one run of traffic. Build it with New, run it once with
 // Run; steering methods may be called from any goroutine while it runs.
 type Engine struct {
-	cfg     Config
-	kb      KeyBuilder
-	zipf    *zipf.Sampler
-	cache   *memcache.Client
-	admin   *memcache.Client
-	stats   *stats
-	sink    Sink
-	dsn     string
-	flip    atomic.Uint64 // float64 bits: share of processes on the other format
-	rate    atomic.Uint64 // float64 bits
-	prot    atomic.Pointer[Protections]
-	fleet   atomic.Pointer[[]*process]
-	fleetM  sync.Mutex // serialises Scale
-	bg      sync.WaitGroup
-	bgSem   chan struct{}
-	closed  []*process
-	ran     atomic.Bool
-	runCtx  context.Context
-	started chan struct{}
-	startAt time.Time
+	cfg   Config
+	kb    KeyBuilder
+	zipf  *zipf.Sampler
+	cache *memcache.Client
+	admin *memcache.Client
+	stats *stats
+	sink  Sink
+	dsn   string
+	flip  atomic.Uint64 // float64 bits: share of processes on the other format
+	rate  atomic.Uint64 // float64 bits
+	// manualRate is set by SetRate: the ramp stops steering the rate.
+	manualRate atomic.Bool
+	rateMu     sync.Mutex // orders a ramp step against SetRate
+	prot       atomic.Pointer[Protections]
+	fleet      atomic.Pointer[[]*process]
+	fleetM     sync.Mutex // serialises Scale
+	bg         sync.WaitGroup
+	bgSem      chan struct{}
+	closed     []*process
+	ran        atomic.Bool
+	runCtx     context.Context
+	started    chan struct{}
+	startAt    time.Time
 }
 
 // Started is closed when traffic starts (after warming); StartTime is then
@@ -140,12 +143,16 @@ func (e *Engine) newProcess(i int) (*process, error) {
 	return p, nil
 }
 
-// SetRate changes the arrival rate (operations per second) from now on.
+// SetRate changes the arrival rate (operations per second) from now on,
+// ending a ramp of Stages if one is running.
 func (e *Engine) SetRate(r float64) error {
 	if !(r >= 0) || math.IsInf(r, 0) {
 		return fmt.Errorf("set rate: %v must be >= 0", r)
 	}
+	e.rateMu.Lock()
+	e.manualRate.Store(true)
 	e.rate.Store(math.Float64bits(r))
+	e.rateMu.Unlock()
 	return nil
 }
 
@@ -322,6 +329,8 @@ const (
 	opFetch opKind = iota
 	opMulti
 	opWrite
+	opLookup
+	numOpKinds
 )
 
 type op struct {
@@ -337,10 +346,14 @@ type Summary struct {
 	Operations, Unsent                                      int64
 	Fetches, Hits, Misses, DBQueries, Late                  int64
 	Coalesced, FillWaits, StaleServed, LeaseWon, EarlyFresh int64
-	Errors                                                  map[string]int64
-	FetchP50, FetchP99, FetchP999, FetchMax, DBP50, DBP99   time.Duration
-	Elapsed                                                 time.Duration
-	Processes                                               int
+	Lookups, BreakerOpens                                   int64
+	// Errors counts errors by class; OpErrors by the operation that failed
+	// (fetch, write, lookup).
+	Errors, OpErrors                                      map[string]int64
+	FetchP50, FetchP99, FetchP999, FetchMax, DBP50, DBP99 time.Duration
+	LookupP50, LookupP99                                  time.Duration
+	Elapsed                                               time.Duration
+	Processes                                             int
 }
 
 // HitRatio is hits over fetches.
@@ -401,6 +414,9 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 		e.flusher(start, hw, stopFlush)
 	}()
 
+	if len(e.cfg.Stages) > 0 {
+		go e.ramp(ctx, start, stopFlush)
+	}
 	sent, unsent := e.dispatch(ctx, work, start, deadline)
 	close(work)
 	wg.Wait()
@@ -413,6 +429,31 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// ramp steers the rate along the stages in 100 ms steps (the dispatcher
+// paces each step as a constant-rate segment) until SetRate takes over.
+func (e *Engine) ramp(ctx context.Context, start time.Time, stop <-chan struct{}) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		e.rateMu.Lock()
+		manual := e.manualRate.Load()
+		if !manual {
+			e.rate.Store(math.Float64bits(rateAt(e.cfg.Rate, e.cfg.Stages, time.Since(start))))
+		}
+		e.rateMu.Unlock()
+		if manual {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (e *Engine) closeAll() {
@@ -518,7 +559,10 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 	case u < e.cfg.WriteFraction:
 		o.kind = opWrite
 		o.id = e.zipf.Next(rng)
-	case u < e.cfg.WriteFraction+e.cfg.MultiFraction:
+	case u < e.cfg.WriteFraction+e.cfg.LookupFraction:
+		o.kind = opLookup
+		o.id = e.zipf.Next(rng)
+	case u < e.cfg.WriteFraction+e.cfg.LookupFraction+e.cfg.MultiFraction:
 		o.kind = opMulti
 		o.ids = make([]uint64, e.cfg.MultiSize)
 		for i := range o.ids {
@@ -576,13 +620,19 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 	for c, v := range s.errTotals {
 		errs[c] = int64(v)
 	}
+	opErrs := map[string]int64{}
+	for c, v := range s.opErrTotals {
+		opErrs[c] = int64(v)
+	}
 	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 	return Summary{
 		Operations: sent, Unsent: unsent,
 		Fetches: tot(MetricFetches), Hits: tot(MetricHits), Misses: tot(MetricMisses),
 		DBQueries: tot(MetricDBQueries), Late: tot(MetricLate), Coalesced: tot(MetricCoalesced),
 		FillWaits: tot(MetricFillWaits), StaleServed: tot(MetricStaleServed), LeaseWon: tot(MetricLeaseWon),
-		EarlyFresh: tot(MetricEarly), Errors: errs,
+		EarlyFresh: tot(MetricEarly), Lookups: tot(MetricLookups), BreakerOpens: tot(MetricBreakerOpen),
+		Errors: errs, OpErrors: opErrs,
+		LookupP50: us(s.totLookup.ValueAtQuantile(50)), LookupP99: us(s.totLookup.ValueAtQuantile(99)),
 		FetchP50: us(s.totFetch.ValueAtQuantile(50)), FetchP99: us(s.totFetch.ValueAtQuantile(99)),
 		FetchP999: us(s.totFetch.ValueAtQuantile(99.9)), FetchMax: us(s.totFetch.Max()),
 		DBP50: us(s.totDB.ValueAtQuantile(50)), DBP99: us(s.totDB.ValueAtQuantile(99)),

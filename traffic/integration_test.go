@@ -317,7 +317,6 @@ func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
 	return peak
 }
 
-
 func TestFormatFlipRaisesDBQueries(t *testing.T) {
 	run := func(p traffic.Protections) (float64, float64) {
 		flushAll(t)

@@ -30,9 +30,15 @@ func (b KeyBuilder) AppendKey(dst []byte, id uint64) []byte {
 
 // schemaColumns is the seeded table's column list; its hash is the default
 // schema hash, as IdentityCache hashes a model's columns.
-const schemaColumns = "id:bigint unsigned,version:int unsigned,payload:varbinary(4096)"
+const schemaColumns = "id:bigint unsigned,version:int unsigned,ref:bigint unsigned,payload:varbinary(4096)"
 
 func schemaHash(table string) string {
 	s := sha256.Sum256([]byte(table + "|" + schemaColumns))
 	return hex.EncodeToString(s[:4])
 }
+
+// RefFor is the value of row id's ref column: a secondary, indexed key
+// (idx_ref) that lookups query by, as an app queries by an external id. A
+// bijection of the id (an odd multiplier modulo 2^64), so the index is not
+// the primary key in disguise: neighbouring ids are far apart in it.
+func RefFor(id uint64) uint64 { return id * 0x9E3779B97F4A7C15 }

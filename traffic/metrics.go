@@ -44,6 +44,9 @@ const (
 	MetricDBQueryMs   = "db_query_ms"
 	MetricDBInflight  = "db_inflight"
 	MetricDBConns     = "db_connections"
+	MetricLookups     = "db_lookups"
+	MetricLookupMs    = "db_lookup_ms"
+	MetricBreakerOpen = "cache_breaker_opens"
 )
 
 // MetricKinds lists every metric the engine emits with its kind, so an
@@ -52,8 +55,8 @@ var MetricKinds = map[string]Kind{
 	MetricFetches: Counter, MetricHits: Counter, MetricMisses: Counter,
 	MetricDBQueries: Counter, MetricErrors: Counter, MetricLate: Counter,
 	MetricCoalesced: Counter, MetricFillWaits: Counter, MetricStaleServed: Counter,
-	MetricLeaseWon: Counter, MetricEarly: Counter,
-	MetricFetchMs: Trend, MetricDBQueryMs: Trend,
+	MetricLeaseWon: Counter, MetricEarly: Counter, MetricLookups: Counter, MetricBreakerOpen: Counter,
+	MetricFetchMs: Trend, MetricDBQueryMs: Trend, MetricLookupMs: Trend,
 	MetricDBInflight: Gauge, MetricDBConns: Gauge,
 }
 
@@ -110,10 +113,22 @@ const (
 	cStaleServed
 	cLeaseWon
 	cEarly
+	cLookups
 	numScalar
 )
 
-var scalarNames = [numScalar]string{MetricDBQueries, MetricCoalesced, MetricFillWaits, MetricStaleServed, MetricLeaseWon, MetricEarly}
+var scalarNames = [numScalar]string{MetricDBQueries, MetricCoalesced, MetricFillWaits, MetricStaleServed, MetricLeaseWon, MetricEarly, MetricLookups}
+
+// Operation tags of firedrill_errors (tag op): which kind of operation
+// failed, so a drill can hold reads to a budget while a fault's own victims
+// (lookups cut by a statement limit, say) fail as designed.
+const (
+	OpFetch  = "fetch"
+	OpWrite  = "write"
+	OpLookup = "lookup"
+)
+
+var opNames = [numOpKinds]string{opFetch: OpFetch, opMulti: OpFetch, opWrite: OpWrite, opLookup: OpLookup}
 
 // fetch counters are per process x server x format.
 const (
@@ -133,8 +148,8 @@ type procStats struct {
 const histShards = 8
 
 type histShard struct {
-	mu        sync.Mutex
-	fetch, db *hdr.Histogram
+	mu                sync.Mutex
+	fetch, db, lookup *hdr.Histogram
 }
 
 // newHist covers 1 µs to 60 s at 3 significant digits.
@@ -143,7 +158,7 @@ func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
 type stats struct {
 	servers int
 	procs   [MaxProcesses]procStats
-	errs    [7]atomic.Int64
+	errs    [numOpKinds][7]atomic.Int64
 	late    atomic.Int64
 	shards  [histShards]histShard
 
@@ -151,22 +166,24 @@ type stats struct {
 	dbInflightPeak atomic.Int64
 
 	// owned by the flusher
-	ivFetch, ivDB   *hdr.Histogram
-	secFetch, secDB *hdr.Histogram
-	totFetch, totDB *hdr.Histogram
-	totals          map[string]float64
-	errTotals       map[string]float64
+	ivFetch, ivDB, ivLookup *hdr.Histogram
+	secFetch, secDB         *hdr.Histogram
+	totFetch, totDB         *hdr.Histogram
+	totLookup               *hdr.Histogram
+	totals                  map[string]float64
+	errTotals               map[string]float64 // by class
+	opErrTotals             map[string]float64 // by op tag
 }
 
 func newStats(servers int) *stats {
-	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}}
+	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}, opErrTotals: map[string]float64{}}
 	for i := range s.procs {
 		s.procs[i].fetch = make([]atomic.Int64, servers*2*numFetch)
 	}
 	for i := range s.shards {
-		s.shards[i].fetch, s.shards[i].db = newHist(), newHist()
+		s.shards[i].fetch, s.shards[i].db, s.shards[i].lookup = newHist(), newHist(), newHist()
 	}
-	s.ivFetch, s.ivDB = newHist(), newHist()
+	s.ivFetch, s.ivDB, s.ivLookup, s.totLookup = newHist(), newHist(), newHist(), newHist()
 	s.secFetch, s.secDB = newHist(), newHist()
 	s.totFetch, s.totDB = newHist(), newHist()
 	return s
@@ -185,7 +202,7 @@ func (s *stats) fetch(proc, server int, current bool, which int) {
 
 func (s *stats) add(proc, which int, n int64) { s.procs[proc].scalar[which].Add(n) }
 
-func (s *stats) errorClass(class string) { s.errs[classIndex(class)].Add(1) }
+func (s *stats) errorClass(op opKind, class string) { s.errs[op][classIndex(class)].Add(1) }
 
 func (s *stats) recordFetch(shard int, d time.Duration) {
 	h := &s.shards[shard%histShards]
@@ -198,6 +215,13 @@ func (s *stats) recordDB(shard int, d time.Duration) {
 	h := &s.shards[shard%histShards]
 	h.mu.Lock()
 	_ = h.db.RecordValue(max(d.Microseconds(), 1))
+	h.mu.Unlock()
+}
+
+func (s *stats) recordLookup(shard int, d time.Duration) {
+	h := &s.shards[shard%histShards]
+	h.mu.Lock()
+	_ = h.lookup.RecordValue(max(d.Microseconds(), 1))
 	h.mu.Unlock()
 }
 
@@ -252,10 +276,19 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 			}
 		}
 	}
-	for i, c := range classes {
-		if v := s.errs[i].Swap(0); v != 0 {
-			out = append(out, Sample{Metric: MetricErrors, Kind: Counter, Time: t, Value: float64(v), Tags: map[string]string{"class": c}})
-			s.errTotals[c] += float64(v)
+	for _, tag := range []string{OpFetch, OpWrite, OpLookup} {
+		for i, c := range classes {
+			var v int64
+			for op := range s.errs {
+				if opNames[op] == tag {
+					v += s.errs[op][i].Swap(0)
+				}
+			}
+			if v != 0 {
+				out = append(out, Sample{Metric: MetricErrors, Kind: Counter, Time: t, Value: float64(v), Tags: map[string]string{"class": c, "op": tag}})
+				s.errTotals[c] += float64(v)
+				s.opErrTotals[tag] += float64(v)
+			}
 		}
 	}
 	if v := s.late.Swap(0); v != 0 {
@@ -267,8 +300,10 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 		h.mu.Lock()
 		s.ivFetch.Merge(h.fetch)
 		s.ivDB.Merge(h.db)
+		s.ivLookup.Merge(h.lookup)
 		h.fetch.Reset()
 		h.db.Reset()
+		h.lookup.Reset()
 		h.mu.Unlock()
 	}
 	// One Trend sample per interval: the interval's p99 (see package doc).
@@ -278,6 +313,11 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 	if s.ivDB.TotalCount() > 0 {
 		out = append(out, Sample{Metric: MetricDBQueryMs, Kind: Trend, Time: t, Value: float64(s.ivDB.ValueAtQuantile(99)) / 1000})
 	}
+	if s.ivLookup.TotalCount() > 0 {
+		out = append(out, Sample{Metric: MetricLookupMs, Kind: Trend, Time: t, Value: float64(s.ivLookup.ValueAtQuantile(99)) / 1000})
+	}
+	s.totLookup.Merge(s.ivLookup)
+	s.ivLookup.Reset()
 	s.secFetch.Merge(s.ivFetch)
 	s.secDB.Merge(s.ivDB)
 	s.totFetch.Merge(s.ivFetch)

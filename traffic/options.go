@@ -75,8 +75,14 @@ type Config struct {
 	// Rate is operations per second (default 1000). An operation is a fetch,
 	// a fetch_multi or a write.
 	Rate float64
-	// Duration bounds the replay (default 30 s).
+	// Duration bounds the replay (default 30 s, or the stages' total when
+	// Stages are given and Duration is not).
 	Duration time.Duration
+	// Stages ramp the rate linearly, as k6's ramping-arrival-rate: from
+	// Rate (the start rate) to each stage's Target over its Duration, then
+	// holding the last target (default none: Rate throughout). setRate()
+	// ends the ramp and holds the rate it sets.
+	Stages []Stage
 	// Arrivals is "uniform" (default) or "poisson" spacing of operations.
 	Arrivals string
 	// Rows is the number of database rows (default 1,000,000).
@@ -111,6 +117,10 @@ type Config struct {
 	// WriteFraction is the share of operations that update a row and
 	// invalidate its entry (default 0).
 	WriteFraction float64
+	// LookupFraction is the share of operations that query the database by
+	// the indexed ref column, uncached (default 0): the frequent query a
+	// plan regression turns into a full scan.
+	LookupFraction float64
 	// Format is the fleet's initial cache format (default legacy).
 	Format format.Version
 	// FlipFraction is the share of processes already running the other
@@ -151,6 +161,35 @@ type Config struct {
 	HDROut string
 	// Protections are the switches; all off by default.
 	Protections Protections
+}
+
+// Stage is one leg of a ramp: reach Target operations per second over
+// Duration.
+type Stage struct {
+	Duration time.Duration
+	Target   float64
+}
+
+// StagesTotal is the stages' summed duration.
+func StagesTotal(st []Stage) time.Duration {
+	var d time.Duration
+	for _, s := range st {
+		d += s.Duration
+	}
+	return d
+}
+
+// rateAt is the ramp's rate at elapsed time t.
+func rateAt(start float64, st []Stage, t time.Duration) float64 {
+	from := start
+	for _, s := range st {
+		if t < s.Duration {
+			return from + (s.Target-from)*float64(t)/float64(s.Duration)
+		}
+		t -= s.Duration
+		from = s.Target
+	}
+	return from
 }
 
 // Option changes a Config.
@@ -213,6 +252,9 @@ func WithDSN(dsn string) Option { return func(c *Config) { c.DSN = dsn } }
 // WithRate sets operations per second.
 func WithRate(r float64) Option { return func(c *Config) { c.Rate = r } }
 
+// WithStages sets a linear ramp of the rate from Rate through each stage.
+func WithStages(st ...Stage) Option { return func(c *Config) { c.Stages = st } }
+
 // WithDuration sets the replay duration.
 func WithDuration(d time.Duration) Option { return func(c *Config) { c.Duration = d } }
 
@@ -251,6 +293,14 @@ func (c *Config) finish() {
 // Validate reports the first bad value, naming its option.
 func (c *Config) Validate() error {
 	c.finish()
+	for i, st := range c.Stages {
+		if st.Duration <= 0 {
+			return fmt.Errorf("option stages[%d].duration: %v must be > 0", i, st.Duration)
+		}
+		if !(st.Target >= 0) || math.IsInf(st.Target, 0) {
+			return fmt.Errorf("option stages[%d].target: %v must be >= 0", i, st.Target)
+		}
+	}
 	switch {
 	case len(c.CacheAddrs) == 0:
 		return fmt.Errorf("option memcached: no memcached addresses (set FIREDRILL_MEMCACHED)")
@@ -260,6 +310,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option rate: %v must be >= 0", c.Rate)
 	case c.Duration <= 0:
 		return fmt.Errorf("option duration: %v must be > 0", c.Duration)
+	case len(c.Stages) > 1000:
+		return fmt.Errorf("option stages: %d stages, at most 1000", len(c.Stages))
 	case c.Arrivals != "uniform" && c.Arrivals != "poisson":
 		return fmt.Errorf("option arrivals: %q must be uniform or poisson", c.Arrivals)
 	case c.Rows == 0:
@@ -284,6 +336,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option multiSize: %d must be in [1, 1000]", c.MultiSize)
 	case c.WriteFraction < 0 || c.WriteFraction+c.MultiFraction > 1:
 		return fmt.Errorf("option writeFraction: %v must be >= 0 and writeFraction+multiFraction <= 1", c.WriteFraction)
+	case c.LookupFraction < 0 || c.WriteFraction+c.MultiFraction+c.LookupFraction > 1:
+		return fmt.Errorf("option lookupFraction: %v must be >= 0 and writeFraction+multiFraction+lookupFraction <= 1", c.LookupFraction)
 	case c.FlipFraction < 0 || c.FlipFraction > 1:
 		return fmt.Errorf("option flipFraction: %v must be in [0, 1]", c.FlipFraction)
 	case c.LateAfter <= 0:
@@ -349,6 +403,12 @@ func ConfigFromMap(m map[string]any) (Config, error) {
 
 // ApplyMap applies option map m to c without validating the result.
 func ApplyMap(c *Config, m map[string]any) error {
+	durationSet := false
+	defer func() {
+		if !durationSet && len(c.Stages) > 0 {
+			c.Duration = StagesTotal(c.Stages)
+		}
+	}()
 	for _, k := range sortedKeys(m) {
 		v := m[k]
 		var err error
@@ -368,6 +428,9 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.Rate, err = asFloat(v)
 		case "duration":
 			c.Duration, err = asDuration(v)
+			durationSet = true
+		case "stages":
+			c.Stages, err = asStages(v)
 		case "arrivals":
 			c.Arrivals, err = asString(v)
 		case "rows":
@@ -394,6 +457,8 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.MultiSize, err = asInt(v)
 		case "writeFraction":
 			c.WriteFraction, err = asFloat(v)
+		case "lookupFraction":
+			c.LookupFraction, err = asFloat(v)
 		case "format":
 			var s string
 			if s, err = asString(v); err == nil {
@@ -577,6 +642,44 @@ func asDuration(v any) (time.Duration, error) {
 		return 0, fmt.Errorf("must be a duration string or milliseconds, got %T", v)
 	}
 	return time.Duration(f * float64(time.Millisecond)), nil
+}
+
+// asStages reads [{duration: "10s", target: 2000}, ...].
+func asStages(v any) ([]Stage, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("must be a list of {duration, target} objects, got %T", v)
+	}
+	out := make([]Stage, 0, len(l))
+	for i, e := range l {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("stages[%d]: must be an object {duration, target}, got %T", i, e)
+		}
+		var st Stage
+		for _, k := range sortedKeys(m) {
+			var err error
+			switch k {
+			case "duration":
+				st.Duration, err = asDuration(m[k])
+			case "target":
+				st.Target, err = asFloat(m[k])
+			default:
+				err = fmt.Errorf("unknown key (want duration and target)")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("stages[%d].%s: %w", i, k, err)
+			}
+		}
+		if _, ok := m["duration"]; !ok {
+			return nil, fmt.Errorf("stages[%d]: duration is missing", i)
+		}
+		if _, ok := m["target"]; !ok {
+			return nil, fmt.Errorf("stages[%d]: target is missing", i)
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }
 
 func asList(v any) ([]string, error) {

@@ -17,10 +17,11 @@ import (
 
 // worker state: its own rng (seeded from the run seed) and buffers.
 type worker struct {
-	e   *Engine
-	idx int
-	rng *rand.Rand
-	buf []byte
+	e    *Engine
+	idx  int
+	rng  *rand.Rand
+	buf  []byte
+	kind opKind // the operation being worked, for the errors' op tag
 }
 
 func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
@@ -34,6 +35,7 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 		}
 		fleet := *e.fleet.Load()
 		p := fleet[int(o.proc)%len(fleet)]
+		w.kind = o.kind
 		switch o.kind {
 		case opFetch:
 			w.fetch(ctx, p, len(fleet), o.id)
@@ -43,6 +45,8 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 			e.stats.recordFetch(idx, time.Since(o.intended))
 		case opWrite:
 			w.write(ctx, p, o.id)
+		case opLookup:
+			w.lookup(ctx, p, o.id)
 		}
 	}
 }
@@ -51,7 +55,7 @@ func (w *worker) countErr(ctx context.Context, err error) {
 	if err == nil || ctx.Err() != nil {
 		return // errors caused by the run ending are not the system's
 	}
-	w.e.stats.errorClass(Classify(err))
+	w.e.stats.errorClass(w.kind, Classify(err))
 }
 
 // row is a database record.
@@ -429,6 +433,32 @@ func (w *worker) loadMany(ctx context.Context, p *process, ids []uint64) (map[ui
 		return nil, fmt.Errorf("select %d rows: %w", len(ids), err)
 	}
 	return out, nil
+}
+
+// lookup is a query by the indexed ref column that no cache fronts, as an
+// app's find-by-external-id: cheap through idx_ref, a full scan of the
+// table without it (the plan-regression fault). It goes through the
+// process's pool and the DB limit like a fill, so a slow lookup takes
+// connections from reads, which is how one bad plan hurts every query.
+func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
+	e := w.e
+	if !p.admit(e.prot.Load().DBLimit) {
+		w.countErr(ctx, errShed)
+		return
+	}
+	defer p.busy.Add(-1)
+	e.stats.dbEnter()
+	defer e.stats.dbLeave()
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+	defer cancel()
+	e.stats.add(p.idx, cLookups, 1)
+	t0 := time.Now()
+	var got, version uint64
+	err := p.db.QueryRowContext(qctx, "SELECT id, version FROM "+e.cfg.Table+" WHERE ref = ?", RefFor(e.rowID(id))).Scan(&got, &version)
+	e.stats.recordLookup(w.idx, time.Since(t0))
+	if err != nil {
+		w.countErr(ctx, fmt.Errorf("lookup ref of row %d: %w", id, err))
+	}
 }
 
 // write updates a row and invalidates its entry, as IdentityCache's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,6 +77,12 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"protections": map[string]any{"ttlJitter": float64(2)}}, "option protections.ttlJitter"},
 		{map[string]any{"protections": map[string]any{"fillLock": true, "leases": true}}, "fillLock and leases"},
 		{map[string]any{"protections": map[string]any{"coalesce": "yes"}}, "option protections.coalesce"},
+		{map[string]any{"lookupFraction": 0.6, "writeFraction": 0.5}, "option lookupFraction"},
+		{map[string]any{"stages": "up"}, "option stages"},
+		{map[string]any{"stages": []any{map[string]any{"duration": "5s"}}}, "stages[0]: target is missing"},
+		{map[string]any{"stages": []any{map[string]any{"duration": "5s", "target": 1, "rate": 2}}}, "stages[0].rate"},
+		{map[string]any{"stages": []any{map[string]any{"duration": "0s", "target": 1}}}, "option stages[0].duration"},
+		{map[string]any{"stages": []any{map[string]any{"duration": "1s", "target": float64(-5)}}}, "option stages[0].target"},
 	}
 	for _, tc := range cases {
 		_, err := ConfigFromMap(tc.m)
@@ -107,7 +114,7 @@ func TestSeedConfigFromMap(t *testing.T) {
 	a := sb.String()
 	sb.Reset()
 	c.buildInsert(&sb, 1)
-	if a != sb.String() || !strings.HasPrefix(a, "INSERT INTO cache_records (id, version, payload) VALUES (1,1,'") || strings.Count(a, "),(") != 2 {
+	if a != sb.String() || !strings.HasPrefix(a, "INSERT INTO cache_records (id, version, ref, payload) VALUES (1,1,"+strconv.FormatUint(RefFor(1), 10)+",'") || strings.Count(a, "),(") != 2 {
 		t.Errorf("insert not reproducible or malformed: %.120s", a)
 	}
 }
@@ -197,5 +204,69 @@ func TestHotSetIDsAreTopRanks(t *testing.T) {
 	ids := HotSetIDs(3, 5_000_000_000)
 	if len(ids) != 3 || ids[0] == ids[1] || ids[0] >= 5_000_000_000 {
 		t.Errorf("hot set ids %v", ids)
+	}
+}
+
+func TestStagesRampAndDuration(t *testing.T) {
+	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
+	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
+	c, err := ConfigFromMap(map[string]any{"rate": int64(100), "stages": []any{
+		map[string]any{"duration": "10s", "target": int64(1100)},
+		map[string]any{"duration": float64(5000), "target": int64(1100)},
+		map[string]any{"duration": "5s", "target": int64(0)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Duration != 20*time.Second {
+		t.Errorf("duration without an explicit one = %v, want the stages' 20s", c.Duration)
+	}
+	for _, tc := range []struct {
+		at   time.Duration
+		want float64
+	}{{0, 100}, {5 * time.Second, 600}, {10 * time.Second, 1100}, {14 * time.Second, 1100}, {17500 * time.Millisecond, 550}, {30 * time.Second, 0}} {
+		if got := rateAt(c.Rate, c.Stages, tc.at); got != tc.want {
+			t.Errorf("rate at %v = %v, want %v", tc.at, got, tc.want)
+		}
+	}
+	c, err = ConfigFromMap(map[string]any{"duration": "3s", "stages": []any{map[string]any{"duration": "10s", "target": int64(5)}}})
+	if err != nil || c.Duration != 3*time.Second {
+		t.Errorf("an explicit duration wins over the stages: %v %v", c.Duration, err)
+	}
+}
+
+func TestRefForIsOneToOneOverTheSeededIDs(t *testing.T) {
+	seen := make(map[uint64]uint64, 200000)
+	for id := uint64(1); id <= 200000; id++ {
+		r := RefFor(id)
+		if prev, dup := seen[r]; dup {
+			t.Fatalf("ref %d for ids %d and %d", r, prev, id)
+		}
+		seen[r] = id
+	}
+	// neighbours are far apart in the index, so it is not the primary key
+	if d := int64(RefFor(2) - RefFor(1)); d > -1<<40 && d < 1<<40 {
+		t.Errorf("refs of ids 1 and 2 are only %d apart", d)
+	}
+}
+
+func TestErrorsCarryTheOperationTag(t *testing.T) {
+	s := newStats(1)
+	s.errorClass(opFetch, ClassTimeout)
+	s.errorClass(opMulti, ClassTimeout)
+	s.errorClass(opLookup, ClassTimeout)
+	s.errorClass(opWrite, ClassReset)
+	got := map[string]float64{}
+	for _, smp := range s.collect(time.Now(), []string{"a"}, 1, 0) {
+		if smp.Metric == MetricErrors {
+			got[smp.Tags["op"]+"/"+smp.Tags["class"]] += smp.Value
+		}
+	}
+	want := map[string]float64{"fetch/timeout": 2, "lookup/timeout": 1, "write/reset": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("errors by op/class = %v, want %v", got, want)
+	}
+	if s.errTotals[ClassTimeout] != 3 || s.opErrTotals[OpFetch] != 2 || s.opErrTotals[OpLookup] != 1 {
+		t.Errorf("totals: by class %v, by op %v", s.errTotals, s.opErrTotals)
 	}
 }

@@ -14,10 +14,11 @@
  * Metrics (pushed at most once per 100 ms per tag set):
  *  Counters cache_fetches, cache_hits, cache_misses {process, server, format},
  *  db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
- *  cache_lease_won, cache_early_refreshes {process}, cache_late,
- *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|other},
+ *  cache_lease_won, cache_early_refreshes, db_lookups {process}, cache_late,
+ *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|other,
+ *    op: fetch|write|lookup},
  *  firedrill_fault {fault, action: inject|remove, target, name?} (one per steering call).
- *  Trends cache_fetch_ms, db_query_ms: ONE sample per 100 ms interval = that
+ *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms: ONE sample per 100 ms interval = that
  *  interval's p99, so `p(99)<X` means "at most 1% of intervals had p99 > X".
  *  Exact latency distributions: FIREDRILL_HDR_OUT NDJSON (HDR histograms per second).
  *  Gauges db_inflight (peak in the interval), db_connections.
@@ -85,10 +86,12 @@ export interface ReplayOptions {
   dsn?: string;
   /** Default "cache_records". */
   table?: string;
-  /** Operations (fetch, fetch_multi or write) per second, default 1000. */
+  /** Operations (fetch, fetch_multi, write or lookup) per second, default 1000; the start rate when stages ramp. */
   rate?: number;
-  /** Default "30s". */
+  /** Default "30s", or the stages' total when stages are given without it. */
   duration?: Duration;
+  /** Linear ramps of the rate, as k6's ramping-arrival-rate; the last target holds. setRate() ends the ramp. */
+  stages?: { duration: Duration; target: number }[];
   /** "uniform" (default) or "poisson". */
   arrivals?: "uniform" | "poisson";
   /** DB rows, default 1000000 (must match seed). */
@@ -113,6 +116,8 @@ export interface ReplayOptions {
   multiSize?: number;
   /** Share of writes (update + invalidate), default 0. */
   writeFraction?: number;
+  /** Share of uncached lookups by the indexed ref column (SELECT ... WHERE ref = ?), default 0. */
+  lookupFraction?: number;
   /** Initial format, "legacy" (default) or "current"; flipFraction of processes start on the other (default 0). */
   format?: "legacy" | "current" | "6.1" | "7.0";
   flipFraction?: number;
@@ -156,6 +161,12 @@ export interface ReplaySummary {
   leaseWon: number;
   earlyRefreshes: number;
   errors: { [cls: string]: number };
+  /** Errors by the operation that failed: fetch, write, lookup. */
+  opErrors: { [op: string]: number };
+  lookups: number;
+  lookupP50Ms: number;
+  lookupP99Ms: number;
+  breakerOpens: number;
   fetchP50Ms: number;
   fetchP99Ms: number;
   fetchP999Ms: number;

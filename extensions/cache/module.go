@@ -150,11 +150,17 @@ func summaryMap(s traffic.Summary) map[string]any {
 	for k, v := range s.Errors {
 		errs[k] = v
 	}
+	opErrs := map[string]any{}
+	for k, v := range s.OpErrors {
+		opErrs[k] = v
+	}
 	return map[string]any{
 		"operations": s.Operations, "unsent": s.Unsent, "fetches": s.Fetches, "hits": s.Hits,
 		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "late": s.Late,
 		"coalesced": s.Coalesced, "fillWaits": s.FillWaits, "staleServed": s.StaleServed,
-		"leaseWon": s.LeaseWon, "earlyRefreshes": s.EarlyFresh, "errors": errs,
+		"leaseWon": s.LeaseWon, "earlyRefreshes": s.EarlyFresh, "errors": errs, "opErrors": opErrs,
+		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
+		"breakerOpens": s.BreakerOpens,
 		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
 		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
 		"elapsedS": s.Elapsed.Seconds(), "processes": s.Processes,
