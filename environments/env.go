@@ -369,12 +369,15 @@ func (e *Env) startToxiproxy(ctx context.Context, cfg *config) error {
 }
 
 func (e *Env) createProxies(ctx context.Context) error {
-	tp := toxiproxyAdmin{url: e.ToxiproxyURL}
-	if err := tp.create(ctx, e.DB.Proxy, fmt.Sprintf("0.0.0.0:%d", toxiproxyMySQLPort), "mysql:3306"); err != nil {
+	tp, err := toxiproxyClient(e.ToxiproxyURL)
+	if err != nil {
+		return err
+	}
+	if err := tp.CreateProxy(ctx, e.DB.Proxy, fmt.Sprintf("0.0.0.0:%d", toxiproxyMySQLPort), "mysql:3306"); err != nil {
 		return err
 	}
 	for i, s := range e.Memcached {
-		if err := tp.create(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", toxiproxyMemcachedAt+i), s.Name+":11211"); err != nil {
+		if err := tp.CreateProxy(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", toxiproxyMemcachedAt+i), s.Name+":11211"); err != nil {
 			return err
 		}
 	}

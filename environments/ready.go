@@ -3,11 +3,11 @@ package environments
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/firedrill-dev/firedrill/faults/toxiproxy"
 )
 
 // memcachedStrategy waits until memcached answers `version` on its published
@@ -49,46 +49,22 @@ func (s *memcachedStrategy) WaitUntilReady(ctx context.Context, target wait.Stra
 	}
 }
 
-// toxiproxyAdmin is the few Toxiproxy API calls the environment needs to set
-// up proxies; faults/toxiproxy is the full client.
-type toxiproxyAdmin struct{ url string }
+// toxiproxyCallTimeout bounds each Toxiproxy API call the environment makes
+// itself: creating the proxies, and the harness's reset.
+const toxiproxyCallTimeout = 10 * time.Second
 
-func (t toxiproxyAdmin) create(ctx context.Context, name, listen, upstream string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	body := fmt.Sprintf(`{"name":%q,"listen":%q,"upstream":%q,"enabled":true}`, name, listen, upstream)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url+"/proxies", strings.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("create proxy %s: %w", name, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("create proxy %s: %w", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("create proxy %s: toxiproxy answered %s", name, resp.Status)
-	}
-	return nil
+// toxiproxyClient is faults/toxiproxy's client for the environment's own
+// calls; faults injected by drills go through k6/x/toxiproxy instead.
+func toxiproxyClient(url string) (*toxiproxy.Client, error) {
+	return toxiproxy.New(url, toxiproxy.WithTimeout(toxiproxyCallTimeout))
 }
 
 // Reset removes every toxic and re-enables every proxy: the harness's
 // backstop after k6 exits, whatever the script did or failed to undo.
 func Reset(ctx context.Context, toxiproxyURL string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, toxiproxyURL+"/reset", nil)
+	c, err := toxiproxyClient(toxiproxyURL)
 	if err != nil {
-		return fmt.Errorf("reset toxiproxy: %w", err)
+		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reset toxiproxy: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("reset toxiproxy: answered %s", resp.Status)
-	}
-	return nil
+	return c.Reset(ctx)
 }

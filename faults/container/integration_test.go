@@ -1,6 +1,6 @@
 //go:build integration
 
-package container
+package container_test
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/firedrill-dev/firedrill/environments"
 	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/faults/container"
 )
 
 // A real environment from environments.Up; without Docker the tests fail.
@@ -87,7 +88,7 @@ func (e *events) Record(ev faults.Event) {
 func TestStopPauseKillAndBringBack(t *testing.T) {
 	ctx := context.Background()
 	rec := &events{}
-	in, err := New(env.RunID, WithRecorder(rec))
+	in, err := container.New(env.RunID, container.WithRecorder(rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestStopPauseKillAndBringBack(t *testing.T) {
 }
 
 func TestRefusesAnotherRunsContainers(t *testing.T) {
-	in, err := New("fd-not-this-run")
+	in, err := container.New("fd-not-this-run")
 	if err != nil {
 		t.Fatal(err)
 	}

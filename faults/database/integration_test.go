@@ -1,6 +1,6 @@
 //go:build integration
 
-package database
+package database_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/firedrill-dev/firedrill/environments"
 	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/faults/database"
 )
 
 // The database every test here uses: a real server started by
@@ -25,7 +26,7 @@ import (
 // iterations.
 var (
 	adminDSN string
-	flavor   Flavor
+	flavor   database.Flavor
 )
 
 func TestMain(m *testing.M) {
@@ -47,7 +48,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: environment up (Docker required): %v\n", err)
 		return 1
 	}
-	adminDSN, flavor = env.DB.AdminDSN, Flavor(env.DB.Flavor)
+	adminDSN, flavor = env.DB.AdminDSN, database.Flavor(env.DB.Flavor)
 	return m.Run()
 }
 
@@ -68,11 +69,11 @@ func (e *events) list() []string {
 	return append([]string(nil), e.got...)
 }
 
-func open(t *testing.T) (*Injector, *events) {
+func open(t *testing.T) (*database.Injector, *events) {
 	t.Helper()
 	ctx := context.Background()
 	rec := &events{}
-	in, err := Open(ctx, adminDSN, flavor, WithRecorder(rec))
+	in, err := database.Open(ctx, adminDSN, flavor, database.WithRecorder(rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestPlanRegressionMakesTheQueryFullScan(t *testing.T) {
 	mustExec(t, db, b.String(), "ANALYZE TABLE fd_plan.orders")
 	const q = "SELECT * FROM fd_plan.orders WHERE customer_id = 42"
 
-	for _, method := range []string{MethodIgnore, MethodDrop} {
+	for _, method := range []string{database.MethodIgnore, database.MethodDrop} {
 		if typ, key := explainKey(t, db, q); key != "idx_customer" {
 			t.Fatalf("%s: before: type %s key %q, want idx_customer", method, typ, key)
 		}
@@ -277,7 +278,7 @@ func TestDDLStormChangesColumnTypes(t *testing.T) {
 	ctx := context.Background()
 	db := in.DB()
 	const tenants, rows = 6, 1200
-	for _, method := range []string{StormDirect, StormCopy} {
+	for _, method := range []string{database.StormDirect, database.StormCopy} {
 		prefix := "firedrill_t" + method + "_"
 		if err := in.CreateTenants(ctx, prefix, tenants, rows); err != nil {
 			t.Fatal(err)
@@ -285,7 +286,7 @@ func TestDDLStormChangesColumnTypes(t *testing.T) {
 		if got := columnTypes(t, db, prefix); got["int(11)"] != tenants && got["int"] != tenants {
 			t.Fatalf("%s: before: %v", method, got)
 		}
-		s, err := in.StartDDLStorm(ctx, StormConfig{Prefix: prefix, Method: method, Concurrency: 3, ChunkRows: 250,
+		s, err := in.StartDDLStorm(ctx, database.StormConfig{Prefix: prefix, Method: method, Concurrency: 3, ChunkRows: 250,
 			Types: []string{"BIGINT NOT NULL"}, ThrottleThreadsRunning: 50})
 		if err != nil {
 			t.Fatal(err)
@@ -299,13 +300,13 @@ func TestDDLStormChangesColumnTypes(t *testing.T) {
 		if got := columnTypes(t, db, prefix); got["bigint(20)"] != tenants && got["bigint"] != tenants {
 			t.Fatalf("%s: after: %v", method, got)
 		}
-		if method == StormCopy && st.RowsCopied != tenants*rows {
+		if method == database.StormCopy && st.RowsCopied != tenants*rows {
 			t.Fatalf("copy: rows copied %d, want %d", st.RowsCopied, tenants*rows)
 		}
 		for i := 0; i < tenants; i++ {
 			var n int
 			var leftovers int
-			s := TenantSchema(prefix, i)
+			s := database.TenantSchema(prefix, i)
 			if err := db.QueryRow("SELECT COUNT(*) FROM `" + s + "`.items").Scan(&n); err != nil || n != rows {
 				t.Fatalf("%s: %s has %d rows (%v), want %d", method, s, n, err, rows)
 			}
@@ -335,7 +336,7 @@ func TestDDLStormStopsOnContextEnd(t *testing.T) {
 	}
 	defer in.DropTenants(context.Background(), prefix)
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := in.StartDDLStorm(ctx, StormConfig{Prefix: prefix, Method: StormCopy, Passes: 1000, ChunkRows: 50, Concurrency: 2})
+	s, err := in.StartDDLStorm(ctx, database.StormConfig{Prefix: prefix, Method: database.StormCopy, Passes: 1000, ChunkRows: 50, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestDDLStormStopsOnContextEnd(t *testing.T) {
 func TestQueryKillerKillsLongQueries(t *testing.T) {
 	in, rec := open(t)
 	ctx := context.Background()
-	k, err := in.StartQueryKiller(ctx, KillerConfig{Threshold: 300 * time.Millisecond, Interval: 50 * time.Millisecond})
+	k, err := in.StartQueryKiller(ctx, database.KillerConfig{Threshold: 300 * time.Millisecond, Interval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +393,7 @@ func TestStatementLimit(t *testing.T) {
 	in, _ := open(t)
 	ctx := context.Background()
 	name := "max_statement_time"
-	if in.Flavor() == MySQL {
+	if in.Flavor() == database.MySQL {
 		name = "max_execution_time"
 	}
 	var orig string
@@ -450,7 +451,7 @@ func TestDDLStormThrottlesOnLoad(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	s, err := in.StartDDLStorm(ctx, StormConfig{Prefix: prefix, Method: StormCopy, ThrottleThreadsRunning: 2, Types: []string{"BIGINT NOT NULL"}})
+	s, err := in.StartDDLStorm(ctx, database.StormConfig{Prefix: prefix, Method: database.StormCopy, ThrottleThreadsRunning: 2, Types: []string{"BIGINT NOT NULL"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,13 +472,13 @@ func TestDDLStormThrottlesOnLoad(t *testing.T) {
 func TestKillerSparesTheInjectorsOwnQueries(t *testing.T) {
 	in, _ := open(t)
 	ctx := context.Background()
-	k, err := in.StartQueryKiller(ctx, KillerConfig{Threshold: 100 * time.Millisecond, Interval: 20 * time.Millisecond})
+	k, err := in.StartQueryKiller(ctx, database.KillerConfig{Threshold: 100 * time.Millisecond, Interval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Stop()
 	var slept int
-	if err := in.DB().QueryRow(ownMarker + "SELECT SLEEP(0.5)").Scan(&slept); err != nil || slept != 0 {
+	if err := in.DB().QueryRow(database.OwnMarker + "SELECT SLEEP(0.5)").Scan(&slept); err != nil || slept != 0 {
 		t.Fatalf("own query killed: %d %v", slept, err)
 	}
 }

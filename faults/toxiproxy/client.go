@@ -138,6 +138,32 @@ func (c *Client) Proxy(ctx context.Context, name string) (Proxy, error) {
 	return p, nil
 }
 
+// CreateProxy adds an enabled proxy that listens on listen (an address
+// inside the Toxiproxy process) and forwards to upstream. The environment
+// puts one in front of every server with it. It reports no event: a new
+// proxy is topology, not a fault.
+func (c *Client) CreateProxy(ctx context.Context, name, listen, upstream string) error {
+	if name == "" || listen == "" || upstream == "" {
+		return errors.New("toxiproxy create proxy: missing name, listen or upstream address")
+	}
+	body := map[string]any{"name": name, "listen": listen, "upstream": upstream, "enabled": true}
+	if err := c.do(ctx, http.MethodPost, "/proxies", body, nil); err != nil {
+		return fmt.Errorf("toxiproxy create proxy %q: %w", name, err)
+	}
+	return nil
+}
+
+// Reset removes every toxic and enables every proxy, whoever changed them:
+// the harness's backstop after k6 exits, whatever the script did or failed
+// to undo. Unlike Cleanup it does not know what was changed, so it reports
+// no events, and it leaves this client's record of what it added alone.
+func (c *Client) Reset(ctx context.Context) error {
+	if err := c.do(ctx, http.MethodPost, "/reset", nil, nil); err != nil {
+		return fmt.Errorf("toxiproxy reset: %w", err)
+	}
+	return nil
+}
+
 // AddToxic validates t, adds it to proxy and reports an inject event.
 func (c *Client) AddToxic(ctx context.Context, proxy string, t Toxic) (Toxic, error) {
 	if proxy == "" {

@@ -287,6 +287,14 @@ func TestTimeoutBoundsEveryCall(t *testing.T) {
 	if err := c.Disable(context.Background(), "p"); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("disable err %v after %v", err, time.Since(start))
 	}
+	start = time.Now()
+	if err := c.CreateProxy(context.Background(), "p", "127.0.0.1:0", "127.0.0.1:1"); err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("create proxy err %v after %v", err, time.Since(start))
+	}
+	start = time.Now()
+	if err := c.Reset(context.Background()); err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("reset err %v after %v", err, time.Since(start))
+	}
 }
 
 func TestNotFound(t *testing.T) {
@@ -298,5 +306,58 @@ func TestNotFound(t *testing.T) {
 	}
 	if err := c.RemoveToxic(context.Background(), "nope", "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("remove err %v", err)
+	}
+}
+
+// CreateProxy makes a proxy that carries traffic; Reset removes toxics this
+// client did not add and enables proxies it did not disable.
+func TestCreateProxyAndReset(t *testing.T) {
+	base := startToxiproxy(t)
+	ctx := context.Background()
+	c, err := New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	if err := c.CreateProxy(ctx, "made", listen, echoServer(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateProxy(ctx, "made", "127.0.0.1:0", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), `create proxy "made"`) {
+		t.Errorf("creating a proxy twice: %v", err)
+	}
+	if err := c.CreateProxy(ctx, "", listen, "127.0.0.1:1"); err == nil {
+		t.Error("a proxy without a name was accepted")
+	}
+	if _, err := roundTrip(listen); err != nil {
+		t.Fatalf("round trip through the created proxy: %v", err)
+	}
+	rec := &events{}
+	other, _ := New(base, WithRecorder(rec))
+	if _, err := other.AddToxic(ctx, "made", Toxic{Type: "latency", Attributes: map[string]any{"latency": 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Disable(ctx, "made"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Proxy(ctx, "made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Enabled || len(p.Toxics) != 0 {
+		t.Errorf("after Reset: enabled=%v toxics=%v", p.Enabled, p.Toxics)
+	}
+	if d, err := roundTrip(listen); err != nil || d > 500*time.Millisecond {
+		t.Errorf("round trip after Reset: %v %v", d, err)
+	}
+	// What the other client added is gone: its Cleanup has nothing left to
+	// undo and does not fail.
+	if err := other.Cleanup(ctx); err != nil {
+		t.Errorf("cleanup after reset: %v", err)
+	}
+	if len(other.Added()) != 0 {
+		t.Errorf("still recorded as added: %v", other.Added())
 	}
 }

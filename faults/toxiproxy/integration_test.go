@@ -1,6 +1,6 @@
 //go:build integration
 
-package toxiproxy
+package toxiproxy_test
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/faults/toxiproxy"
 )
 
 // The environment every test here uses: real memcached behind the real
@@ -70,7 +71,7 @@ func mc(addr, cmd string, deadline time.Duration) (string, time.Duration, error)
 
 func TestEachToxicHasItsEffect(t *testing.T) {
 	ctx := context.Background()
-	c, err := New(env.ToxiproxyURL)
+	c, err := toxiproxy.New(env.ToxiproxyURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 	}
 	t.Logf("baseline: version %v, get 20KB %v", base, baseGet)
 
-	with := func(tx Toxic, check func(t *testing.T)) {
+	with := func(tx toxiproxy.Toxic, check func(t *testing.T)) {
 		t.Run(tx.Type, func(t *testing.T) {
 			got, err := c.AddToxic(ctx, proxy, tx)
 			if err != nil {
@@ -117,14 +118,14 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 		})
 	}
 
-	with(Toxic{Type: "latency", Attributes: map[string]any{"latency": 200}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "latency", Attributes: map[string]any{"latency": 200}}, func(t *testing.T) {
 		_, d, err := mc(addr, "version\r\n", 3*time.Second)
 		if err != nil || d < 200*time.Millisecond {
 			t.Fatalf("round trip %v (%v), want >= 200ms", d, err)
 		}
 		t.Logf("latency 200ms: round trip %v", d)
 	})
-	with(Toxic{Type: "bandwidth", Attributes: map[string]any{"rate": 20}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "bandwidth", Attributes: map[string]any{"rate": 20}}, func(t *testing.T) {
 		// 20 KB at 20 KB/s: about a second.
 		_, d, err := mc(addr, "get big\r\n", 5*time.Second)
 		if err != nil || d < 700*time.Millisecond {
@@ -132,7 +133,7 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 		}
 		t.Logf("bandwidth 20KB/s: get 20KB %v", d)
 	})
-	with(Toxic{Type: "slicer", Attributes: map[string]any{"average_size": 100, "size_variation": 10, "delay": 2000}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "slicer", Attributes: map[string]any{"average_size": 100, "size_variation": 10, "delay": 2000}}, func(t *testing.T) {
 		// ~200 slices of 100 bytes, 2 ms apart: about 0.4 s.
 		_, d, err := mc(addr, "get big\r\n", 5*time.Second)
 		if err != nil || d < 200*time.Millisecond {
@@ -140,7 +141,7 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 		}
 		t.Logf("slicer: get 20KB %v", d)
 	})
-	with(Toxic{Type: "timeout", Attributes: map[string]any{"timeout": 300}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "timeout", Attributes: map[string]any{"timeout": 300}}, func(t *testing.T) {
 		// No data passes; the connection is closed after 300 ms.
 		reply, d, err := mc(addr, "version\r\n", 3*time.Second)
 		if err == nil || reply != "" || d < 250*time.Millisecond || d > 2*time.Second {
@@ -148,7 +149,7 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 		}
 		t.Logf("timeout 300ms: %v after %v", err, d)
 	})
-	with(Toxic{Type: "reset_peer", Attributes: map[string]any{"timeout": 100}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "reset_peer", Attributes: map[string]any{"timeout": 100}}, func(t *testing.T) {
 		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -172,13 +173,13 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 		}
 		t.Logf("reset_peer: %v after %v", err, time.Since(start))
 	})
-	with(Toxic{Type: "limit_data", Attributes: map[string]any{"bytes": 1000}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "limit_data", Attributes: map[string]any{"bytes": 1000}}, func(t *testing.T) {
 		reply, _, err := mc(addr, "get big\r\n", 3*time.Second)
 		if err == nil || len(reply) > 1000 {
 			t.Fatalf("got %d bytes (%v), want the connection closed after 1000", len(reply), err)
 		}
 	})
-	with(Toxic{Type: "slow_close", Attributes: map[string]any{"delay": 500}}, func(t *testing.T) {
+	with(toxiproxy.Toxic{Type: "slow_close", Attributes: map[string]any{"delay": 500}}, func(t *testing.T) {
 		// memcached closes on "quit"; the client sees the close 500 ms later.
 		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
@@ -195,13 +196,13 @@ func TestEachToxicHasItsEffect(t *testing.T) {
 	})
 
 	// Upstream direction and toxicity: a 0-toxicity latency toxic never applies.
-	if _, err := c.AddToxic(ctx, proxy, Toxic{Name: "never", Type: "latency", Stream: Upstream, Toxicity: Float(0), Attributes: map[string]any{"latency": 500}}); err != nil {
+	if _, err := c.AddToxic(ctx, proxy, toxiproxy.Toxic{Name: "never", Type: "latency", Stream: toxiproxy.Upstream, Toxicity: toxiproxy.Float(0), Attributes: map[string]any{"latency": 500}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, d, err := mc(addr, "version\r\n", 2*time.Second); err != nil || d > 300*time.Millisecond {
 		t.Fatalf("toxicity 0 applied: %v %v", d, err)
 	}
-	if _, err := c.UpdateToxic(ctx, proxy, "never", Update{Toxicity: Float(1)}); err != nil {
+	if _, err := c.UpdateToxic(ctx, proxy, "never", toxiproxy.Update{Toxicity: toxiproxy.Float(1)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, d, err := mc(addr, "version\r\n", 2*time.Second); err != nil || d < 500*time.Millisecond {
