@@ -36,6 +36,7 @@ type Engine struct {
 	manualRate atomic.Bool
 	rateMu     sync.Mutex // orders a ramp step against SetRate
 	prot       atomic.Pointer[Protections]
+	mix        atomic.Pointer[Mix]
 	fleet      atomic.Pointer[[]*process]
 	fleetM     sync.Mutex // serialises Scale
 	bg         sync.WaitGroup
@@ -112,6 +113,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e.rate.Store(math.Float64bits(cfg.Rate))
 	p := cfg.Protections
 	e.prot.Store(&p)
+	e.mix.Store(&Mix{WriteFraction: cfg.WriteFraction, MultiFraction: cfg.MultiFraction, LookupFraction: cfg.LookupFraction})
 	return e, nil
 }
 
@@ -178,6 +180,44 @@ func (e *Engine) SetProtections(p Protections) error {
 	e.prot.Store(&p)
 	return nil
 }
+
+// Mix is the share of each operation kind; the rest are single fetches.
+type Mix struct {
+	WriteFraction, MultiFraction, LookupFraction float64
+}
+
+func (m Mix) validate() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return fmt.Errorf("option %s: %v must be in [0, 1]", f.name, f.v)
+		}
+	}
+	if m.WriteFraction+m.MultiFraction+m.LookupFraction > 1 {
+		return fmt.Errorf("option lookupFraction: writeFraction+multiFraction+lookupFraction = %v must be <= 1",
+			m.WriteFraction+m.MultiFraction+m.LookupFraction)
+	}
+	return nil
+}
+
+// SetMix changes the operation mix from the next arrival on, as a feature
+// flag turning a query off does.
+func (e *Engine) SetMix(m Mix) error {
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("set mix: %w", err)
+	}
+	e.mix.Store(&m)
+	return nil
+}
+
+// CurrentMix returns the operation mix.
+func (e *Engine) CurrentMix() Mix { return *e.mix.Load() }
+
+// Totals returns what the replay has counted so far (as of the last
+// metric interval), so a script can steer on it while the replay runs.
+func (e *Engine) Totals() Totals { return e.stats.snapshot() }
 
 // Protections returns the current switches.
 func (e *Engine) Protections() Protections { return *e.prot.Load() }
@@ -555,14 +595,15 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline t
 func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 	o := op{intended: due, proc: uint32(seq)}
 	u := rng.Float64()
+	m := e.mix.Load()
 	switch {
-	case u < e.cfg.WriteFraction:
+	case u < m.WriteFraction:
 		o.kind = opWrite
 		o.id = e.zipf.Next(rng)
-	case u < e.cfg.WriteFraction+e.cfg.LookupFraction:
+	case u < m.WriteFraction+m.LookupFraction:
 		o.kind = opLookup
 		o.id = e.zipf.Next(rng)
-	case u < e.cfg.WriteFraction+e.cfg.LookupFraction+e.cfg.MultiFraction:
+	case u < m.WriteFraction+m.LookupFraction+m.MultiFraction:
 		o.kind = opMulti
 		o.ids = make([]uint64, e.cfg.MultiSize)
 		for i := range o.ids {

@@ -4,6 +4,7 @@ package traffic_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"sort"
@@ -343,5 +344,116 @@ func TestFormatFlipRaisesDBQueries(t *testing.T) {
 	t.Logf("flip with compatRead: db queries/s before %v, after %v", cb, ca)
 	if ca > cb+50 {
 		t.Errorf("compatRead: db queries/s %v -> %v, want no rise", cb, ca)
+	}
+}
+
+// Lookups query by the indexed ref column; SetMix turns them off mid-run,
+// and Totals shows the counts while the replay runs.
+func TestLookupsAndSetMix(t *testing.T) {
+	c := baseConfig(traffic.WithRate(200), traffic.WithDuration(4*time.Second))
+	c.LookupFraction = 0.25
+	rec := &recorder{}
+	e, err := traffic.New(c, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mid traffic.Totals
+	var switched time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-e.Started()
+		time.Sleep(2 * time.Second)
+		mid = e.Totals()
+		if err := e.SetMix(traffic.Mix{}); err != nil {
+			t.Error(err)
+		}
+		switched = time.Now()
+	}()
+	s, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	t.Logf("summary: %+v; totals at 2 s: %+v", s, mid)
+	if mid.Counters[traffic.MetricLookups] < 50 {
+		t.Errorf("lookups counted by 2 s = %d, want about 100 (25%% of 200/s)", mid.Counters[traffic.MetricLookups])
+	}
+	if len(s.Errors) != 0 || s.LookupP99 <= 0 {
+		t.Errorf("lookups: errors %v, p99 %v", s.Errors, s.LookupP99)
+	}
+	// one interval may still carry lookups started before the switch
+	if after := rec.sum(traffic.MetricLookups, switched.Add(200*time.Millisecond), time.Now()); after != 0 {
+		t.Errorf("%v lookups after SetMix turned them off", after)
+	}
+	if err := e.SetMix(traffic.Mix{LookupFraction: 0.7, WriteFraction: 0.5}); err == nil {
+		t.Error("SetMix accepted fractions summing over 1")
+	}
+}
+
+// A ramp from 100/s to 600/s over 2 s, then 600/s for 1 s: about 700 + 600
+// operations, and the last second runs at the ramp's end rate.
+func TestStagesRamp(t *testing.T) {
+	c := baseConfig(traffic.WithRate(100), traffic.WithDuration(3*time.Second),
+		traffic.WithStages(traffic.Stage{Duration: 2 * time.Second, Target: 600}, traffic.Stage{Duration: time.Second, Target: 600}))
+	rec := &recorder{}
+	e, err := traffic.New(c, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary: %+v", s)
+	if s.Operations < 1170 || s.Operations > 1300 {
+		t.Errorf("operations = %d, want about 1300 (the ramp's integral, never more)", s.Operations)
+	}
+	start := e.StartTime()
+	first := rec.sum(traffic.MetricFetches, start, start.Add(time.Second))
+	last := rec.sum(traffic.MetricFetches, start.Add(2*time.Second), start.Add(4*time.Second))
+	if !(first < 450 && last > 500) {
+		t.Errorf("fetches in the first second %v (want about 350), in the last %v (want about 600)", first, last)
+	}
+}
+
+// fetch_multi sends one multi-row SELECT for its misses; writes update the
+// row and delete its entry.
+func TestFetchMultiAndWrites(t *testing.T) {
+	flushAll(t)
+	c := baseConfig(traffic.WithRate(200), traffic.WithDuration(3*time.Second))
+	c.MultiFraction, c.MultiSize, c.WriteFraction = 0.5, 8, 0.2
+	c.Warm = 0
+	e, err := traffic.New(c, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary: %+v", s)
+	multi := float64(s.Operations) * 0.5
+	// fetches count keys: single fetches plus 8 per fetch_multi
+	if float64(s.Fetches) < multi*8*0.8 {
+		t.Errorf("fetches = %d, want about %.0f keys from fetch_multi alone", s.Fetches, multi*8)
+	}
+	// one query per fetch_multi with misses, one per miss of a single
+	// fetch, one per write: far fewer than one per missed key
+	if s.DBQueries >= s.Misses {
+		t.Errorf("db queries %d >= misses %d: fetch_multi did not batch its misses", s.DBQueries, s.Misses)
+	}
+	if len(s.Errors) != 0 {
+		t.Errorf("errors: %v", s.Errors)
+	}
+	// writes reached the table
+	db, err := sql.Open("mysql", env.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.QueryRow("SELECT MAX(version) FROM it_records").Scan(&v); err != nil || v < 2 {
+		t.Errorf("no row was updated by writes: max version %d, %v", v, err)
 	}
 }

@@ -165,7 +165,8 @@ type stats struct {
 	dbInflight     atomic.Int64
 	dbInflightPeak atomic.Int64
 
-	// owned by the flusher
+	// owned by the flusher; the totals maps are also read by Totals, under totMu
+	totMu                   sync.Mutex
 	ivFetch, ivDB, ivLookup *hdr.Histogram
 	secFetch, secDB         *hdr.Histogram
 	totFetch, totDB         *hdr.Histogram
@@ -240,6 +241,8 @@ func (s *stats) dbLeave() { s.dbInflight.Add(-1) }
 // collect drains the counters into samples stamped t. procTags and
 // serverTags name the tag values; dbConns is the open connection count.
 func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns int64) []Sample {
+	s.totMu.Lock()
+	defer s.totMu.Unlock()
 	var out []Sample
 	for p := 0; p < MaxProcesses; p++ {
 		ps := &s.procs[p]
@@ -328,6 +331,25 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 	out = append(out, Sample{Metric: MetricDBInflight, Kind: Gauge, Time: t, Value: float64(peak)})
 	out = append(out, Sample{Metric: MetricDBConns, Kind: Gauge, Time: t, Value: float64(dbConns)})
 	return out
+}
+
+// Totals are the counts a replay has pushed so far: counters by metric
+// name, errors by class and by operation.
+type Totals struct {
+	Counters, Errors, OpErrors map[string]int64
+}
+
+func (s *stats) snapshot() Totals {
+	s.totMu.Lock()
+	defer s.totMu.Unlock()
+	cp := func(m map[string]float64) map[string]int64 {
+		out := make(map[string]int64, len(m))
+		for k, v := range m {
+			out[k] = int64(v)
+		}
+		return out
+	}
+	return Totals{Counters: cp(s.totals), Errors: cp(s.errTotals), OpErrors: cp(s.opErrTotals)}
 }
 
 // hdrWriter appends one NDJSON line per metric per second.

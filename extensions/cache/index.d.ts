@@ -200,7 +200,34 @@ export function setRate(options: { rate: number; name?: string }): { before: num
 export function protections(options: Protections & { name?: string }): Protections;
 
 /** Steering state of the running replay. */
-export function status(): { running: boolean; rate?: number; processes?: number; protections?: Protections };
+export interface Mix {
+  writeFraction: number;
+  multiFraction: number;
+  lookupFraction: number;
+}
+
+/**
+ * The running replay's steering state and its counts so far (as of the last
+ * 100 ms interval): counters by metric name, errors by class and by op.
+ */
+export function status(): {
+  running: boolean;
+  rate?: number;
+  processes?: number;
+  protections?: Protections;
+  mix?: Mix;
+  counters?: { [metric: string]: number };
+  errors?: { [cls: string]: number };
+  opErrors?: { [op: string]: number };
+};
+
+/**
+ * Changes the operation mix of the running replay (keys not given keep
+ * their value), as a feature flag turning a query off does. Recorded as
+ * fault "mix" on target "fleet": inject while it differs from the replay's
+ * options, remove when it is back.
+ */
+export function setMix(options: Partial<Mix> & { name?: string }): Mix;
 
 /** Cache keys of the `count` (default hotSet) most popular records, for the given key options. */
 export function hotSetKeys(options?: Partial<ReplayOptions> & { count?: number }): string[];

@@ -73,6 +73,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 		"setRate":      mi.SetRate,
 		"protections":  mi.Protections,
 		"status":       mi.Status,
+		"setMix":       mi.SetMix,
 		"hotSetKeys":   mi.HotSetKeys,
 	}}
 }
@@ -161,7 +162,7 @@ func summaryMap(s traffic.Summary) map[string]any {
 		"leaseWon": s.LeaseWon, "earlyRefreshes": s.EarlyFresh, "errors": errs, "opErrors": opErrs,
 		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
 		"breakerOpens": s.BreakerOpens,
-		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
+		"fetchP50Ms":   ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
 		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
 		"elapsedS": s.Elapsed.Seconds(), "processes": s.Processes,
 		"achievedRate": float64(s.Operations) / max(s.Elapsed.Seconds(), 1e-9),
@@ -403,7 +404,61 @@ func (mi *ModuleInstance) Status() map[string]any {
 	if eng == nil {
 		return map[string]any{"running": false}
 	}
-	return map[string]any{"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": protectionsMap(eng.Protections())}
+	m := eng.CurrentMix()
+	tot := eng.Totals()
+	return map[string]any{
+		"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": protectionsMap(eng.Protections()),
+		"mix":      map[string]any{"writeFraction": m.WriteFraction, "multiFraction": m.MultiFraction, "lookupFraction": m.LookupFraction},
+		"counters": int64Map(tot.Counters), "errors": int64Map(tot.Errors), "opErrors": int64Map(tot.OpErrors),
+	}
+}
+
+func int64Map(m map[string]int64) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// SetMix changes the operation mix ({ writeFraction, multiFraction,
+// lookupFraction }; keys not given keep their value), as a feature flag
+// turning a query off does. On the timeline it is fault "mix" on target
+// "fleet": inject while the mix differs from the replay's options, remove
+// when it is back to them.
+func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
+	const op = "setMix"
+	if err := steerArgs(op, opts, "writeFraction", "multiFraction", "lookupFraction", "name"); err != nil {
+		return nil, err
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	eng, err := mi.running(op)
+	if err != nil {
+		return nil, err
+	}
+	m := eng.CurrentMix()
+	for key, dst := range map[string]*float64{"writeFraction": &m.WriteFraction, "multiFraction": &m.MultiFraction, "lookupFraction": &m.LookupFraction} {
+		v, ok, err := optNumber(op, opts, key, false)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			*dst = v
+		}
+	}
+	if err := eng.SetMix(m); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	c := eng.Config()
+	action := "inject"
+	if m == (traffic.Mix{WriteFraction: c.WriteFraction, MultiFraction: c.MultiFraction, LookupFraction: c.LookupFraction}) {
+		action = "remove"
+	}
+	mi.pushFault("mix", action, "fleet", name)
+	return map[string]any{"writeFraction": m.WriteFraction, "multiFraction": m.MultiFraction, "lookupFraction": m.LookupFraction}, nil
 }
 
 // HotSetKeys returns the cache keys of the k most popular records for the
