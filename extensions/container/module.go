@@ -2,16 +2,13 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"go.k6.io/k6/v2/js/common"
 	"go.k6.io/k6/v2/js/modules"
-	"go.k6.io/k6/v2/metrics"
 
-	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
 	fct "github.com/firedrill-dev/firedrill/faults/container"
 )
 
@@ -21,7 +18,7 @@ const EnvRunID = "FIREDRILL_RUN_ID"
 
 // FaultMetric is the Counter every injection and removal adds 1 to, tagged
 // fault, action, target and name.
-const FaultMetric = "firedrill_fault"
+const FaultMetric = faultevent.MetricName
 
 // RootModule holds the one injector (and Docker client) every VU shares.
 type RootModule struct {
@@ -34,14 +31,13 @@ type RootModule struct {
 type ModuleInstance struct {
 	root      *RootModule
 	vu        modules.VU
-	metric    *metrics.Metric
+	events    *faultevent.Recorder
 	lookupEnv func(string) (string, bool)
 }
 
 var (
 	_ modules.Module   = (*RootModule)(nil)
 	_ modules.Instance = (*ModuleInstance)(nil)
-	_ faults.Recorder  = (*ModuleInstance)(nil)
 )
 
 // New returns the root module; register.go registers it.
@@ -49,28 +45,10 @@ func New() *RootModule { return &RootModule{} }
 
 // NewModuleInstance registers the fault metric and returns the VU's instance.
 func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
-	env := vu.InitEnv()
-	m, err := env.Registry.NewMetric(FaultMetric, metrics.Counter)
-	if err != nil {
-		common.Throw(vu.Runtime(), fmt.Errorf("container: register %s: %w", FaultMetric, err))
+	return &ModuleInstance{
+		root: r, vu: vu, lookupEnv: vu.InitEnv().LookupEnv,
+		events: faultevent.NewRecorder(vu, "container"),
 	}
-	return &ModuleInstance{root: r, vu: vu, metric: m, lookupEnv: env.LookupEnv}
-}
-
-// Record pushes one firedrill_fault sample for e.
-func (mi *ModuleInstance) Record(e faults.Event) {
-	state := mi.vu.State()
-	if state == nil {
-		return
-	}
-	tags := state.Tags.GetCurrentValues().Tags.
-		With("fault", e.Fault).With("action", string(e.Action)).
-		With("target", e.Target).With("name", e.Name)
-	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
-		TimeSeries: metrics.TimeSeries{Metric: mi.metric, Tags: tags},
-		Time:       time.Now(),
-		Value:      1,
-	})
 }
 
 // Exports returns the JS API; the default export carries the same functions.
@@ -87,11 +65,9 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 	return modules.Exports{Default: named, Named: named}
 }
 
-var errInitContext = errors.New("faults can only be injected while the test runs (setup, scenarios, teardown), not in the init context")
-
 func (mi *ModuleInstance) begin(op string) (context.Context, *fct.Injector, error) {
 	if mi.vu.State() == nil {
-		return nil, nil, fmt.Errorf("container.%s: %w", op, errInitContext)
+		return nil, nil, fmt.Errorf("container.%s: %w", op, faultevent.ErrInitContext)
 	}
 	mi.root.once.Do(func() {
 		var run string
@@ -103,7 +79,7 @@ func (mi *ModuleInstance) begin(op string) (context.Context, *fct.Injector, erro
 	if mi.root.err != nil {
 		return nil, nil, fmt.Errorf("container.%s: %w", op, mi.root.err)
 	}
-	return mi.vu.Context(), mi.root.in.WithRecorder(mi), nil
+	return mi.vu.Context(), mi.root.in.WithRecorder(mi.events), nil
 }
 
 // Stop is container.stop(service, graceMs = 0): SIGTERM, SIGKILL after grace.

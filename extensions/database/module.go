@@ -8,11 +8,10 @@ import (
 	"time"
 
 	"github.com/grafana/sobek"
-	"go.k6.io/k6/v2/js/common"
 	"go.k6.io/k6/v2/js/modules"
-	"go.k6.io/k6/v2/metrics"
 
-	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
+	"github.com/firedrill-dev/firedrill/extensions/internal/jsopt"
 	fdb "github.com/firedrill-dev/firedrill/faults/database"
 )
 
@@ -25,7 +24,7 @@ const (
 
 // FaultMetric is the Counter every injection and removal adds 1 to, tagged
 // fault, action, target and name.
-const FaultMetric = "firedrill_fault"
+const FaultMetric = faultevent.MetricName
 
 // RootModule holds the one injector every VU shares, so what one scenario
 // starts another (or teardown) can stop, and cleanup() sees all of it.
@@ -38,26 +37,24 @@ type RootModule struct {
 	storms map[string]*fdb.Storm // by tenant prefix
 	killer *fdb.Killer
 
-	// pending holds events of background work that ended after the context
+	// late holds events of background work that ended after the context
 	// of the VU that started it (its scenario ended): k6 would drop them.
 	// The next call from any VU pushes them with their own time, so the
 	// timeline still shows when the work ended.
-	pendMu  sync.Mutex
-	pending []metrics.Sample
+	late faultevent.Backlog
 }
 
 // ModuleInstance is the module as one VU sees it.
 type ModuleInstance struct {
 	root      *RootModule
 	vu        modules.VU
-	metric    *metrics.Metric
+	events    *faultevent.Recorder
 	lookupEnv func(string) (string, bool)
 }
 
 var (
 	_ modules.Module   = (*RootModule)(nil)
 	_ modules.Instance = (*ModuleInstance)(nil)
-	_ faults.Recorder  = (*ModuleInstance)(nil)
 )
 
 // New returns the root module; register.go registers it.
@@ -65,12 +62,10 @@ func New() *RootModule { return &RootModule{storms: map[string]*fdb.Storm{}} }
 
 // NewModuleInstance registers the fault metric and returns the VU's instance.
 func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
-	env := vu.InitEnv()
-	m, err := env.Registry.NewMetric(FaultMetric, metrics.Counter)
-	if err != nil {
-		common.Throw(vu.Runtime(), fmt.Errorf("database: register %s: %w", FaultMetric, err))
+	return &ModuleInstance{
+		root: r, vu: vu, lookupEnv: vu.InitEnv().LookupEnv,
+		events: faultevent.NewRecorder(vu, "database").WithBacklog(&r.late),
 	}
-	return &ModuleInstance{root: r, vu: vu, metric: m, lookupEnv: env.LookupEnv}
 }
 
 func (mi *ModuleInstance) env(k string) string {
@@ -79,46 +74,6 @@ func (mi *ModuleInstance) env(k string) string {
 	}
 	v, _ := mi.lookupEnv(k)
 	return v
-}
-
-// Record pushes one firedrill_fault sample for e. When the VU's context is
-// over (a storm or killer outlived the scenario that started it), the
-// sample waits in the root module for the next call from a live VU.
-func (mi *ModuleInstance) Record(e faults.Event) {
-	state := mi.vu.State()
-	if state == nil {
-		return
-	}
-	tags := state.Tags.GetCurrentValues().Tags.
-		With("fault", e.Fault).With("action", string(e.Action)).
-		With("target", e.Target).With("name", e.Name)
-	sample := metrics.Sample{
-		TimeSeries: metrics.TimeSeries{Metric: mi.metric, Tags: tags},
-		Time:       time.Now(),
-		Value:      1,
-	}
-	if !metrics.PushIfNotDone(mi.vu.Context(), state.Samples, sample) {
-		mi.root.pendMu.Lock()
-		mi.root.pending = append(mi.root.pending, sample)
-		mi.root.pendMu.Unlock()
-	}
-}
-
-// flushPending pushes the events that could not be pushed when they happened.
-func (mi *ModuleInstance) flushPending() {
-	state := mi.vu.State()
-	mi.root.pendMu.Lock()
-	pending := mi.root.pending
-	mi.root.pending = nil
-	mi.root.pendMu.Unlock()
-	for i, s := range pending {
-		if !metrics.PushIfNotDone(mi.vu.Context(), state.Samples, s) {
-			mi.root.pendMu.Lock()
-			mi.root.pending = append(pending[i:], mi.root.pending...)
-			mi.root.pendMu.Unlock()
-			return
-		}
-	}
 }
 
 // Exports returns the JS API; the default export carries the same functions.
@@ -144,15 +99,13 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 	return modules.Exports{Default: named, Named: named}
 }
 
-var errInitContext = errors.New("faults can only be injected while the test runs (setup, scenarios, teardown), not in the init context")
-
 // begin returns the call's context (read now) and the shared injector,
 // opened on first use.
 func (mi *ModuleInstance) begin(op string) (context.Context, *fdb.Injector, error) {
 	if mi.vu.State() == nil {
-		return nil, nil, fmt.Errorf("database.%s: %w", op, errInitContext)
+		return nil, nil, fmt.Errorf("database.%s: %w", op, faultevent.ErrInitContext)
 	}
-	mi.flushPending()
+	mi.events.Flush()
 	ctx := mi.vu.Context()
 	mi.root.once.Do(func() {
 		dsn := mi.env(EnvAdminDSN)
@@ -170,7 +123,7 @@ func (mi *ModuleInstance) begin(op string) (context.Context, *fdb.Injector, erro
 	if mi.root.err != nil {
 		return nil, nil, fmt.Errorf("database.%s: %w", op, mi.root.err)
 	}
-	return ctx, mi.root.in.WithRecorder(mi), nil
+	return ctx, mi.root.in.WithRecorder(mi.events), nil
 }
 
 // Flavor is database.flavor(): "mariadb" or "mysql".
@@ -232,24 +185,24 @@ func (mi *ModuleInstance) RevertPlanRegression(v sobek.Value) error {
 
 func parseIndex(rt *sobek.Runtime, v sobek.Value, withMethod bool) (indexSpec, error) {
 	var s indexSpec
-	m, err := object(rt, v)
+	m, err := jsopt.Options(rt, v)
 	if err != nil {
 		return s, err
 	}
 	for k, val := range m {
 		switch k {
 		case "schema":
-			s.Schema, err = str(k, val)
+			s.Schema, err = jsopt.String(k, val)
 		case "table":
-			s.Table, err = str(k, val)
+			s.Table, err = jsopt.String(k, val)
 		case "index":
-			s.Index, err = str(k, val)
+			s.Index, err = jsopt.String(k, val)
 		case "method":
 			if !withMethod {
 				err = errors.New(`option "method" is not used here`)
 				break
 			}
-			s.Method, err = str(k, val)
+			s.Method, err = jsopt.String(k, val)
 		default:
 			err = fmt.Errorf("unknown option %q (want schema, table, index%s)", k, map[bool]string{true: ", method"}[withMethod])
 		}
@@ -269,7 +222,7 @@ func (mi *ModuleInstance) CreateTenants(v sobek.Value) error {
 	if err != nil {
 		return err
 	}
-	m, err := object(mi.vu.Runtime(), v)
+	m, err := jsopt.Options(mi.vu.Runtime(), v)
 	if err != nil {
 		return fmt.Errorf("database.createTenants: %w", err)
 	}
@@ -277,11 +230,11 @@ func (mi *ModuleInstance) CreateTenants(v sobek.Value) error {
 	for k, val := range m {
 		switch k {
 		case "prefix":
-			prefix, err = str(k, val)
+			prefix, err = jsopt.String(k, val)
 		case "count":
-			count, err = integer(k, val)
+			count, err = jsopt.NonNegativeInt(k, val)
 		case "rows":
-			rows, err = integer(k, val)
+			rows, err = jsopt.NonNegativeInt(k, val)
 		default:
 			err = fmt.Errorf("unknown option %q (want prefix, count, rows)", k)
 		}
@@ -309,7 +262,7 @@ func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m, err := object(mi.vu.Runtime(), v)
+	m, err := jsopt.Options(mi.vu.Runtime(), v)
 	if err != nil {
 		return "", fmt.Errorf("database.startDDLStorm: %w", err)
 	}
@@ -319,29 +272,29 @@ func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
 		var n int
 		switch k {
 		case "prefix":
-			cfg.Prefix, err = str(k, val)
+			cfg.Prefix, err = jsopt.String(k, val)
 		case "method":
-			cfg.Method, err = str(k, val)
+			cfg.Method, err = jsopt.String(k, val)
 		case "column":
-			cfg.Column, err = str(k, val)
+			cfg.Column, err = jsopt.String(k, val)
 		case "types":
-			cfg.Types, err = strs(k, val)
+			cfg.Types, err = jsopt.Strings(k, val)
 		case "concurrency":
-			cfg.Concurrency, err = integer(k, val)
+			cfg.Concurrency, err = jsopt.NonNegativeInt(k, val)
 		case "passes":
-			cfg.Passes, err = integer(k, val)
+			cfg.Passes, err = jsopt.NonNegativeInt(k, val)
 		case "chunkRows":
-			cfg.ChunkRows, err = integer(k, val)
+			cfg.ChunkRows, err = jsopt.NonNegativeInt(k, val)
 		case "pauseMs":
-			n, err = integer(k, val)
+			n, err = jsopt.NonNegativeInt(k, val)
 			cfg.Pause = time.Duration(n) * time.Millisecond
 		case "throttleThreadsRunning":
-			cfg.ThrottleThreadsRunning, err = integer(k, val)
+			cfg.ThrottleThreadsRunning, err = jsopt.NonNegativeInt(k, val)
 		case "maxDurationMs":
-			n, err = integer(k, val)
+			n, err = jsopt.NonNegativeInt(k, val)
 			cfg.MaxDuration = time.Duration(n) * time.Millisecond
 		case "detached":
-			detached, err = boolean(k, val)
+			detached, err = jsopt.Bool(k, val)
 		default:
 			err = fmt.Errorf("unknown option %q", k)
 		}
@@ -394,7 +347,7 @@ func (mi *ModuleInstance) StopDDLStorm(prefix string) (map[string]any, error) {
 	if !ok {
 		return nil, fmt.Errorf("database.stopDDLStorm: no storm on %q", prefix)
 	}
-	s.ReportTo(mi)
+	s.ReportTo(mi.events)
 	return stormJS(s.Stop()), nil
 }
 
@@ -423,7 +376,7 @@ func (mi *ModuleInstance) StartQueryKiller(v sobek.Value) error {
 	if err != nil {
 		return err
 	}
-	m, err := object(mi.vu.Runtime(), v)
+	m, err := jsopt.Options(mi.vu.Runtime(), v)
 	if err != nil {
 		return fmt.Errorf("database.startQueryKiller: %w", err)
 	}
@@ -433,22 +386,22 @@ func (mi *ModuleInstance) StartQueryKiller(v sobek.Value) error {
 		var n int
 		switch k {
 		case "thresholdMs":
-			n, err = integer(k, val)
+			n, err = jsopt.NonNegativeInt(k, val)
 			cfg.Threshold = time.Duration(n) * time.Millisecond
 		case "intervalMs":
-			n, err = integer(k, val)
+			n, err = jsopt.NonNegativeInt(k, val)
 			cfg.Interval = time.Duration(n) * time.Millisecond
 		case "maxPerScan":
-			cfg.MaxPerScan, err = integer(k, val)
+			cfg.MaxPerScan, err = jsopt.NonNegativeInt(k, val)
 		case "prefix":
-			cfg.Prefix, err = str(k, val)
+			cfg.Prefix, err = jsopt.String(k, val)
 		case "user":
-			cfg.User, err = str(k, val)
+			cfg.User, err = jsopt.String(k, val)
 		case "maxDurationMs":
-			n, err = integer(k, val)
+			n, err = jsopt.NonNegativeInt(k, val)
 			cfg.MaxDuration = time.Duration(n) * time.Millisecond
 		case "detached":
-			detached, err = boolean(k, val)
+			detached, err = jsopt.Bool(k, val)
 		default:
 			err = fmt.Errorf("unknown option %q", k)
 		}
@@ -502,7 +455,7 @@ func (mi *ModuleInstance) StopQueryKiller() (map[string]any, error) {
 	if k == nil {
 		return nil, errors.New("database.stopQueryKiller: no query killer was started")
 	}
-	k.ReportTo(mi)
+	k.ReportTo(mi.events)
 	return killerJS(k.Stop()), nil
 }
 
@@ -514,63 +467,6 @@ func (mi *ModuleInstance) Cleanup() error {
 		return err
 	}
 	return in.Cleanup(ctx)
-}
-
-func object(rt *sobek.Runtime, v sobek.Value) (map[string]any, error) {
-	if v == nil || sobek.IsUndefined(v) || sobek.IsNull(v) {
-		return nil, errors.New("missing options object")
-	}
-	m, ok := v.ToObject(rt).Export().(map[string]any)
-	if !ok {
-		return nil, errors.New("options must be an object")
-	}
-	return m, nil
-}
-
-func str(k string, v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("option %q must be a string", k)
-	}
-	return s, nil
-}
-
-func boolean(k string, v any) (bool, error) {
-	b, ok := v.(bool)
-	if !ok {
-		return false, fmt.Errorf("option %q must be a boolean", k)
-	}
-	return b, nil
-}
-
-func integer(k string, v any) (int, error) {
-	switch x := v.(type) {
-	case int64:
-		if x >= 0 {
-			return int(x), nil
-		}
-	case float64:
-		if x >= 0 && x == float64(int64(x)) {
-			return int(x), nil
-		}
-	}
-	return 0, fmt.Errorf("option %q must be a non-negative integer", k)
-}
-
-func strs(k string, v any) ([]string, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("option %q must be an array of strings", k)
-	}
-	out := make([]string, 0, len(list))
-	for _, x := range list {
-		s, ok := x.(string)
-		if !ok {
-			return nil, fmt.Errorf("option %q must be an array of strings", k)
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }
 
 // stormJS and killerJS give JS camelCase keys whatever k6's field mapper does.

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/grafana/sobek"
-	"go.k6.io/k6/v2/js/common"
 	"go.k6.io/k6/v2/js/modules"
-	"go.k6.io/k6/v2/metrics"
 
-	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
+	"github.com/firedrill-dev/firedrill/extensions/internal/jsopt"
 	"github.com/firedrill-dev/firedrill/faults/toxiproxy"
 )
 
@@ -27,7 +25,7 @@ const (
 // FaultMetric is the Counter every injection and removal adds 1 to, tagged
 // fault, action, target and name; the harness draws the fault timeline from
 // its samples in k6's JSON output.
-const FaultMetric = "firedrill_fault"
+const FaultMetric = faultevent.MetricName
 
 // RootModule is the global module: one per k6 process. It holds the one
 // Toxiproxy client every VU shares, so what setup, fault scenarios and
@@ -42,14 +40,13 @@ type RootModule struct {
 type ModuleInstance struct {
 	root      *RootModule
 	vu        modules.VU
-	metric    *metrics.Metric
+	events    *faultevent.Recorder
 	lookupEnv func(string) (string, bool)
 }
 
 var (
 	_ modules.Module   = (*RootModule)(nil)
 	_ modules.Instance = (*ModuleInstance)(nil)
-	_ faults.Recorder  = (*ModuleInstance)(nil)
 )
 
 // New returns the root module; register.go registers it.
@@ -58,12 +55,10 @@ func New() *RootModule { return &RootModule{} }
 // NewModuleInstance registers the fault metric (once per VU init, which the
 // registry deduplicates) and returns the VU's instance.
 func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
-	env := vu.InitEnv()
-	m, err := env.Registry.NewMetric(FaultMetric, metrics.Counter)
-	if err != nil {
-		common.Throw(vu.Runtime(), fmt.Errorf("toxiproxy: register %s: %w", FaultMetric, err))
+	return &ModuleInstance{
+		root: r, vu: vu, lookupEnv: vu.InitEnv().LookupEnv,
+		events: faultevent.NewRecorder(vu, "toxiproxy"),
 	}
-	return &ModuleInstance{root: r, vu: vu, metric: m, lookupEnv: env.LookupEnv}
 }
 
 // clientFor builds the shared client on first use, from the environment the
@@ -81,24 +76,7 @@ func (mi *ModuleInstance) clientFor() (*toxiproxy.Client, error) {
 	if mi.root.err != nil {
 		return nil, mi.root.err
 	}
-	return mi.root.client.WithRecorder(mi), nil
-}
-
-// Record pushes one firedrill_fault sample for e. Outside a running VU (init
-// context) there is nowhere to push and the event is dropped.
-func (mi *ModuleInstance) Record(e faults.Event) {
-	state := mi.vu.State()
-	if state == nil {
-		return
-	}
-	tags := state.Tags.GetCurrentValues().Tags.
-		With("fault", e.Fault).With("action", string(e.Action)).
-		With("target", e.Target).With("name", e.Name)
-	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
-		TimeSeries: metrics.TimeSeries{Metric: mi.metric, Tags: tags},
-		Time:       time.Now(),
-		Value:      1,
-	})
+	return mi.root.client.WithRecorder(mi.events), nil
 }
 
 // Exports returns the JS API; the default export carries the same functions.
@@ -116,12 +94,10 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 	return modules.Exports{Default: named, Named: named}
 }
 
-var errInitContext = errors.New("faults can only be injected while the test runs (setup, scenarios, teardown), not in the init context")
-
 // begin returns the call's context, read now (not at init), and the client.
 func (mi *ModuleInstance) begin(op string) (context.Context, *toxiproxy.Client, error) {
 	if mi.vu.State() == nil {
-		return nil, nil, fmt.Errorf("toxiproxy.%s: %w", op, errInitContext)
+		return nil, nil, fmt.Errorf("toxiproxy.%s: %w", op, faultevent.ErrInitContext)
 	}
 	c, err := mi.clientFor()
 	if err != nil {
@@ -244,24 +220,24 @@ func toxicToJS(t toxiproxy.Toxic) map[string]any {
 // misspelt option fails the drill instead of being ignored.
 func parseToxic(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Toxic, error) {
 	var t toxiproxy.Toxic
-	m, err := object(rt, v)
+	m, err := jsopt.Options(rt, v)
 	if err != nil {
 		return t, err
 	}
 	for k, val := range m {
 		switch k {
 		case "name":
-			t.Name, err = str(k, val)
+			t.Name, err = jsopt.String(k, val)
 		case "type":
-			t.Type, err = str(k, val)
+			t.Type, err = jsopt.String(k, val)
 		case "stream":
-			t.Stream, err = str(k, val)
+			t.Stream, err = jsopt.String(k, val)
 		case "toxicity":
 			var f float64
-			f, err = num(k, val)
+			f, err = jsopt.Number(k, val)
 			t.Toxicity = toxiproxy.Float(f)
 		case "attributes":
-			t.Attributes, err = attrMap(val)
+			t.Attributes, err = jsopt.Object(k, val)
 		default:
 			err = fmt.Errorf("unknown option %q (want name, type, stream, toxicity, attributes)", k)
 		}
@@ -277,7 +253,7 @@ func parseToxic(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Toxic, error) {
 
 func parseUpdate(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Update, error) {
 	var u toxiproxy.Update
-	m, err := object(rt, v)
+	m, err := jsopt.Options(rt, v)
 	if err != nil {
 		return u, err
 	}
@@ -285,10 +261,10 @@ func parseUpdate(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Update, error) {
 		switch k {
 		case "toxicity":
 			var f float64
-			f, err = num(k, val)
+			f, err = jsopt.Number(k, val)
 			u.Toxicity = toxiproxy.Float(f)
 		case "attributes":
-			u.Attributes, err = attrMap(val)
+			u.Attributes, err = jsopt.Object(k, val)
 		default:
 			err = fmt.Errorf("unknown option %q (want toxicity, attributes)", k)
 		}
@@ -297,41 +273,4 @@ func parseUpdate(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Update, error) {
 		}
 	}
 	return u, nil
-}
-
-func object(rt *sobek.Runtime, v sobek.Value) (map[string]any, error) {
-	if v == nil || sobek.IsUndefined(v) || sobek.IsNull(v) {
-		return nil, errors.New("missing options object")
-	}
-	m, ok := v.ToObject(rt).Export().(map[string]any)
-	if !ok {
-		return nil, errors.New("options must be an object")
-	}
-	return m, nil
-}
-
-func str(k string, v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("option %q must be a string", k)
-	}
-	return s, nil
-}
-
-func num(k string, v any) (float64, error) {
-	switch x := v.(type) {
-	case int64:
-		return float64(x), nil
-	case float64:
-		return x, nil
-	}
-	return 0, fmt.Errorf("option %q must be a number", k)
-}
-
-func attrMap(v any) (map[string]any, error) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, errors.New(`option "attributes" must be an object`)
-	}
-	return m, nil
 }
