@@ -302,11 +302,8 @@ func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
 			return "", fmt.Errorf("database.startDDLStorm: %w", err)
 		}
 	}
-	if detached {
-		if cfg.MaxDuration <= 0 {
-			return "", errors.New("database.startDDLStorm: detached needs maxDurationMs")
-		}
-		ctx = context.WithoutCancel(ctx)
+	if ctx, err = detach(ctx, "startDDLStorm", detached, cfg.MaxDuration); err != nil {
+		return "", err
 	}
 	mi.root.mu.Lock()
 	defer mi.root.mu.Unlock()
@@ -323,14 +320,9 @@ func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
 
 // DDLStormStats is database.ddlStormStats(prefix).
 func (mi *ModuleInstance) DDLStormStats(prefix string) (map[string]any, error) {
-	if _, _, err := mi.begin("ddlStormStats"); err != nil {
+	s, err := mi.storm("ddlStormStats", prefix)
+	if err != nil {
 		return nil, err
-	}
-	mi.root.mu.Lock()
-	s, ok := mi.root.storms[prefix]
-	mi.root.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("database.ddlStormStats: no storm on %q", prefix)
 	}
 	return stormJS(s.Stats()), nil
 }
@@ -338,17 +330,26 @@ func (mi *ModuleInstance) DDLStormStats(prefix string) (map[string]any, error) {
 // StopDDLStorm is database.stopDDLStorm(prefix): stops it, waits for the
 // in-flight migrations and returns its stats.
 func (mi *ModuleInstance) StopDDLStorm(prefix string) (map[string]any, error) {
-	if _, _, err := mi.begin("stopDDLStorm"); err != nil {
+	s, err := mi.storm("stopDDLStorm", prefix)
+	if err != nil {
+		return nil, err
+	}
+	s.ReportTo(mi.events)
+	return stormJS(s.Stop()), nil
+}
+
+// storm returns the storm started on prefix, running or ended.
+func (mi *ModuleInstance) storm(op, prefix string) (*fdb.Storm, error) {
+	if _, _, err := mi.begin(op); err != nil {
 		return nil, err
 	}
 	mi.root.mu.Lock()
 	s, ok := mi.root.storms[prefix]
 	mi.root.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("database.stopDDLStorm: no storm on %q", prefix)
+		return nil, fmt.Errorf("database.%s: no storm on %q", op, prefix)
 	}
-	s.ReportTo(mi.events)
-	return stormJS(s.Stop()), nil
+	return s, nil
 }
 
 // SetStatementLimit is database.setStatementLimit(ms) (0 = no limit).
@@ -409,11 +410,8 @@ func (mi *ModuleInstance) StartQueryKiller(v sobek.Value) error {
 			return fmt.Errorf("database.startQueryKiller: %w", err)
 		}
 	}
-	if detached {
-		if cfg.MaxDuration <= 0 {
-			return errors.New("database.startQueryKiller: detached needs maxDurationMs")
-		}
-		ctx = context.WithoutCancel(ctx)
+	if ctx, err = detach(ctx, "startQueryKiller", detached, cfg.MaxDuration); err != nil {
+		return err
 	}
 	mi.root.mu.Lock()
 	defer mi.root.mu.Unlock()
@@ -432,31 +430,47 @@ func (mi *ModuleInstance) StartQueryKiller(v sobek.Value) error {
 
 // QueryKillerStats is database.queryKillerStats().
 func (mi *ModuleInstance) QueryKillerStats() (map[string]any, error) {
-	if _, _, err := mi.begin("queryKillerStats"); err != nil {
+	k, err := mi.killer("queryKillerStats")
+	if err != nil {
 		return nil, err
-	}
-	mi.root.mu.Lock()
-	k := mi.root.killer
-	mi.root.mu.Unlock()
-	if k == nil {
-		return nil, errors.New("database.queryKillerStats: no query killer was started")
 	}
 	return killerJS(k.Stats()), nil
 }
 
 // StopQueryKiller is database.stopQueryKiller(): returns its stats.
 func (mi *ModuleInstance) StopQueryKiller() (map[string]any, error) {
-	if _, _, err := mi.begin("stopQueryKiller"); err != nil {
+	k, err := mi.killer("stopQueryKiller")
+	if err != nil {
+		return nil, err
+	}
+	k.ReportTo(mi.events)
+	return killerJS(k.Stop()), nil
+}
+
+// killer returns the last query killer started, running or ended.
+func (mi *ModuleInstance) killer(op string) (*fdb.Killer, error) {
+	if _, _, err := mi.begin(op); err != nil {
 		return nil, err
 	}
 	mi.root.mu.Lock()
 	k := mi.root.killer
 	mi.root.mu.Unlock()
 	if k == nil {
-		return nil, errors.New("database.stopQueryKiller: no query killer was started")
+		return nil, fmt.Errorf("database.%s: no query killer was started", op)
 	}
-	k.ReportTo(mi.events)
-	return killerJS(k.Stop()), nil
+	return k, nil
+}
+
+// detach applies a background job's detached option: the job outlives the
+// scenario that starts it, so it must have a maximum duration to end by.
+func detach(ctx context.Context, op string, detached bool, maxDuration time.Duration) (context.Context, error) {
+	if !detached {
+		return ctx, nil
+	}
+	if maxDuration <= 0 {
+		return nil, fmt.Errorf("database.%s: detached needs maxDurationMs", op)
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 // Cleanup is database.cleanup(): stops storms and the killer, restores
