@@ -3,30 +3,27 @@
 package container
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"go.k6.io/k6/v2/js/modulestest"
 	"go.k6.io/k6/v2/lib"
 	"go.k6.io/k6/v2/metrics"
 
 	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/environments/envtest"
 )
 
+// A real environment from environments.Up; without Docker the tests fail.
+var env *environments.Env
+
+func TestMain(m *testing.M) {
+	envtest.Main(m, func(e *environments.Env) { env = e }, environments.WithMemcached(1))
+}
+
 func TestFromJavaScript(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	env, err := environments.Up(ctx, environments.WithMemcached(1))
-	if env != nil {
-		defer env.Down(context.Background())
-	}
-	if err != nil {
-		t.Fatalf("environment up (Docker required): %v", err)
-	}
 	rt := modulestest.NewRuntime(t)
 	mi := New().NewModuleInstance(rt.VU).(*ModuleInstance)
 	mi.lookupEnv = func(k string) (string, bool) {
@@ -38,7 +35,7 @@ func TestFromJavaScript(t *testing.T) {
 	_ = rt.VU.Runtime().Set("container", mi.Exports().Default)
 	samples := make(chan metrics.SampleContainer, 100)
 	rt.MoveToVUContext(&lib.State{Samples: samples, Tags: lib.NewVUStateTags(metrics.NewRegistry().RootTagSet())})
-	_, err = rt.VU.Runtime().RunString(`
+	_, err := rt.VU.Runtime().RunString(`
 		const state = (s) => container.services().find((x) => x.service === s).state;
 		container.pause("memcached-0");
 		if (state("memcached-0") !== "paused") throw new Error("not paused");

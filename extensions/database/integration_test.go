@@ -3,43 +3,30 @@
 package database
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"go.k6.io/k6/v2/metrics"
 
 	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/environments/envtest"
 )
 
 var vars map[string]string
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
+func TestMain(m *testing.M) {
 	if dsn := os.Getenv("FIREDRILL_TEST_ADMIN_DSN"); dsn != "" {
 		vars = map[string]string{EnvAdminDSN: dsn, EnvProxy: "mysql"}
-		return m.Run()
+		os.Exit(m.Run())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	env, err := environments.Up(ctx, environments.WithMemcached(1))
-	if env != nil {
-		defer env.Down(context.Background())
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: environment up (Docker required): %v\n", err)
-		return 1
-	}
-	vars = map[string]string{}
-	for _, kv := range env.Vars() {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	return m.Run()
+	envtest.Main(m, func(e *environments.Env) {
+		vars = map[string]string{}
+		for _, kv := range e.Vars() {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+	}, environments.WithMemcached(1))
 }
 
 func TestFromJavaScript(t *testing.T) {

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/environments/envtest"
 	"github.com/firedrill-dev/firedrill/faults"
 	"github.com/firedrill-dev/firedrill/faults/container"
 )
@@ -23,22 +23,7 @@ import (
 var env *environments.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	e, err := environments.Up(ctx, environments.WithMemcached(2))
-	if e != nil {
-		defer e.Down(context.Background())
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: environment up (Docker required): %v\n", err)
-		return 1
-	}
-	env = e
-	return m.Run()
+	envtest.Main(m, func(e *environments.Env) { env = e }, environments.WithMemcached(2))
 }
 
 // version asks memcached for its version through addr.

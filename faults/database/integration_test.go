@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/environments/envtest"
 	"github.com/firedrill-dev/firedrill/faults"
 	"github.com/firedrill-dev/firedrill/faults/database"
 )
@@ -30,26 +31,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	if dsn := os.Getenv("FIREDRILL_TEST_ADMIN_DSN"); dsn != "" {
 		adminDSN = dsn
-		return m.Run()
+		os.Exit(m.Run())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	env, err := environments.Up(ctx, environments.WithMemcached(1))
-	if env != nil {
-		defer env.Down(context.Background())
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: environment up (Docker required): %v\n", err)
-		return 1
-	}
-	adminDSN, flavor = env.DB.AdminDSN, database.Flavor(env.DB.Flavor)
-	return m.Run()
+	envtest.Main(m, func(e *environments.Env) {
+		adminDSN, flavor = e.DB.AdminDSN, database.Flavor(e.DB.Flavor)
+	}, environments.WithMemcached(1))
 }
 
 type events struct {
