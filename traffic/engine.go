@@ -84,7 +84,9 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("option theta: %w", err)
 	}
-	mc, err := memcache.New(cfg.CacheAddrs, memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout), memcache.WithMux(cfg.CacheMux))
+	mc, err := memcache.New(cfg.CacheAddrs, memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout),
+		memcache.WithDialTimeout(cfg.CacheConnectTimeout), memcache.WithMux(cfg.CacheMux),
+		memcache.WithBreaker(cfg.CacheBreaker, cfg.CacheBreakerCooldown))
 	if err != nil {
 		return nil, fmt.Errorf("option memcached: %w", err)
 	}
@@ -621,6 +623,7 @@ func (e *Engine) flusher(start time.Time, hw *hdrWriter, stop <-chan struct{}) {
 	defer t.Stop()
 	sec := start
 	names := e.cache.Servers()
+	var breakerOpens int64
 	flush := func(now time.Time, final bool) {
 		var conns int64
 		f := e.fleet.Load()
@@ -631,7 +634,12 @@ func (e *Engine) flusher(start time.Time, hw *hdrWriter, stop <-chan struct{}) {
 				conns += int64(p.db.Stats().OpenConnections)
 			}
 		}
-		e.sink.Push(e.stats.collect(now, names, n, conns))
+		out := e.stats.collect(now, names, n, conns)
+		if opens := e.cache.BreakerOpens(); opens != breakerOpens {
+			out = append(out, e.stats.counterSample(now, MetricBreakerOpen, float64(opens-breakerOpens)))
+			breakerOpens = opens
+		}
+		e.sink.Push(out)
 		if final || now.Sub(sec) >= time.Second {
 			_ = hw.write(sec, "cache_fetch", e.stats.secFetch)
 			_ = hw.write(sec, "db_query", e.stats.secDB)

@@ -27,6 +27,8 @@ func Classify(err error) string {
 		return ""
 	case errors.Is(err, errShed):
 		return ClassShed
+	case errors.Is(err, memcache.ErrBreakerOpen):
+		return ClassBreakerOpen
 	case errors.As(err, &me):
 		switch me.Number {
 		case 1040, 1203: // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS

@@ -91,10 +91,11 @@ const (
 	ClassReset              = "reset"
 	ClassDecode             = "decode"
 	ClassShed               = "shed"
+	ClassBreakerOpen        = "breaker_open"
 	ClassOther              = "other"
 )
 
-var classes = []string{ClassTimeout, ClassTooManyConnections, ClassRefused, ClassReset, ClassDecode, ClassShed, ClassOther}
+var classes = [...]string{ClassTimeout, ClassTooManyConnections, ClassRefused, ClassReset, ClassDecode, ClassShed, ClassBreakerOpen, ClassOther}
 
 func classIndex(c string) int {
 	for i, x := range classes {
@@ -158,7 +159,7 @@ func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
 type stats struct {
 	servers int
 	procs   [MaxProcesses]procStats
-	errs    [numOpKinds][7]atomic.Int64
+	errs    [numOpKinds][len(classes)]atomic.Int64
 	late    atomic.Int64
 	shards  [histShards]histShard
 
@@ -331,6 +332,15 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 	out = append(out, Sample{Metric: MetricDBInflight, Kind: Gauge, Time: t, Value: float64(peak)})
 	out = append(out, Sample{Metric: MetricDBConns, Kind: Gauge, Time: t, Value: float64(dbConns)})
 	return out
+}
+
+// counterSample is an untagged counter sample outside the per-process
+// counters, added to the totals.
+func (s *stats) counterSample(t time.Time, metric string, v float64) Sample {
+	s.totMu.Lock()
+	s.totals[metric] += v
+	s.totMu.Unlock()
+	return Sample{Metric: metric, Kind: Counter, Time: t, Value: v}
 }
 
 // Totals are the counts a replay has pushed so far: counters by metric

@@ -135,6 +135,17 @@ type Config struct {
 	CacheTimeout time.Duration
 	// DBTimeout bounds each database query (default 1 s).
 	DBTimeout time.Duration
+	// CacheConnectTimeout bounds dialling a memcached server (default 250 ms).
+	CacheConnectTimeout time.Duration
+	// CacheBreaker is a circuit breaker per memcached server: after this
+	// many consecutive timeouts or connection failures of one server, calls
+	// to it fail fast (error class breaker_open; a fetch then reads the
+	// database) for CacheBreakerCooldown, after which one trial call is let
+	// through. 0 (default) is off.
+	CacheBreaker int
+	// CacheBreakerCooldown is how long an open breaker fails fast before a
+	// trial call (default 1 s).
+	CacheBreakerCooldown time.Duration
 	// CacheConns caps connections per memcached server (default 64).
 	CacheConns int
 	// CacheMux sends gets and sets over one multiplexed meta-protocol
@@ -199,32 +210,34 @@ type Option func(*Config)
 // environment, changed by opts.
 func NewConfig(opts ...Option) Config {
 	c := Config{
-		CacheAddrs:      splitList(os.Getenv("FIREDRILL_MEMCACHED")),
-		AdminCacheAddrs: splitList(os.Getenv("FIREDRILL_MEMCACHED_DIRECT")),
-		DSN:             os.Getenv("FIREDRILL_MYSQL_DSN"),
-		Table:           "cache_records",
-		Rate:            1000,
-		Duration:        30 * time.Second,
-		Arrivals:        "uniform",
-		Rows:            1_000_000,
-		Theta:           0.99,
-		HotSet:          100,
-		Warm:            -1,
-		TTL:             60 * time.Second,
-		Processes:       4,
-		PoolSize:        10,
-		MaxInflight:     1024,
-		MultiSize:       10,
-		Format:          format.Legacy,
-		Seed:            1,
-		LateAfter:       10 * time.Millisecond,
-		CacheTimeout:    500 * time.Millisecond,
-		DBTimeout:       time.Second,
-		CacheConns:      64,
-		CacheVersion:    8,
-		Model:           "Record",
-		Interval:        100 * time.Millisecond,
-		HDROut:          os.Getenv("FIREDRILL_HDR_OUT"),
+		CacheAddrs:           splitList(os.Getenv("FIREDRILL_MEMCACHED")),
+		AdminCacheAddrs:      splitList(os.Getenv("FIREDRILL_MEMCACHED_DIRECT")),
+		DSN:                  os.Getenv("FIREDRILL_MYSQL_DSN"),
+		Table:                "cache_records",
+		Rate:                 1000,
+		Duration:             30 * time.Second,
+		Arrivals:             "uniform",
+		Rows:                 1_000_000,
+		Theta:                0.99,
+		HotSet:               100,
+		Warm:                 -1,
+		TTL:                  60 * time.Second,
+		Processes:            4,
+		PoolSize:             10,
+		MaxInflight:          1024,
+		MultiSize:            10,
+		Format:               format.Legacy,
+		Seed:                 1,
+		LateAfter:            10 * time.Millisecond,
+		CacheTimeout:         500 * time.Millisecond,
+		DBTimeout:            time.Second,
+		CacheConns:           64,
+		CacheConnectTimeout:  250 * time.Millisecond,
+		CacheBreakerCooldown: time.Second,
+		CacheVersion:         8,
+		Model:                "Record",
+		Interval:             100 * time.Millisecond,
+		HDROut:               os.Getenv("FIREDRILL_HDR_OUT"),
 		Protections: Protections{
 			FillLockWait:  50 * time.Millisecond,
 			FillLockTries: 3,
@@ -348,6 +361,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option dbTimeout: must be > 0")
 	case c.CacheConns < 1:
 		return fmt.Errorf("option cacheConns: must be >= 1")
+	case c.CacheConnectTimeout <= 0:
+		return fmt.Errorf("option cacheConnectTimeout: must be > 0")
+	case c.CacheBreaker < 0:
+		return fmt.Errorf("option cacheBreaker: %d must be >= 0 (0 is off)", c.CacheBreaker)
+	case c.CacheBreakerCooldown <= 0:
+		return fmt.Errorf("option cacheBreakerCooldown: must be > 0")
 	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
 		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
 	case c.Interval < 100*time.Millisecond:
@@ -476,6 +495,12 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.DBTimeout, err = asDuration(v)
 		case "cacheConns":
 			c.CacheConns, err = asInt(v)
+		case "cacheConnectTimeout":
+			c.CacheConnectTimeout, err = asDuration(v)
+		case "cacheBreaker":
+			c.CacheBreaker, err = asInt(v)
+		case "cacheBreakerCooldown":
+			c.CacheBreakerCooldown, err = asDuration(v)
 		case "cacheMux":
 			c.CacheMux, err = asBool(v)
 		case "namespace":

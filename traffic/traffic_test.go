@@ -78,6 +78,9 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"protections": map[string]any{"fillLock": true, "leases": true}}, "fillLock and leases"},
 		{map[string]any{"protections": map[string]any{"coalesce": "yes"}}, "option protections.coalesce"},
 		{map[string]any{"lookupFraction": 0.6, "writeFraction": 0.5}, "option lookupFraction"},
+		{map[string]any{"cacheBreaker": float64(-1)}, "option cacheBreaker"},
+		{map[string]any{"cacheBreakerCooldown": "0s"}, "option cacheBreakerCooldown"},
+		{map[string]any{"cacheConnectTimeout": "x"}, "option cacheConnectTimeout"},
 		{map[string]any{"stages": "up"}, "option stages"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "5s"}}}, "stages[0]: target is missing"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "5s", "target": 1, "rate": 2}}}, "stages[0].rate"},
@@ -127,6 +130,7 @@ func TestClassify(t *testing.T) {
 		ClassReset:              fmt.Errorf("read: %w", syscall.ECONNRESET),
 		ClassDecode:             &memcache.ProtocolError{Line: "??"},
 		ClassShed:               fmt.Errorf("select: %w", errShed),
+		ClassBreakerOpen:        fmt.Errorf("get: %w", memcache.ErrBreakerOpen),
 		ClassOther:              errors.New("boom"),
 	}
 	for want, err := range cases {

@@ -15,7 +15,7 @@
  *  Counters cache_fetches, cache_hits, cache_misses {process, server, format},
  *  db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
  *  cache_lease_won, cache_early_refreshes, db_lookups {process}, cache_late,
- *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|other,
+ *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|breaker_open|other,
  *    op: fetch|write|lookup},
  *  firedrill_fault {fault, action: inject|remove, target, name?} (one per steering call).
  *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms: ONE sample per 100 ms interval = that
@@ -132,6 +132,15 @@ export interface ReplayOptions {
   cacheMux?: boolean;
   /** Connections per memcached server, default 64. */
   cacheConns?: number;
+  /** Dial timeout per memcached connection, default "250ms". */
+  cacheConnectTimeout?: Duration;
+  /**
+   * Circuit breaker per memcached server: after this many consecutive timeouts or connection
+   * failures calls to it fail fast (class breaker_open; fetches read the database) for
+   * cacheBreakerCooldown (default "1s"), then one trial call. Default 0 (off).
+   */
+  cacheBreaker?: number;
+  cacheBreakerCooldown?: Duration;
   /** Key parts: namespace (""), cacheVersion (8), model ("Record"), schemaHash (hash of the table's columns). */
   namespace?: string;
   cacheVersion?: number;
