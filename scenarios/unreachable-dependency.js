@@ -11,8 +11,9 @@
  * Toxiproxy `timeout` toxic) for a window: unprotected, calls wait the 2 s
  * timeout (a miss waits twice: get, then set; a fetch_multi once per key it
  * sets), the fleet's serving slots (maxInflight) fill and every request
- * starts late. Protected, a short client timeout bounds each call so the
- * fleet degrades to database reads and keeps its capacity.
+ * starts late. Protected, a short connect and call timeout bounds the first
+ * calls, and a circuit breaker per server then fails calls to the dead one
+ * fast, so the fleet degrades to database reads and keeps its capacity.
  */
 import cache from 'k6/x/cache';
 import { at, cleanupFaults, digest, memcachedProxies, param, profile, seed, toxicOff, toxicOn } from './lib/firedrill.js';
@@ -23,7 +24,9 @@ const rows = param('rows', 20000);
 const faultFrom = param('fault_from', 15); // s: blackhole window
 const faultTo = param('fault_to', 40);
 const slots = param('slots', 200); // serving capacity: requests in flight at most
-const timeoutMs = param('timeout', profile === 'protected' ? 200 : 2000); // client timeout per call
+const protectedRun = profile === 'protected';
+const timeoutMs = param('timeout', protectedRun ? 200 : 2000); // client timeout per call (and per connect)
+const breaker = param('breaker', protectedRun ? 5 : 0); // consecutive failures that open a server's breaker (0: none)
 const multiFraction = param('multi_fraction', 0.3);
 const multiSize = param('multi_size', 6);
 const lateBudget = Math.ceil(rate * duration * 0.02);
@@ -69,9 +72,11 @@ export function traffic() {
     // cache fills from traffic before the fault window.
     rate, duration: `${duration}s`, rows, keys: rows, warm: 0, ttl: '600s', seed,
     multiFraction, multiSize, maxInflight: slots, lateAfter: '250ms',
-    cacheTimeout: `${timeoutMs}ms`, processes: 4, poolSize: 8,
+    cacheTimeout: `${timeoutMs}ms`, cacheConnectTimeout: `${timeoutMs}ms`,
+    cacheBreaker: breaker, cacheBreakerCooldown: '2s', processes: 4, poolSize: 8,
   });
-  console.log(digest(`unreachable-dependency (${profile}, timeout ${timeoutMs} ms)`, s));
+  console.log(digest(`unreachable-dependency (${profile}, timeout ${timeoutMs} ms, breaker ${breaker})`, s));
+  console.log(`breaker opened ${s.breakerOpens} times`);
 }
 
 export function blackholeOn() {
