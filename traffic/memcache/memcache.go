@@ -9,13 +9,12 @@
 package memcache
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,11 +46,14 @@ type Option func(*Client)
 func WithMaxConns(n int) Option { return func(c *Client) { c.maxConns = n } }
 
 // WithTimeout bounds each round trip (default 500 ms) when the context has
-// no earlier deadline.
+// no earlier deadline. A pooled connection whose round trip failed or timed
+// out is closed, never reused.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
-// WithDialTimeout bounds connection establishment (default 250 ms): a short
-// connect timeout is a protection of incident 004.
+// WithDialTimeout bounds connection establishment (default 250 ms), also
+// to a blackholed address whose connect never completes: a short connect
+// timeout is a protection of incident 004. The pool's callers beyond
+// WithMaxConns wait for a connection slot bounded by their context only.
 func WithDialTimeout(d time.Duration) Option { return func(c *Client) { c.dialTimeout = d } }
 
 // WithDialAddrs dials these addresses instead of the ring names, index by
@@ -62,8 +64,14 @@ func WithDialAddrs(a []string) Option { return func(c *Client) { c.dialAddrs = a
 // WithMux routes Get and Set through one multiplexed meta-protocol
 // connection per server (see Mux) instead of the pool: concurrent callers
 // then share syscalls, which roughly doubles gets per CPU-second. Other
-// commands keep using the pool. Default off.
+// commands keep using the pool. A round trip that times out fails the Mux
+// and with it every request in flight on it (they return at once); the
+// next call dials a new one. Default off.
 func WithMux(on bool) Option { return func(c *Client) { c.useMux = on } }
+
+// ErrMalformedKey is returned for a key memcached's protocol cannot carry:
+// empty, longer than 250 bytes, or with a space or control character.
+var ErrMalformedKey = errors.New("memcache: malformed key")
 
 // Client talks to a set of servers. It is safe for concurrent use.
 type Client struct {
@@ -75,23 +83,23 @@ type Client struct {
 	dialAddrs   []string
 	useMux      bool
 	reqPool     sync.Pool
+	t0          time.Time
+	brFailures  int32
+	brCooldown  int64 // ns
+	brOpens     atomic.Int64
 }
 
 type server struct {
-	muxMu  sync.Mutex
-	mux    *Mux
-	addr   string
-	idle   chan *conn
-	opened atomic.Int64
-	sem    chan struct{}
-}
-
-type conn struct {
-	nc  net.Conn
-	r   *bufio.Reader
-	w   *bufio.Writer
-	srv *server
-	buf []byte
+	br      breaker
+	openErr error
+	mux     atomic.Pointer[Mux]
+	muxMu   sync.Mutex
+	dialing chan struct{} // non-nil while a Mux dial runs; closed when it ends
+	dialErr error         // the last Mux dial's error
+	addr    string
+	idle    chan *conn
+	opened  atomic.Int64
+	sem     chan struct{}
 }
 
 // New returns a client for addrs ("host:port").
@@ -100,12 +108,15 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memcache: %w", err)
 	}
-	c := &Client{ring: ring, maxConns: 64, timeout: 500 * time.Millisecond, dialTimeout: 250 * time.Millisecond}
+	c := &Client{ring: ring, maxConns: 64, timeout: 500 * time.Millisecond, dialTimeout: 250 * time.Millisecond, t0: time.Now()}
 	for _, o := range opts {
 		o(c)
 	}
 	if c.maxConns < 1 {
 		return nil, errors.New("memcache: max conns must be >= 1")
+	}
+	if c.timeout <= 0 || c.dialTimeout <= 0 {
+		return nil, errors.New("memcache: timeouts must be > 0")
 	}
 	if c.dialAddrs != nil && len(c.dialAddrs) != len(addrs) {
 		return nil, fmt.Errorf("memcache: %d dial addresses for %d servers", len(c.dialAddrs), len(addrs))
@@ -114,7 +125,10 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 		if c.dialAddrs != nil {
 			a = c.dialAddrs[i]
 		}
-		c.servers = append(c.servers, &server{addr: a, idle: make(chan *conn, c.maxConns), sem: make(chan struct{}, c.maxConns)})
+		c.servers = append(c.servers, &server{
+			addr: a, idle: make(chan *conn, c.maxConns), sem: make(chan struct{}, c.maxConns),
+			openErr: &breakerOpenError{addr: a},
+		})
 	}
 	return c, nil
 }
@@ -139,9 +153,8 @@ func (c *Client) OpenConns() int64 {
 func (c *Client) Close() error {
 	for _, s := range c.servers {
 		s.muxMu.Lock()
-		if s.mux != nil {
-			_ = s.mux.Close()
-			s.mux = nil
+		if m := s.mux.Swap(nil); m != nil {
+			_ = m.Close()
 		}
 		s.muxMu.Unlock()
 		for {
@@ -157,7 +170,19 @@ func (c *Client) Close() error {
 	return nil
 }
 
-func (c *Client) acquire(ctx context.Context, s *server) (*conn, error) {
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > 250 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Client) acquire(ctx context.Context, s *server, t ticket) (*conn, error) {
 	select {
 	case cn := <-s.idle:
 		return cn, nil
@@ -168,16 +193,20 @@ func (c *Client) acquire(ctx context.Context, s *server) (*conn, error) {
 		return cn, nil
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, &waitError{addr: s.addr, err: ctx.Err()}
+	}
+	if !c.stillAdmitted(s, t) {
+		<-s.sem
+		return nil, s.openErr
 	}
 	d := net.Dialer{Timeout: c.dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
 		<-s.sem
-		return nil, fmt.Errorf("memcache: dial %s: %w", s.addr, err)
+		return nil, &dialError{addr: s.addr, err: err}
 	}
 	s.opened.Add(1)
-	return &conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10), srv: s}, nil
+	return newConn(nc, s), nil
 }
 
 func (cn *conn) close() {
@@ -186,12 +215,14 @@ func (cn *conn) close() {
 	<-cn.srv.sem
 }
 
-// release returns cn to its pool, or closes it after an error, because a
-// connection with a half-read reply cannot be reused.
+// release returns cn to its pool, or closes it after an error that may
+// have left the stream out of step (a half-read reply, a timeout, an
+// ERROR or CLIENT_ERROR reply after which memcached may still answer the
+// rest of the request).
 func (c *Client) release(cn *conn, err error) {
-	if err != nil && !errors.Is(err, ErrCacheMiss) && !errors.Is(err, ErrNotStored) {
-		var se *ServerError
-		if !errors.As(err, &se) {
+	if err != nil && err != ErrCacheMiss && err != ErrNotStored {
+		se, ok := err.(*ServerError)
+		if !ok || !strings.HasPrefix(se.Line, "SERVER_ERROR") {
 			cn.close()
 			return
 		}
@@ -211,110 +242,112 @@ func (c *Client) deadline(ctx context.Context, cn *conn) {
 	_ = cn.nc.SetDeadline(dl)
 }
 
-// do runs fn on a connection to server i.
+// do runs fn on a connection to server i, through the server's breaker.
 func (c *Client) do(ctx context.Context, i int, fn func(*conn) error) error {
 	s := c.servers[i]
-	cn, err := c.acquire(ctx, s)
+	t, err := c.admit(s)
 	if err != nil {
 		return err
 	}
-	c.deadline(ctx, cn)
-	err = fn(cn)
-	c.release(cn, err)
+	cn, err := c.acquire(ctx, s, t)
+	if err == nil {
+		c.deadline(ctx, cn)
+		err = fn(cn)
+		c.release(cn, err)
+	}
+	c.settle(s, t, err)
 	return err
 }
 
-func (cn *conn) line() ([]byte, error) {
-	l, err := cn.r.ReadSlice('\n')
-	if err != nil {
-		return nil, err
+func (c *Client) muxFor(ctx context.Context, s *server) (*Mux, error) {
+	if m := s.mux.Load(); m != nil && !m.dead.Load() {
+		return m, nil
 	}
-	if len(l) < 2 || l[len(l)-2] != '\r' {
-		return nil, &ProtocolError{Line: string(l)}
-	}
-	return l[:len(l)-2], nil
-}
-
-func checkErrorLine(l []byte) error {
-	if bytes.HasPrefix(l, []byte("ERROR")) || bytes.HasPrefix(l, []byte("CLIENT_ERROR")) || bytes.HasPrefix(l, []byte("SERVER_ERROR")) {
-		return &ServerError{Line: string(l)}
-	}
-	return &ProtocolError{Line: string(l)}
-}
-
-// readValues reads VALUE blocks until END, calling fn for each. The value
-// slice is only valid during fn.
-func (cn *conn) readValues(fn func(key, val []byte)) error {
 	for {
-		l, err := cn.line()
+		s.muxMu.Lock()
+		if m := s.mux.Load(); m != nil {
+			if !m.dead.Load() {
+				s.muxMu.Unlock()
+				return m, nil
+			}
+			s.mux.Store(nil)
+			go m.Close() // waits for its goroutines; not on the caller's time
+		}
+		if ch := s.dialing; ch != nil {
+			// one dial at a time per server; the others wait for it, each
+			// bounded by its own context
+			s.muxMu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, &waitError{addr: s.addr, err: ctx.Err()}
+			}
+			s.muxMu.Lock()
+			m, err := s.mux.Load(), s.dialErr
+			s.muxMu.Unlock()
+			if m != nil && !m.dead.Load() {
+				return m, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ch := make(chan struct{})
+		s.dialing = ch
+		s.muxMu.Unlock()
+		// the dial is shared: a caller giving up must not cancel it for
+		// the others, and it is bounded by the dial timeout anyway
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.dialTimeout)
+		m, err := DialMux(dctx, s.addr)
+		cancel()
+		s.muxMu.Lock()
+		s.dialing = nil
 		if err != nil {
-			return err
+			var de *dialError
+			if !errors.As(err, &de) {
+				err = &dialError{addr: s.addr, err: err}
+			}
+			s.dialErr = err
+		} else {
+			s.dialErr = nil
+			s.mux.Store(m)
 		}
-		if bytes.Equal(l, []byte("END")) {
-			return nil
-		}
-		if !bytes.HasPrefix(l, []byte("VALUE ")) {
-			return checkErrorLine(l)
-		}
-		f := bytes.Fields(l[6:])
-		if len(f) < 3 {
-			return &ProtocolError{Line: string(l)}
-		}
-		n, err := strconv.Atoi(string(f[2]))
-		if err != nil || n < 0 {
-			return &ProtocolError{Line: string(l)}
-		}
-		key := append([]byte(nil), f[0]...)
-		if cap(cn.buf) < n+2 {
-			cn.buf = make([]byte, n+2)
-		}
-		b := cn.buf[:n+2]
-		if _, err := ioReadFull(cn.r, b); err != nil {
-			return err
-		}
-		fn(key, b[:n])
+		close(ch)
+		s.muxMu.Unlock()
+		return m, err
 	}
 }
 
-func (c *Client) muxFor(ctx context.Context, i int) (*Mux, error) {
-	s := c.servers[i]
-	s.muxMu.Lock()
-	defer s.muxMu.Unlock()
-	if s.mux != nil {
-		select {
-		case <-s.mux.done:
-			_ = s.mux.Close()
-			s.mux = nil
-		default:
-			return s.mux, nil
-		}
-	}
-	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
-	defer cancel()
-	m, err := DialMux(dctx, s.addr)
-	if err != nil {
-		return nil, err
-	}
-	s.mux = m
-	return m, nil
-}
-
-// muxDo runs r on key's server's Mux, bounded by the client timeout. A
-// timed-out request fails its Mux (as a timed-out pooled connection is
-// closed) and is not reused.
+// muxDo runs r on key's server's Mux, through the server's breaker and
+// bounded by the client timeout. A timed-out request fails its Mux (as a
+// timed-out pooled connection is closed) and is not reused.
 func (c *Client) muxDo(ctx context.Context, r *MuxReq) error {
-	m, err := c.muxFor(ctx, c.ring.Index(r.Key))
+	s := c.servers[c.ring.Index(r.Key)]
+	t, err := c.admit(s)
+	if err != nil {
+		return err
+	}
+	err = c.muxRoundTrip(ctx, s, r)
+	c.settle(s, t, err)
+	return err
+}
+
+func (c *Client) muxRoundTrip(ctx context.Context, s *server, r *MuxReq) error {
+	m, err := c.muxFor(ctx, s)
 	if err != nil {
 		return err
 	}
 	tctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	err = m.Do(tctx, r)
-	if err != nil && tctx.Err() != nil {
-		m.fail(fmt.Errorf("memcache: round trip: %w", tctx.Err()))
-		return errAbandoned{err}
+	answered, err := m.do(tctx, r)
+	if answered {
+		return err
 	}
-	return err
+	if tctx.Err() != nil && ctx.Err() == nil {
+		m.fail(fmt.Errorf("memcache: round trip: %w", tctx.Err()))
+	}
+	return errAbandoned{err}
 }
 
 // errAbandoned marks a request whose answer may still arrive: it must not
@@ -324,8 +357,7 @@ type errAbandoned struct{ error }
 func (e errAbandoned) Unwrap() error { return e.error }
 
 func (c *Client) putReq(r *MuxReq, err error) {
-	var a errAbandoned
-	if errors.As(err, &a) {
+	if _, abandoned := err.(errAbandoned); abandoned {
 		return
 	}
 	r.Value = r.Value[:0]
@@ -341,31 +373,40 @@ func (c *Client) req() *MuxReq {
 
 // Get reads key. The returned slice is a fresh copy.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	return c.GetInto(ctx, key, nil)
+}
+
+// GetInto reads key and appends its value to dst[:0], so a caller reusing
+// dst reads without allocating. On a miss it returns ErrCacheMiss.
+func (c *Client) GetInto(ctx context.Context, key string, dst []byte) ([]byte, error) {
+	if !validKey(key) {
+		return nil, ErrMalformedKey
+	}
+	dst = dst[:0]
 	if c.useMux {
 		r := c.req()
 		r.Key, r.Set = key, false
 		err := c.muxDo(ctx, r)
-		var out []byte
 		if err == nil {
 			if r.Found {
-				out = append([]byte(nil), r.Value...)
+				dst = append(dst, r.Value...)
 			} else {
 				err = ErrCacheMiss
 			}
 		}
 		c.putReq(r, err)
-		return out, err
+		if err != nil {
+			return nil, err
+		}
+		return dst, nil
 	}
-	var out []byte
 	found := false
 	err := c.do(ctx, c.ring.Index(key), func(cn *conn) error {
-		cn.w.WriteString("get ")
-		cn.w.WriteString(key)
-		cn.w.WriteString("\r\n")
-		if err := cn.w.Flush(); err != nil {
+		cn.wb = append(append(append(cn.wb, "get "...), key...), "\r\n"...)
+		if err := cn.send(); err != nil {
 			return err
 		}
-		return cn.readValues(func(_, v []byte) { out = append([]byte(nil), v...); found = true })
+		return cn.readValues(func(_, v []byte) { dst = append(dst, v...); found = true })
 	})
 	if err != nil {
 		return nil, err
@@ -373,7 +414,19 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	if !found {
 		return nil, ErrCacheMiss
 	}
-	return out, nil
+	return dst, nil
+}
+
+func (c *Client) byServer(keys []string) (map[int][]string, error) {
+	byServer := make(map[int][]string, len(c.servers))
+	for _, k := range keys {
+		if !validKey(k) {
+			return nil, ErrMalformedKey
+		}
+		i := c.ring.Index(k)
+		byServer[i] = append(byServer[i], k)
+	}
+	return byServer, nil
 }
 
 // GetMulti reads keys with one multi-key get per server (the fetch_multi
@@ -381,21 +434,19 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 // Servers are visited in turn; a failing server's error is returned after
 // the others were read, joined with errors.Join.
 func (c *Client) GetMulti(ctx context.Context, keys []string, fn func(key string, val []byte)) error {
-	byServer := make(map[int][]string, len(c.servers))
-	for _, k := range keys {
-		i := c.ring.Index(k)
-		byServer[i] = append(byServer[i], k)
+	byServer, err := c.byServer(keys)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for i, ks := range byServer {
 		err := c.do(ctx, i, func(cn *conn) error {
-			cn.w.WriteString("get")
+			cn.wb = append(cn.wb, "get"...)
 			for _, k := range ks {
-				cn.w.WriteByte(' ')
-				cn.w.WriteString(k)
+				cn.wb = append(append(cn.wb, ' '), k...)
 			}
-			cn.w.WriteString("\r\n")
-			if err := cn.w.Flush(); err != nil {
+			cn.wb = append(cn.wb, "\r\n"...)
+			if err := cn.send(); err != nil {
 				return err
 			}
 			return cn.readValues(func(k, v []byte) { fn(string(k), v) })
@@ -407,25 +458,22 @@ func (c *Client) GetMulti(ctx context.Context, keys []string, fn func(key string
 	return errors.Join(errs...)
 }
 
-// MetaGetMulti pipelines one "mg <key> v k" per key to each server and calls
+// MetaGetMulti pipelines one "mg <key> v" per key to each server and calls
 // fn for hits. Meta replies are not subject to memcached 1.6.18's
 // flush-per-get slowness of pipelined text gets, so this is the fast batched
 // path.
 func (c *Client) MetaGetMulti(ctx context.Context, keys []string, fn func(key string, val []byte)) error {
-	byServer := make(map[int][]string, len(c.servers))
-	for _, k := range keys {
-		i := c.ring.Index(k)
-		byServer[i] = append(byServer[i], k)
+	byServer, err := c.byServer(keys)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for i, ks := range byServer {
 		err := c.do(ctx, i, func(cn *conn) error {
 			for _, k := range ks {
-				cn.w.WriteString("mg ")
-				cn.w.WriteString(k)
-				cn.w.WriteString(" v\r\n")
+				cn.wb = append(append(append(cn.wb, "mg "...), k...), " v\r\n"...)
 			}
-			if err := cn.w.Flush(); err != nil {
+			if err := cn.send(); err != nil {
 				return err
 			}
 			for _, k := range ks {
@@ -447,18 +495,17 @@ func (c *Client) MetaGetMulti(ctx context.Context, keys []string, fn func(key st
 }
 
 func (c *Client) store(ctx context.Context, verb, key string, val []byte, ttl int) error {
+	if !validKey(key) {
+		return ErrMalformedKey
+	}
 	return c.do(ctx, c.ring.Index(key), func(cn *conn) error {
-		cn.w.WriteString(verb)
-		cn.w.WriteByte(' ')
-		cn.w.WriteString(key)
-		cn.w.WriteString(" 0 ")
-		cn.w.WriteString(strconv.Itoa(ttl))
-		cn.w.WriteByte(' ')
-		cn.w.WriteString(strconv.Itoa(len(val)))
-		cn.w.WriteString("\r\n")
-		cn.w.Write(val)
-		cn.w.WriteString("\r\n")
-		if err := cn.w.Flush(); err != nil {
+		b := append(append(append(append(cn.wb, verb...), ' '), key...), " 0 "...)
+		b = strconv.AppendInt(b, int64(ttl), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(len(val)), 10)
+		b = append(append(append(b, "\r\n"...), val...), "\r\n"...)
+		cn.wb = b
+		if err := cn.send(); err != nil {
 			return err
 		}
 		l, err := cn.line()
@@ -478,11 +525,13 @@ func (c *Client) store(ctx context.Context, verb, key string, val []byte, ttl in
 // Set stores val under key with ttl seconds (0 = no expiry).
 func (c *Client) Set(ctx context.Context, key string, val []byte, ttl int) error {
 	if c.useMux {
+		if !validKey(key) {
+			return ErrMalformedKey
+		}
 		r := c.req()
 		r.Key, r.Set, r.Value, r.TTL = key, true, val, ttl
 		err := c.muxDo(ctx, r)
-		var a errAbandoned
-		if !errors.As(err, &a) {
+		if _, abandoned := err.(errAbandoned); !abandoned {
 			r.Value = nil // do not keep the caller's buffer in the pool
 			c.putReq(r, err)
 		}
@@ -498,11 +547,12 @@ func (c *Client) Add(ctx context.Context, key string, val []byte, ttl int) error
 
 // Delete removes key; a missing key is not an error.
 func (c *Client) Delete(ctx context.Context, key string) error {
+	if !validKey(key) {
+		return ErrMalformedKey
+	}
 	return c.do(ctx, c.ring.Index(key), func(cn *conn) error {
-		cn.w.WriteString("delete ")
-		cn.w.WriteString(key)
-		cn.w.WriteString("\r\n")
-		if err := cn.w.Flush(); err != nil {
+		cn.wb = append(append(append(cn.wb, "delete "...), key...), "\r\n"...)
+		if err := cn.send(); err != nil {
 			return err
 		}
 		l, err := cn.line()
@@ -520,8 +570,8 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 func (c *Client) FlushAll(ctx context.Context) error {
 	for i := range c.servers {
 		err := c.do(ctx, i, func(cn *conn) error {
-			cn.w.WriteString("flush_all\r\n")
-			if err := cn.w.Flush(); err != nil {
+			cn.wb = append(cn.wb, "flush_all\r\n"...)
+			if err := cn.send(); err != nil {
 				return err
 			}
 			l, err := cn.line()
@@ -557,81 +607,26 @@ type MetaResult struct {
 	TTL int
 }
 
-func (cn *conn) readMeta() (MetaResult, error) {
-	l, err := cn.line()
-	if err != nil {
-		return MetaResult{}, err
-	}
-	var r MetaResult
-	r.TTL = -1
-	switch {
-	case bytes.Equal(l, []byte("EN")):
-		return r, nil
-	case bytes.HasPrefix(l, []byte("VA ")), bytes.HasPrefix(l, []byte("HD")):
-	default:
-		return r, checkErrorLine(l)
-	}
-	r.Found = true
-	f := bytes.Fields(l)
-	size := -1
-	if string(f[0]) == "VA" {
-		if len(f) < 2 {
-			return r, &ProtocolError{Line: string(l)}
-		}
-		size, err = strconv.Atoi(string(f[1]))
-		if err != nil {
-			return r, &ProtocolError{Line: string(l)}
-		}
-		f = f[2:]
-	} else {
-		f = f[1:]
-	}
-	for _, t := range f {
-		switch t[0] {
-		case 'W':
-			r.Won = true
-		case 'X':
-			r.Stale = true
-		case 'Z':
-			r.Contended = true
-		case 't':
-			r.TTL, _ = strconv.Atoi(string(t[1:]))
-		}
-	}
-	if size >= 0 {
-		if cap(cn.buf) < size+2 {
-			cn.buf = make([]byte, size+2)
-		}
-		b := cn.buf[:size+2]
-		if _, err := ioReadFull(cn.r, b); err != nil {
-			return r, err
-		}
-		r.Value = b[:size]
-	}
-	return r, nil
-}
-
 // MetaGet sends "mg <key> v t [N<vivify>] [R<recache>]". With vivify > 0 a
 // miss creates an empty placeholder for vivify seconds and exactly one
 // caller gets Won (the lease); others see Contended with an empty value.
 // With recache > 0 the first caller to see a remaining TTL below recache
 // wins an early refresh while others keep getting the value.
 func (c *Client) MetaGet(ctx context.Context, key string, vivify, recache int) (MetaResult, error) {
+	if !validKey(key) {
+		return MetaResult{}, ErrMalformedKey
+	}
 	var res MetaResult
 	err := c.do(ctx, c.ring.Index(key), func(cn *conn) error {
-		cn.w.WriteString("mg ")
-		cn.w.WriteString(key)
-		cn.w.WriteString(" v t")
+		b := append(append(append(cn.wb, "mg "...), key...), " v t"...)
 		if vivify > 0 {
-			cn.w.WriteString(" N")
-			cn.w.WriteString(strconv.Itoa(vivify))
+			b = strconv.AppendInt(append(b, " N"...), int64(vivify), 10)
 		}
 		if recache > 0 {
-			cn.w.WriteString(" R")
-			cn.w.WriteString(strconv.Itoa(recache))
+			b = strconv.AppendInt(append(b, " R"...), int64(recache), 10)
 		}
-		cn.w.WriteString("\r\n")
-		if err := cn.w.Flush(); err != nil {
+		cn.wb = append(b, "\r\n"...)
+		if err := cn.send(); err != nil {
 			return err
 		}
 		r, err := cn.readMeta()
@@ -648,17 +643,15 @@ func (c *Client) MetaGet(ctx context.Context, key string, vivify, recache int) (
 // MetaSet stores val with "ms <key> <len> T<ttl>", which also clears a
 // lease placeholder's win/stale state.
 func (c *Client) MetaSet(ctx context.Context, key string, val []byte, ttl int) error {
+	if !validKey(key) {
+		return ErrMalformedKey
+	}
 	return c.do(ctx, c.ring.Index(key), func(cn *conn) error {
-		cn.w.WriteString("ms ")
-		cn.w.WriteString(key)
-		cn.w.WriteByte(' ')
-		cn.w.WriteString(strconv.Itoa(len(val)))
-		cn.w.WriteString(" T")
-		cn.w.WriteString(strconv.Itoa(ttl))
-		cn.w.WriteString("\r\n")
-		cn.w.Write(val)
-		cn.w.WriteString("\r\n")
-		if err := cn.w.Flush(); err != nil {
+		b := append(append(append(cn.wb, "ms "...), key...), ' ')
+		b = strconv.AppendInt(b, int64(len(val)), 10)
+		b = strconv.AppendInt(append(b, " T"...), int64(ttl), 10)
+		cn.wb = append(append(append(b, "\r\n"...), val...), "\r\n"...)
+		if err := cn.send(); err != nil {
 			return err
 		}
 		l, err := cn.line()

@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,7 @@ type Mux struct {
 	reqs     chan *MuxReq
 	inflight chan []*MuxReq
 	done     chan struct{}
+	dead     atomic.Bool // done is closed
 	wg       sync.WaitGroup
 	errMu    sync.Mutex
 	err      error
@@ -47,7 +49,7 @@ func DialMux(ctx context.Context, addr string) (*Mux, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("memcache: dial %s: %w", addr, err)
+		return nil, &dialError{addr: addr, err: err}
 	}
 	m := &Mux{nc: nc, reqs: make(chan *MuxReq, 1024), inflight: make(chan []*MuxReq, 1024), done: make(chan struct{})}
 	m.wg.Add(2)
@@ -56,23 +58,38 @@ func DialMux(ctx context.Context, addr string) (*Mux, error) {
 	return m, nil
 }
 
-// Do sends r and waits for its answer (or ctx).
+// Do sends r and waits for its answer, for ctx, or for the Mux to fail
+// (a failure of the connection fails every request in flight at once).
+// After an error that is not the request's own answer (r.Err: an error
+// reply or a broken reply) the answer may still be written into r later:
+// the caller must not reuse r then.
 func (m *Mux) Do(ctx context.Context, r *MuxReq) error {
+	_, err := m.do(ctx, r)
+	return err
+}
+
+// do is Do, also saying whether r was answered (and so may be reused).
+func (m *Mux) do(ctx context.Context, r *MuxReq) (bool, error) {
 	r.Found, r.Err = false, nil
 	select {
 	case m.reqs <- r:
 	case <-m.done:
-		return m.failure()
+		return true, m.failure() // never queued
 	case <-ctx.Done():
-		return ctx.Err()
+		return true, ctx.Err() // never queued
 	}
 	select {
 	case <-r.Done:
-		return r.Err
+		return true, r.Err
 	case <-ctx.Done():
-		// the answer still arrives later on r.Done; the caller must not
-		// reuse r, which is why this path is rare (shutdown only).
-		return ctx.Err()
+		return false, ctx.Err()
+	case <-m.done:
+		select {
+		case <-r.Done:
+			return true, r.Err
+		default:
+		}
+		return false, m.failure()
 	}
 }
 
@@ -89,6 +106,7 @@ func (m *Mux) fail(err error) {
 	m.errMu.Lock()
 	if m.err == nil {
 		m.err = err
+		m.dead.Store(true)
 		close(m.done)
 		_ = m.nc.Close()
 	}
@@ -166,29 +184,42 @@ func (m *Mux) reader() {
 			return
 		}
 		for _, r := range batch {
+			var err error
 			if r.Set {
-				l, err := cn.line()
-				if err == nil && string(l) != "HD" {
-					err = checkErrorLine(l)
+				var l []byte
+				l, err = cn.line()
+				if err == nil {
+					switch string(l) {
+					case "HD":
+					case "NS":
+						err = ErrNotStored
+					default:
+						err = checkErrorLine(l)
+					}
 				}
-				r.Err = err
-				r.Done <- struct{}{}
-				if err != nil {
-					m.fail(err)
-					return
-				}
-				continue
+			} else {
+				var res MetaResult
+				res, err = cn.readMeta()
+				r.Found = res.Found
+				r.Value = append(r.Value[:0], res.Value...)
 			}
-			res, err := cn.readMeta()
-			if err != nil {
-				r.Err = err
-				r.Done <- struct{}{}
+			r.Err = err
+			r.Done <- struct{}{}
+			if err != nil && !inStep(err) {
 				m.fail(err)
 				return
 			}
-			r.Found = res.Found
-			r.Value = append(r.Value[:0], res.Value...)
-			r.Done <- struct{}{}
 		}
 	}
+}
+
+// inStep says whether the stream is still in step after a reply error: a
+// miss, NOT_STORED or SERVER_ERROR reply is a whole reply; anything else
+// (a broken or unexpected line, ERROR, CLIENT_ERROR, a read error) is not.
+func inStep(err error) bool {
+	if err == ErrNotStored || err == ErrCacheMiss {
+		return true
+	}
+	se, ok := err.(*ServerError)
+	return ok && strings.HasPrefix(se.Line, "SERVER_ERROR")
 }
