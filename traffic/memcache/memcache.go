@@ -299,7 +299,7 @@ func (c *Client) muxFor(ctx context.Context, s *server) (*Mux, error) {
 		// the dial is shared: a caller giving up must not cancel it for
 		// the others, and it is bounded by the dial timeout anyway
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.dialTimeout)
-		m, err := DialMux(dctx, s.addr)
+		m, err := dialMux(dctx, s.addr, c.timeout)
 		cancel()
 		s.muxMu.Lock()
 		s.dialing = nil
@@ -321,7 +321,8 @@ func (c *Client) muxFor(ctx context.Context, s *server) (*Mux, error) {
 
 // muxDo runs r on key's server's Mux, through the server's breaker and
 // bounded by the client timeout. A timed-out request fails its Mux (as a
-// timed-out pooled connection is closed) and is not reused.
+// timed-out pooled connection is closed); a request left unanswered is
+// not reused.
 func (c *Client) muxDo(ctx context.Context, r *MuxReq) error {
 	s := c.servers[c.ring.Index(r.Key)]
 	t, err := c.admit(s)
@@ -338,14 +339,10 @@ func (c *Client) muxRoundTrip(ctx context.Context, s *server, r *MuxReq) error {
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	answered, err := m.do(tctx, r)
+	// the client timeout is the Mux's read deadline per batch
+	answered, err := m.do(ctx, r)
 	if answered {
 		return err
-	}
-	if tctx.Err() != nil && ctx.Err() == nil {
-		m.fail(fmt.Errorf("memcache: round trip: %w", tctx.Err()))
 	}
 	return errAbandoned{err}
 }

@@ -21,7 +21,8 @@ import (
 type Mux struct {
 	nc       net.Conn
 	reqs     chan *MuxReq
-	inflight chan []*MuxReq
+	inflight chan muxBatch
+	timeout  time.Duration // per batch; 0: none (writes: 5 s)
 	done     chan struct{}
 	dead     atomic.Bool // done is closed
 	wg       sync.WaitGroup
@@ -44,14 +45,28 @@ type MuxReq struct {
 // NewMuxReq returns a reusable request.
 func NewMuxReq() *MuxReq { return &MuxReq{Done: make(chan struct{}, 1)} }
 
-// DialMux connects to addr.
+type muxBatch struct {
+	reqs     []*MuxReq
+	deadline time.Time // of the answers (zero: none)
+}
+
+// DialMux connects to addr. Requests wait for their answers as long as
+// their context allows; see Client's WithMux for a Mux with a timeout.
 func DialMux(ctx context.Context, addr string) (*Mux, error) {
+	return dialMux(ctx, addr, 0)
+}
+
+// dialMux connects to addr. With timeout > 0 the answers to each batch of
+// requests must arrive within timeout of its sending (one read deadline
+// per batch, no timer per request), else the Mux fails, and with it every
+// request in flight, as a timed-out pooled connection is closed.
+func dialMux(ctx context.Context, addr string, timeout time.Duration) (*Mux, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &dialError{addr: addr, err: err}
 	}
-	m := &Mux{nc: nc, reqs: make(chan *MuxReq, 1024), inflight: make(chan []*MuxReq, 1024), done: make(chan struct{})}
+	m := &Mux{nc: nc, reqs: make(chan *MuxReq, 1024), inflight: make(chan muxBatch, 1024), done: make(chan struct{}), timeout: timeout}
 	m.wg.Add(2)
 	go m.writer()
 	go m.reader()
@@ -160,12 +175,18 @@ func (m *Mux) writer() {
 				w.WriteString(" v\r\n")
 			}
 		}
+		wd := 5 * time.Second
+		var dl time.Time
+		if m.timeout > 0 {
+			wd = m.timeout
+			dl = time.Now().Add(m.timeout)
+		}
 		select {
-		case m.inflight <- batch:
+		case m.inflight <- muxBatch{reqs: batch, deadline: dl}:
 		case <-m.done:
 			return
 		}
-		_ = m.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_ = m.nc.SetWriteDeadline(time.Now().Add(wd))
 		if err := w.Flush(); err != nil {
 			m.fail(err)
 			return
@@ -177,13 +198,16 @@ func (m *Mux) reader() {
 	defer m.wg.Done()
 	cn := &conn{r: bufio.NewReaderSize(m.nc, 64<<10)}
 	for {
-		var batch []*MuxReq
+		var batch muxBatch
 		select {
 		case batch = <-m.inflight:
 		case <-m.done:
 			return
 		}
-		for _, r := range batch {
+		if !batch.deadline.IsZero() {
+			_ = m.nc.SetReadDeadline(batch.deadline)
+		}
+		for _, r := range batch.reqs {
 			var err error
 			if r.Set {
 				var l []byte
