@@ -137,7 +137,15 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 func (c *Client) Servers() []string { return c.ring.Servers() }
 
 // ServerIndex returns the index of key's server.
-func (c *Client) ServerIndex(key string) int { return c.ring.Index(key) }
+func (c *Client) ServerIndex(key string) int { return c.index(key) }
+
+// index places key on the ring; with one server there is nothing to hash.
+func (c *Client) index(key string) int {
+	if len(c.servers) == 1 {
+		return 0
+	}
+	return c.ring.Index(key)
+}
 
 // OpenConns returns the number of open connections over all servers.
 func (c *Client) OpenConns() int64 {
@@ -324,7 +332,7 @@ func (c *Client) muxFor(ctx context.Context, s *server) (*Mux, error) {
 // timed-out pooled connection is closed); a request left unanswered is
 // not reused.
 func (c *Client) muxDo(ctx context.Context, r *MuxReq) error {
-	s := c.servers[c.ring.Index(r.Key)]
+	s := c.servers[c.index(r.Key)]
 	t, err := c.admit(s)
 	if err != nil {
 		return err
@@ -398,7 +406,7 @@ func (c *Client) GetInto(ctx context.Context, key string, dst []byte) ([]byte, e
 		return dst, nil
 	}
 	found := false
-	err := c.do(ctx, c.ring.Index(key), func(cn *conn) error {
+	err := c.do(ctx, c.index(key), func(cn *conn) error {
 		cn.wb = append(append(append(cn.wb, "get "...), key...), "\r\n"...)
 		if err := cn.send(); err != nil {
 			return err
@@ -420,7 +428,7 @@ func (c *Client) byServer(keys []string) (map[int][]string, error) {
 		if !validKey(k) {
 			return nil, ErrMalformedKey
 		}
-		i := c.ring.Index(k)
+		i := c.index(k)
 		byServer[i] = append(byServer[i], k)
 	}
 	return byServer, nil
@@ -495,7 +503,7 @@ func (c *Client) store(ctx context.Context, verb, key string, val []byte, ttl in
 	if !validKey(key) {
 		return ErrMalformedKey
 	}
-	return c.do(ctx, c.ring.Index(key), func(cn *conn) error {
+	return c.do(ctx, c.index(key), func(cn *conn) error {
 		b := append(append(append(append(cn.wb, verb...), ' '), key...), " 0 "...)
 		b = strconv.AppendInt(b, int64(ttl), 10)
 		b = append(b, ' ')
@@ -547,7 +555,7 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 	if !validKey(key) {
 		return ErrMalformedKey
 	}
-	return c.do(ctx, c.ring.Index(key), func(cn *conn) error {
+	return c.do(ctx, c.index(key), func(cn *conn) error {
 		cn.wb = append(append(append(cn.wb, "delete "...), key...), "\r\n"...)
 		if err := cn.send(); err != nil {
 			return err
@@ -614,7 +622,7 @@ func (c *Client) MetaGet(ctx context.Context, key string, vivify, recache int) (
 		return MetaResult{}, ErrMalformedKey
 	}
 	var res MetaResult
-	err := c.do(ctx, c.ring.Index(key), func(cn *conn) error {
+	err := c.do(ctx, c.index(key), func(cn *conn) error {
 		b := append(append(append(cn.wb, "mg "...), key...), " v t"...)
 		if vivify > 0 {
 			b = strconv.AppendInt(append(b, " N"...), int64(vivify), 10)
@@ -643,7 +651,7 @@ func (c *Client) MetaSet(ctx context.Context, key string, val []byte, ttl int) e
 	if !validKey(key) {
 		return ErrMalformedKey
 	}
-	return c.do(ctx, c.ring.Index(key), func(cn *conn) error {
+	return c.do(ctx, c.index(key), func(cn *conn) error {
 		b := append(append(append(cn.wb, "ms "...), key...), ' ')
 		b = strconv.AppendInt(b, int64(len(val)), 10)
 		b = strconv.AppendInt(append(b, " T"...), int64(ttl), 10)

@@ -86,26 +86,41 @@ func (m *Mux) Do(ctx context.Context, r *MuxReq) error {
 // do is Do, also saying whether r was answered (and so may be reused).
 func (m *Mux) do(ctx context.Context, r *MuxReq) (bool, error) {
 	r.Found, r.Err = false, nil
-	select {
-	case m.reqs <- r:
-	case <-m.done:
-		return true, m.failure() // never queued
-	case <-ctx.Done():
-		return true, ctx.Err() // never queued
+	if m.dead.Load() {
+		return true, m.failure()
 	}
 	select {
-	case <-r.Done:
-		return true, r.Err
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-m.done:
+	case m.reqs <- r: // the usual case: no select over three channels
+	default:
+		select {
+		case m.reqs <- r:
+		case <-m.done:
+			return true, m.failure() // never queued
+		case <-ctx.Done():
+			return true, ctx.Err() // never queued
+		}
+	}
+	if cd := ctx.Done(); cd == nil {
 		select {
 		case <-r.Done:
 			return true, r.Err
-		default:
+		case <-m.done:
 		}
-		return false, m.failure()
+	} else {
+		select {
+		case <-r.Done:
+			return true, r.Err
+		case <-cd:
+			return false, ctx.Err()
+		case <-m.done:
+		}
 	}
+	select {
+	case <-r.Done: // answered before the failure
+		return true, r.Err
+	default:
+	}
+	return false, m.failure()
 }
 
 func (m *Mux) failure() error {
