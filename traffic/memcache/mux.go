@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,14 @@ type MuxReq struct {
 
 // NewMuxReq returns a reusable request.
 func NewMuxReq() *MuxReq { return &MuxReq{Done: make(chan struct{}, 1)} }
+
+// muxYields is how many times the writer yields to other goroutines while
+// gathering a batch before writing it. Callers whose answers were just
+// read are runnable and about to send again; letting them run first costs
+// a fraction of a microsecond and makes one write carry their requests
+// too. Measured on a 2-CPU host: gets per CPU-second +50% (1 yield) to
+// +100% (2); more than 2 gave nothing more.
+const muxYields = 2
 
 type muxBatch struct {
 	reqs     []*MuxReq
@@ -162,12 +171,18 @@ func (m *Mux) writer() {
 			return
 		}
 		batch := []*MuxReq{first}
+		yields := 0
 	gather:
 		for len(batch) < 256 {
 			select {
 			case r := <-m.reqs:
 				batch = append(batch, r)
 			default:
+				if yields < muxYields {
+					yields++
+					runtime.Gosched()
+					continue
+				}
 				break gather
 			}
 		}
