@@ -69,6 +69,8 @@ type process struct {
 	group    singleflight.Group
 	refresh  sync.Map
 	retiring atomic.Bool
+	// retryBudget is the process's retry budget (nil: unlimited).
+	retryBudget *retryBudget
 }
 
 // New validates cfg and connects nothing yet but the memcached clients
@@ -144,6 +146,9 @@ func (e *Engine) newProcess(i int) (*process, error) {
 	db.SetMaxOpenConns(e.cfg.PoolSize)
 	db.SetMaxIdleConns(e.cfg.PoolSize)
 	p := &process{idx: i, db: db}
+	if e.cfg.Retry.Budget > 0 {
+		p.retryBudget = newRetryBudget(e.cfg.Retry.Budget, e.cfg.Retry.BudgetWindow, time.Now())
+	}
 	return p, nil
 }
 
@@ -396,6 +401,9 @@ type Summary struct {
 	LookupP50, LookupP99                                  time.Duration
 	Elapsed                                               time.Duration
 	Processes                                             int
+	// Retries counts reads retried by the retry layer; RetriesDenied the
+	// retries its budget refused.
+	Retries, RetriesDenied int64
 }
 
 // HitRatio is hits over fetches.
@@ -686,5 +694,6 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 		FetchP999: us(s.totFetch.ValueAtQuantile(99.9)), FetchMax: us(s.totFetch.Max()),
 		DBP50: us(s.totDB.ValueAtQuantile(50)), DBP99: us(s.totDB.ValueAtQuantile(99)),
 		Elapsed: elapsed, Processes: e.Processes(),
+		Retries: tot(MetricRetries), RetriesDenied: tot(MetricRetriesDenied),
 	}
 }

@@ -47,6 +47,10 @@ const (
 	MetricLookups     = "db_lookups"
 	MetricLookupMs    = "db_lookup_ms"
 	MetricBreakerOpen = "cache_breaker_opens"
+	// MetricRetries counts database reads retried by the retry layer
+	// (retry.go); MetricRetriesDenied the retries its budget refused.
+	MetricRetries       = "db_retries"
+	MetricRetriesDenied = "db_retries_denied"
 )
 
 // MetricKinds lists every metric the engine emits with its kind, so an
@@ -58,6 +62,7 @@ var MetricKinds = map[string]Kind{
 	MetricLeaseWon: Counter, MetricEarly: Counter, MetricLookups: Counter, MetricBreakerOpen: Counter,
 	MetricFetchMs: Trend, MetricDBQueryMs: Trend, MetricLookupMs: Trend,
 	MetricDBInflight: Gauge, MetricDBConns: Gauge,
+	MetricRetries: Counter, MetricRetriesDenied: Counter,
 }
 
 // Sample is one aggregated value for one interval.
@@ -165,6 +170,8 @@ type stats struct {
 
 	dbInflight     atomic.Int64
 	dbInflightPeak atomic.Int64
+	// the retry layer's counters (retry.go), drained by collect
+	retries, retriesDenied atomic.Int64
 
 	// owned by the flusher; the totals maps are also read by Totals, under totMu
 	totMu                   sync.Mutex
@@ -299,6 +306,7 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 		out = append(out, Sample{Metric: MetricLate, Kind: Counter, Time: t, Value: float64(v)})
 		s.totals[MetricLate] += float64(v)
 	}
+	out = s.appendRetrySamples(out, t)
 	for i := range s.shards {
 		h := &s.shards[i]
 		h.mu.Lock()

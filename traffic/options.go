@@ -165,6 +165,17 @@ type Config struct {
 	// (MySQL SLEEP per row read), to model an expensive miss path as the
 	// metastability studies do (default 0). Seeding and warming skip it.
 	QueryDelay time.Duration
+	// QueryContention adds this much database time to each fill query per
+	// query running on the server when it starts (SLEEP of QueryContention
+	// x the processlist's running queries): a database whose throughput is
+	// fixed, so latency grows with concurrency, as CPU or latch contention
+	// makes it, without burning the harness's CPU. Queries whose client
+	// gave up still run and count (default 0: off).
+	QueryContention time.Duration
+	// Retry is the app's retry layer around fill reads (retry.go): options
+	// retries, retryBackoff, retryJitter, retryBudget, retryBudgetWindow.
+	// Off by default.
+	Retry RetryPolicy
 	// Interval is the metric push interval (default 100 ms, the minimum).
 	Interval time.Duration
 	// HDROut appends per-second HDR histograms as NDJSON (default: env
@@ -238,6 +249,7 @@ func NewConfig(opts ...Option) Config {
 		Model:                "Record",
 		Interval:             100 * time.Millisecond,
 		HDROut:               os.Getenv("FIREDRILL_HDR_OUT"),
+		Retry:                RetryPolicy{BudgetWindow: 10 * time.Second},
 		Protections: Protections{
 			FillLockWait:  50 * time.Millisecond,
 			FillLockTries: 3,
@@ -369,11 +381,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option cacheBreakerCooldown: must be > 0")
 	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
 		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
+	case c.QueryContention < 0 || c.QueryContention > time.Second:
+		return fmt.Errorf("option queryContention: %v must be in [0, 1s]", c.QueryContention)
 	case c.Interval < 100*time.Millisecond:
 		return fmt.Errorf("option interval: %v must be >= 100ms", c.Interval)
 	}
 	if c.Format != format.Legacy && c.Format != format.Current {
 		return fmt.Errorf("option format: unknown format %d", c.Format)
+	}
+	if err := c.Retry.validate(); err != nil {
+		return err
 	}
 	return c.Protections.validate()
 }
@@ -515,6 +532,18 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.Interval, err = asDuration(v)
 		case "queryDelay":
 			c.QueryDelay, err = asDuration(v)
+		case "queryContention":
+			c.QueryContention, err = asDuration(v)
+		case "retries":
+			c.Retry.Retries, err = asInt(v)
+		case "retryBackoff":
+			c.Retry.Backoff, err = asDuration(v)
+		case "retryJitter":
+			c.Retry.Jitter, err = asJitter(v)
+		case "retryBudget":
+			c.Retry.Budget, err = asFloat(v)
+		case "retryBudgetWindow":
+			c.Retry.BudgetWindow, err = asDuration(v)
 		case "hdrOut":
 			c.HDROut, err = asString(v)
 		case "protections":

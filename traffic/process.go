@@ -66,8 +66,13 @@ type row struct {
 
 func (e *Engine) rowID(id uint64) uint64 { return id%e.cfg.Rows + 1 }
 
-// load reads one row through process p's pool.
+// load reads one row through process p's pool, retried as cfg.Retry says.
 func (w *worker) load(ctx context.Context, p *process, id uint64) (row, error) {
+	return retrying(ctx, w, p, func() (row, error) { return w.loadOnce(ctx, p, id) })
+}
+
+// loadOnce is one attempt of load.
+func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, error) {
 	e := w.e
 	if !p.admit(e.prot.Load().DBLimit) {
 		return row{}, errShed
@@ -389,6 +394,11 @@ func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []u
 }
 
 func (w *worker) loadMany(ctx context.Context, p *process, ids []uint64) (map[uint64]row, error) {
+	return retrying(ctx, w, p, func() (map[uint64]row, error) { return w.loadManyOnce(ctx, p, ids) })
+}
+
+// loadManyOnce is one attempt of loadMany.
+func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (map[uint64]row, error) {
 	e := w.e
 	if !p.admit(e.prot.Load().DBLimit) {
 		return nil, errShed
@@ -552,8 +562,15 @@ func (p *process) admit(limit int) bool {
 
 // delayClause is the QueryDelay condition appended to fill queries.
 func (e *Engine) delayClause() string {
-	if e.cfg.QueryDelay <= 0 {
+	if e.cfg.QueryDelay <= 0 && e.cfg.QueryContention <= 0 {
 		return ""
 	}
-	return " AND SLEEP(" + strconv.FormatFloat(e.cfg.QueryDelay.Seconds(), 'f', 4, 64) + ") = 0"
+	d := strconv.FormatFloat(e.cfg.QueryDelay.Seconds(), 'f', 4, 64)
+	if e.cfg.QueryContention > 0 {
+		// the queries running on the server, this one and abandoned ones
+		// included (MySQL and MariaDB both have the processlist table)
+		d += " + " + strconv.FormatFloat(e.cfg.QueryContention.Seconds(), 'f', 4, 64) +
+			" * (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query')"
+	}
+	return " AND SLEEP(" + d + ") = 0"
 }

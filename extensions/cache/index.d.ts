@@ -22,6 +22,7 @@
  *  interval's p99, so `p(99)<X` means "at most 1% of intervals had p99 > X".
  *  Exact latency distributions: FIREDRILL_HDR_OUT NDJSON (HDR histograms per second).
  *  Gauges db_inflight (peak in the interval), db_connections.
+ *  Counters db_retries, db_retries_denied: reads the retry layer retried, and retries its budget refused.
  */
 
 export type Duration = string | number;
@@ -148,6 +149,25 @@ export interface ReplayOptions {
   schemaHash?: string;
   /** Extra DB time per fill query (SLEEP per row), default 0: an expensive miss path. */
   queryDelay?: Duration;
+  /**
+   * Extra DB time per fill query for each query running on the server when it starts (SLEEP of
+   * queryContention x running queries, abandoned ones included), default 0: a database of fixed
+   * throughput whose latency grows with concurrency. At most "1s".
+   */
+  queryContention?: Duration;
+  /**
+   * The app's retry layer around fill reads: up to `retries` extra attempts per read (default 0 = off),
+   * the first after retryBackoff (default 0 = at once), doubling each time (capped at 10s), each delay
+   * shortened by a random fraction in [0, retryJitter) (true = 1, full jitter; default 0). retryBudget
+   * caps retries at that fraction of first attempts over the last retryBudgetWindow (default "10s"),
+   * per process, as gRPC/Finagle retry budgets (default 0 = unlimited). Only a read's last error counts
+   * in firedrill_errors.
+   */
+  retries?: number;
+  retryBackoff?: Duration;
+  retryJitter?: boolean | number;
+  retryBudget?: number;
+  retryBudgetWindow?: Duration;
   /** Metric push interval, default and minimum "100ms". */
   interval?: Duration;
   /** HDR NDJSON output path, default FIREDRILL_HDR_OUT. */
@@ -185,6 +205,9 @@ export interface ReplaySummary {
   elapsedS: number;
   processes: number;
   achievedRate: number;
+  /** Reads the retry layer retried, and retries its budget refused. */
+  retries: number;
+  retriesDenied: number;
 }
 
 /** Creates the records table, or reuses it when seeded with the same parameters. */

@@ -166,6 +166,7 @@ func summaryMap(s traffic.Summary) map[string]any {
 		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
 		"elapsedS": s.Elapsed.Seconds(), "processes": s.Processes,
 		"achievedRate": float64(s.Operations) / max(s.Elapsed.Seconds(), 1e-9),
+		"retries":      s.Retries, "retriesDenied": s.RetriesDenied,
 	}
 }
 
