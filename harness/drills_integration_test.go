@@ -14,6 +14,7 @@ func TestIncidentDrills(t *testing.T) {
 	bin, k6 := drillCLI(t)
 	for _, c := range []drillCase{
 		{name: "cache-format-flip", set: []string{"steady=8", "flipped=8", "expiry=12"}},
+		{name: "connection-storm", set: []string{"before=6", "observe=21"}},
 	} {
 		t.Run(c.name, func(t *testing.T) { runDrillBothVerdicts(t, bin, k6, c) })
 	}

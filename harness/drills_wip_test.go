@@ -11,7 +11,6 @@ import "testing"
 func TestIncidentDrillsWIP(t *testing.T) {
 	bin, k6 := drillCLI(t)
 	for _, c := range []drillCase{
-		{name: "connection-storm", set: []string{"before=6", "observe=24"}},
 		{name: "hot-key-expiry", set: []string{"table=none,leases"}},
 		{name: "ddl-storm", set: []string{"duration=45", "storm_from=10", "storm=25"}},
 		{name: "unreachable-dependency", set: []string{"duration=40", "fault_from=10", "fault_to=28"}},

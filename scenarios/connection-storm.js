@@ -1,136 +1,198 @@
 /**
  * @drill     connection-storm
  * @incident  001_e1c418de6e0b326e.txt
- * @summary   a slow database empties the cache; unbounded pools and an aggressive autoscaler keep it down after the trigger is gone (metastable)
+ * @summary   a slow database empties the cache; retries and an aggressive autoscaler pile connections onto it and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
  *
  * Incident 001: the writer's connection layer fell into a metastable state;
  * aggressive scale-up added connections until the database refused them,
- * and only scaling the fleet to zero recovered it. Here a latency toxic on
- * the database (the trigger) kills every fill, the cache drains, and once
- * the toxic is gone the cold cache's misses queue on the pools past the
- * query timeout: queries are killed before they refill anything, so the
- * overload sustains itself while the autoscaler doubles the fleet on every
- * slow window. Protected: small bounded pools that shed instead of queueing,
- * coalesced fills and a gentle scale-up let fills land and the system
- * recover. The drill measures whether and how fast it recovers after the
- * trigger is removed and pushes firedrill_recovered (1/0) and
- * firedrill_recovery_s (seconds from the removal to the first recovered
- * window) as gauges.
+ * and it stayed down after the trigger was gone. Here a latency toxic on the
+ * database (the trigger) empties the cache; once it is removed, unbounded
+ * pools, immediate retries and an autoscaler that doubles the fleet hold the
+ * database at max_connections, where every fill (whose cost grows with the
+ * queries running: queryContention) outlives the client's timeout and
+ * nothing refills: it stays down, with timeouts and too_many_connections.
+ * Protected: bounded pools that shed, retries with exponential backoff,
+ * jitter and a 10% budget, and a gentle scale-up keep fills short enough to
+ * land, and the cache refills within seconds.
+ *
+ * One replay runs the whole drill; the control scenario is the autoscaler
+ * and the observer. After the removal it looks for the first window with a
+ * hit ratio >= 80% of the steady one and at most 2% of fetches failing, and
+ * pushes firedrill_recovered (1/0) and firedrill_recovery_s (seconds from
+ * the removal to the end of that window; without one, the whole observation
+ * window, a lower bound).
  */
 import cache from 'k6/x/cache';
 import database from 'k6/x/database';
 import toxiproxy from 'k6/x/toxiproxy';
+import { sleep } from 'k6';
 import { Gauge } from 'k6/metrics';
-import { cleanupFaults, digest, inPhase, logTable, param, profile, seed } from './lib/firedrill.js';
+import { at, cleanupFaults, digest, logTable, param, profile, seed } from './lib/firedrill.js';
 
 const rate = param('rate', 500); // fetches per second
-const rows = param('rows', 20000);
+const keys = param('keys', 60); // the hot set: every key is requested every second or so
 const windowS = param('window', 3); // s: one measurement (and autoscaler) window
 const beforeS = param('before', 9); // s of steady traffic before the trigger
-const triggerS = param('trigger', 12); // s the database stays slow
+const triggerS = param('trigger', 12); // s the database stays slow (> ttl: the cache empties)
 const observeS = param('observe', 30); // s watched after the trigger is removed
 const triggerMs = param('trigger_latency', 1500); // latency toxic on the database
-const queryDelayMs = param('query_delay', 300); // database time per fill
-const ttlS = param('ttl', 8); // entry TTL: the cache drains while fills fail
-const cap = param('max_connections', 40);
-const maxProcesses = param('max_processes', 32);
+const ttlS = param('ttl', 10); // entry TTL (each shortened by up to half: a steady refill)
+const contentionMs = param('contention', 20); // DB ms per fill per running query: throughput 1000/20 = 50 fills/s
+const dbTimeoutMs = param('db_timeout', 1000);
+const cap = param('max_connections', 80); // contention x cap > db_timeout: at the cap every query times out
+const recoverWithinS = param('recover_within', 20);
 const protectedRun = profile === 'protected';
 const processes0 = param('processes', 4);
+// Unprotected: pools of 8 and a fleet that may reach 32 (256 connections
+// for a database that takes 80). Protected: pools of 2 that shed past 2
+// queries, and a fleet of at most 8 (16 queries: 16 x 20 ms, far below 1 s).
 const poolSize = param('pool_size', protectedRun ? 2 : 8);
+const maxProcesses = param('max_processes', protectedRun ? 8 : 32);
+const retries = param('retries', 3);
 
 const recovered = new Gauge('firedrill_recovered');
 const recoverySeconds = new Gauge('firedrill_recovery_s');
+const totalS = beforeS + triggerS + observeS;
 
 export const options = {
   setupTimeout: '120s',
   scenarios: {
     traffic: {
       executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
-      maxDuration: `${beforeS + triggerS + observeS + 120}s`,
+      maxDuration: `${totalS + 60}s`,
     },
+    control: Object.assign(at('0s', 'control'), { maxDuration: `${totalS + 60}s` }),
   },
   thresholds: {
     // The hypothesis: once the trigger is gone the system recovers, and
-    // within 20 s.
+    // within recover_within seconds.
     firedrill_recovered: ['value>0'],
-    firedrill_recovery_s: ['value<20'],
+    firedrill_recovery_s: [`value<${recoverWithinS}`],
     cache_hits: ['count>0'],
   },
 };
 
-function protections() {
-  // Bounded: at most 2 queries per process, the rest shed at once; one fill
-  // per key per process.
-  return protectedRun ? { dbLimit: 2, coalesce: true } : {};
-}
-
-// The autoscaler: double the fleet after a window whose median fetch was
-// slow (unprotected), or add one process (protected); never scale down while
-// watching.
-function autoscale(p, s, slowMs) {
-  if (s.fetchP50Ms <= slowMs) return p;
-  return Math.min(maxProcesses, protectedRun ? p + 1 : p * 2);
+// The app's retry layer and the pools: the protections are bounded pools
+// that shed (dbLimit), and a retry budget with backoff and jitter.
+function appOptions() {
+  if (protectedRun) {
+    return {
+      poolSize, retries, retryBackoff: '50ms', retryJitter: true, retryBudget: 0.1,
+      protections: { ttlJitter: 0.5, dbLimit: poolSize },
+    };
+  }
+  return { poolSize, retries, protections: { ttlJitter: 0.5 } };
 }
 
 export function setup() {
-  cache.seed({ rows, seed });
+  cache.seed({ rows: keys, seed });
   database.capConnections(cap);
 }
 
 export function traffic() {
+  // Every key warm at start; TTLs drawn in [ttl/2, ttl] so the steady
+  // state refills a few keys a second, well within the database's
+  // throughput.
+  const s = cache.replay(Object.assign({
+    rate, rows: keys, keys, warm: keys, hotSet: keys, ttl: `${ttlS}s`, seed, processes: processes0, arrivals: 'poisson',
+    duration: `${totalS + 5}s`, queryContention: `${contentionMs}ms`, dbTimeout: `${dbTimeoutMs}ms`,
+    cacheTimeout: '1s', maxInflight: 8192,
+  }, appOptions()));
+  console.log(digest(`connection-storm (${profile}) replay`, s) + `, retries ${s.retries}, denied ${s.retriesDenied}, processes ${s.processes}`);
+}
+
+// counts reads the replay's totals so far.
+function counts() {
+  const st = cache.status();
+  if (!st.running) return null;
+  const c = st.counters || {};
+  let errors = 0;
+  for (const v of Object.values(st.opErrors || {})) errors += v;
+  return {
+    fetches: c.cache_fetches || 0, hits: c.cache_hits || 0, db: c.db_queries || 0, retries: c.db_retries || 0,
+    errors, byClass: Object.assign({}, st.errors || {}), processes: st.processes,
+  };
+}
+
+function diff(a, b) {
+  const byClass = {};
+  for (const [k, v] of Object.entries(a.byClass)) {
+    const d = v - (b.byClass[k] || 0);
+    if (d > 0) byClass[k] = d;
+  }
+  const fetches = a.fetches - b.fetches;
+  return {
+    fetches, hitRatio: fetches > 0 ? (a.hits - b.hits) / fetches : 0, db: a.db - b.db,
+    retries: a.retries - b.retries, errors: a.errors - b.errors, byClass,
+  };
+}
+
+// The autoscaler: after a window in which more than 5% of fetches failed
+// (timed out, refused) it doubles the fleet (unprotected) or adds one
+// process (protected), up to max_processes; it never scales down while
+// the drill watches.
+function autoscale(p, w) {
+  if (w.errors <= 0.05 * w.fetches) return p;
+  const next = Math.min(maxProcesses, protectedRun ? p + 1 : p * 2);
+  if (next !== p) cache.scale({ processes: next, name: 'autoscaler' });
+  return next;
+}
+
+export function control() {
+  let prev = null;
+  for (let i = 0; i < 300 && !(prev && prev.fetches > 0); i++) {
+    sleep(0.1);
+    prev = counts();
+  }
+  if (!prev) throw new Error('connection-storm: the replay did not start');
   let p = processes0;
-  const win = (phase, extra) => inPhase(phase, () => cache.replay(Object.assign({
-    rate, rows, keys: rows, warm: 0, ttl: `${ttlS}s`, seed, processes: p, poolSize,
-    queryDelay: `${queryDelayMs}ms`, dbTimeout: '1s', cacheTimeout: '1s', protections: protections(),
-  }, extra)));
-  const rowsOut = [];
-  const log = (phase, t, s) => {
-    rowsOut.push({ t, phase, processes: p, hit_ratio: s.hitRatio, db_per_s: s.dbQueries / s.elapsedS,
-      fetch_p50_ms: s.fetchP50Ms, fetch_p99_ms: s.fetchP99Ms, errors: JSON.stringify(s.errors) });
+  const rows = [];
+  const window = (phase, t) => {
+    sleep(windowS);
+    const now = counts();
+    if (!now) throw new Error('connection-storm: the replay ended early');
+    const w = diff(now, prev);
+    prev = now;
+    rows.push({ t, phase, processes: p, hit_ratio: w.hitRatio, db_per_s: w.db / windowS, retries: w.retries,
+      errors: w.errors, by_class: JSON.stringify(w.byClass) });
+    return w;
   };
 
-  // Steady: every record cached.
-  const steady = win('before', { duration: `${beforeS}s`, warm: rows });
-  console.log(digest('before', steady));
-  log('before', 0, steady);
-  const slowMs = param('slow', 100); // ms: a median fetch slower than this scales the fleet
-  const okErrors = (s) => Object.entries(s.errors || {}).reduce((n, [, v]) => n + v, 0) <= 0.02 * s.operations;
-  const healthy = (s) => s.hitRatio >= 0.8 * steady.hitRatio && okErrors(s);
+  // Steady: the hypothesis's reference hit ratio.
+  let fetches = 0;
+  let hits = 0;
+  for (let t = windowS; t <= beforeS; t += windowS) {
+    const w = window('before', t);
+    fetches += w.fetches;
+    hits += w.hitRatio * w.fetches;
+  }
+  const steady = fetches > 0 ? hits / fetches : 0;
+  const healthy = (w) => w.fetches > 0 && w.hitRatio >= 0.8 * steady && w.errors <= 0.02 * w.fetches;
 
-  // Trigger: the database is slow for triggerS; fills time out.
+  // Trigger: the database is slow; fills time out and the cache empties.
   const proxy = __ENV.FIREDRILL_MYSQL_PROXY || 'mysql';
   toxiproxy.addToxic(proxy, { name: 'trigger', type: 'latency', attributes: { latency: triggerMs } });
-  let t = 0;
-  while (t < triggerS) {
-    const s = win('trigger', { duration: `${windowS}s` });
-    t += windowS;
-    log('trigger', t, s);
-    p = autoscale(p, s, slowMs);
+  for (let t = windowS; t <= triggerS; t += windowS) {
+    p = autoscale(p, window('trigger', t));
   }
   toxiproxy.removeToxic(proxy, 'trigger');
 
   // Watch: is it back, and when?
   let rec = -1;
-  t = 0;
-  while (t < observeS) {
-    const s = win('after', { duration: `${windowS}s` });
-    t += windowS;
-    log('after', t, s);
-    if (healthy(s)) {
+  for (let t = windowS; t <= observeS; t += windowS) {
+    const w = window('after', t);
+    if (healthy(w)) {
       rec = t;
       break;
     }
-    p = autoscale(p, s, slowMs);
+    p = autoscale(p, w);
   }
-  if (rec >= 0) {
-    recovered.add(1);
-    recoverySeconds.add(rec);
-  } else {
-    recovered.add(0);
-  }
-  logTable(`connection-storm (${profile}): windows of ${windowS} s; ` +
-    (rec >= 0 ? `recovered ${rec} s after the trigger was removed` : `NOT recovered ${observeS} s after the trigger was removed: metastable`), rowsOut);
+  recovered.add(rec >= 0 ? 1 : 0);
+  // Not recovered: the whole observation window, a lower bound.
+  recoverySeconds.add(rec >= 0 ? rec : observeS);
+  logTable(`connection-storm (${profile}): steady hit ratio ${steady.toFixed(3)}, windows of ${windowS} s; ` +
+    (rec >= 0 ? `recovered ${rec} s after the trigger was removed` : `NOT recovered ${observeS} s after the trigger was removed: metastable`), rows);
 }
 
 export function teardown() {
