@@ -39,6 +39,7 @@ const observeS = param('observe', 30); // s watched after the trigger is removed
 const triggerMs = param('trigger_latency', 1500); // latency toxic on the database
 const ttlS = param('ttl', 10); // entry TTL (each shortened by up to half: a steady refill)
 const contentionMs = param('contention', 20); // DB ms per fill per running query: throughput 1000/20 = 50 fills/s
+const queryDelayMs = param('query_delay', 0); // fixed DB ms per fill on top (a SLEEP whose cost does not grow with load)
 const dbTimeoutMs = param('db_timeout', 1000);
 const cap = param('max_connections', 80); // contention x cap > db_timeout: at the cap every query times out
 const recoverWithinS = param('recover_within', 20);
@@ -96,7 +97,7 @@ export function traffic() {
   // throughput.
   const s = cache.replay(Object.assign({
     rate, rows: keys, keys, warm: keys, hotSet: keys, ttl: `${ttlS}s`, seed, processes: processes0, arrivals: 'poisson',
-    duration: `${totalS + 5}s`, queryContention: `${contentionMs}ms`, dbTimeout: `${dbTimeoutMs}ms`,
+    duration: `${totalS + 5}s`, queryContention: `${contentionMs}ms`, queryDelay: `${queryDelayMs}ms`, dbTimeout: `${dbTimeoutMs}ms`,
     cacheTimeout: '1s', maxInflight: 8192,
   }, appOptions()));
   console.log(digest(`connection-storm (${profile}) replay`, s) + `, retries ${s.retries}, denied ${s.retriesDenied}, processes ${s.processes}`);
