@@ -1,7 +1,7 @@
 /**
  * @drill     connection-storm
  * @incident  001_e1c418de6e0b326e.txt
- * @summary   a slow database empties the cache; retries and an aggressive autoscaler pile connections onto it and it stays down after the trigger is gone (metastable)
+ * @summary   a slow database empties the cache; unbounded pools, retries and an aggressive autoscaler hold it at max_connections and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
  *
  * Incident 001: the writer's connection layer fell into a metastable state;
