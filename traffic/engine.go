@@ -117,7 +117,8 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e.rate.Store(math.Float64bits(cfg.Rate))
 	p := cfg.Protections
 	e.prot.Store(&p)
-	e.mix.Store(&Mix{WriteFraction: cfg.WriteFraction, MultiFraction: cfg.MultiFraction, LookupFraction: cfg.LookupFraction})
+	e.mix.Store(&Mix{WriteFraction: cfg.WriteFraction, MultiFraction: cfg.MultiFraction, LookupFraction: cfg.LookupFraction,
+		TenantWriteFraction: cfg.TenantWriteFraction})
 	return e, nil
 }
 
@@ -190,21 +191,20 @@ func (e *Engine) SetProtections(p Protections) error {
 
 // Mix is the share of each operation kind; the rest are single fetches.
 type Mix struct {
-	WriteFraction, MultiFraction, LookupFraction float64
+	WriteFraction, MultiFraction, LookupFraction, TenantWriteFraction float64
 }
 
 func (m Mix) validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction}} {
+	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction}, {"tenantWriteFraction", m.TenantWriteFraction}} {
 		if !(f.v >= 0 && f.v <= 1) {
 			return fmt.Errorf("option %s: %v must be in [0, 1]", f.name, f.v)
 		}
 	}
-	if m.WriteFraction+m.MultiFraction+m.LookupFraction > 1 {
-		return fmt.Errorf("option lookupFraction: writeFraction+multiFraction+lookupFraction = %v must be <= 1",
-			m.WriteFraction+m.MultiFraction+m.LookupFraction)
+	if sum := m.WriteFraction + m.MultiFraction + m.LookupFraction + m.TenantWriteFraction; sum > 1 {
+		return fmt.Errorf("option lookupFraction: writeFraction+multiFraction+lookupFraction+tenantWriteFraction = %v must be <= 1", sum)
 	}
 	return nil
 }
@@ -376,6 +376,7 @@ const (
 	opFetch opKind = iota
 	opMulti
 	opWrite
+	opTenantWrite
 	opLookup
 	numOpKinds
 )
@@ -393,12 +394,12 @@ type Summary struct {
 	Operations, Unsent                                      int64
 	Fetches, Hits, Misses, DBQueries, Late                  int64
 	Coalesced, FillWaits, StaleServed, LeaseWon, EarlyFresh int64
-	Lookups, BreakerOpens                                   int64
+	Lookups, BreakerOpens, TenantWrites                     int64
 	// Errors counts errors by class; OpErrors by the operation that failed
 	// (fetch, write, lookup).
 	Errors, OpErrors                                      map[string]int64
 	FetchP50, FetchP99, FetchP999, FetchMax, DBP50, DBP99 time.Duration
-	LookupP50, LookupP99                                  time.Duration
+	LookupP50, LookupP99, WriteP50, WriteP99              time.Duration
 	Elapsed                                               time.Duration
 	Processes                                             int
 	// Retries counts reads retried by the retry layer; RetriesDenied the
@@ -606,14 +607,22 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 	o := op{intended: due, proc: uint32(seq)}
 	u := rng.Float64()
 	m := e.mix.Load()
+	w := m.WriteFraction
+	tw := w + m.TenantWriteFraction
+	lk := tw + m.LookupFraction
+	mu := lk + m.MultiFraction
 	switch {
-	case u < m.WriteFraction:
+	case u < w:
 		o.kind = opWrite
 		o.id = e.zipf.Next(rng)
-	case u < m.WriteFraction+m.LookupFraction:
+	case u < tw:
+		// tenants are equally busy, and rows within a tenant
+		o.kind = opTenantWrite
+		o.id = rng.Uint64N(uint64(e.cfg.Tenants) * uint64(e.cfg.TenantRows))
+	case u < lk:
 		o.kind = opLookup
 		o.id = e.zipf.Next(rng)
-	case u < m.WriteFraction+m.LookupFraction+m.MultiFraction:
+	case u < mu:
 		o.kind = opMulti
 		o.ids = make([]uint64, e.cfg.MultiSize)
 		for i := range o.ids {
@@ -690,6 +699,7 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 		EarlyFresh: tot(MetricEarly), Lookups: tot(MetricLookups), BreakerOpens: tot(MetricBreakerOpen),
 		Errors: errs, OpErrors: opErrs,
 		LookupP50: us(s.totLookup.ValueAtQuantile(50)), LookupP99: us(s.totLookup.ValueAtQuantile(99)),
+		WriteP50: us(s.totWrite.ValueAtQuantile(50)), WriteP99: us(s.totWrite.ValueAtQuantile(99)), TenantWrites: tot(MetricTenantWrite),
 		FetchP50: us(s.totFetch.ValueAtQuantile(50)), FetchP99: us(s.totFetch.ValueAtQuantile(99)),
 		FetchP999: us(s.totFetch.ValueAtQuantile(99.9)), FetchMax: us(s.totFetch.Max()),
 		DBP50: us(s.totDB.ValueAtQuantile(50)), DBP99: us(s.totDB.ValueAtQuantile(99)),

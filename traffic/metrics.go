@@ -46,6 +46,8 @@ const (
 	MetricDBConns     = "db_connections"
 	MetricLookups     = "db_lookups"
 	MetricLookupMs    = "db_lookup_ms"
+	MetricWriteMs     = "db_write_ms"
+	MetricTenantWrite = "db_tenant_writes"
 	MetricBreakerOpen = "cache_breaker_opens"
 	// MetricRetries counts database reads retried by the retry layer
 	// (retry.go); MetricRetriesDenied the retries its budget refused.
@@ -59,7 +61,7 @@ var MetricKinds = map[string]Kind{
 	MetricFetches: Counter, MetricHits: Counter, MetricMisses: Counter,
 	MetricDBQueries: Counter, MetricErrors: Counter, MetricLate: Counter,
 	MetricCoalesced: Counter, MetricFillWaits: Counter, MetricStaleServed: Counter,
-	MetricLeaseWon: Counter, MetricEarly: Counter, MetricLookups: Counter, MetricBreakerOpen: Counter,
+	MetricLeaseWon: Counter, MetricEarly: Counter, MetricLookups: Counter, MetricBreakerOpen: Counter, MetricTenantWrite: Counter, MetricWriteMs: Trend,
 	MetricFetchMs: Trend, MetricDBQueryMs: Trend, MetricLookupMs: Trend,
 	MetricDBInflight: Gauge, MetricDBConns: Gauge,
 	MetricRetries: Counter, MetricRetriesDenied: Counter,
@@ -120,10 +122,11 @@ const (
 	cLeaseWon
 	cEarly
 	cLookups
+	cTenantWrites
 	numScalar
 )
 
-var scalarNames = [numScalar]string{MetricDBQueries, MetricCoalesced, MetricFillWaits, MetricStaleServed, MetricLeaseWon, MetricEarly, MetricLookups}
+var scalarNames = [numScalar]string{MetricDBQueries, MetricCoalesced, MetricFillWaits, MetricStaleServed, MetricLeaseWon, MetricEarly, MetricLookups, MetricTenantWrite}
 
 // Operation tags of firedrill_errors (tag op): which kind of operation
 // failed, so a drill can hold reads to a budget while a fault's own victims
@@ -134,7 +137,7 @@ const (
 	OpLookup = "lookup"
 )
 
-var opNames = [numOpKinds]string{opFetch: OpFetch, opMulti: OpFetch, opWrite: OpWrite, opLookup: OpLookup}
+var opNames = [numOpKinds]string{opFetch: OpFetch, opMulti: OpFetch, opWrite: OpWrite, opTenantWrite: OpWrite, opLookup: OpLookup}
 
 // fetch counters are per process x server x format.
 const (
@@ -154,8 +157,8 @@ type procStats struct {
 const histShards = 8
 
 type histShard struct {
-	mu                sync.Mutex
-	fetch, db, lookup *hdr.Histogram
+	mu                       sync.Mutex
+	fetch, db, lookup, write *hdr.Histogram
 }
 
 // newHist covers 1 µs to 60 s at 3 significant digits.
@@ -176,6 +179,7 @@ type stats struct {
 	// owned by the flusher; the totals maps are also read by Totals, under totMu
 	totMu                   sync.Mutex
 	ivFetch, ivDB, ivLookup *hdr.Histogram
+	ivWrite, totWrite       *hdr.Histogram
 	secFetch, secDB         *hdr.Histogram
 	totFetch, totDB         *hdr.Histogram
 	totLookup               *hdr.Histogram
@@ -190,8 +194,9 @@ func newStats(servers int) *stats {
 		s.procs[i].fetch = make([]atomic.Int64, servers*2*numFetch)
 	}
 	for i := range s.shards {
-		s.shards[i].fetch, s.shards[i].db, s.shards[i].lookup = newHist(), newHist(), newHist()
+		s.shards[i].fetch, s.shards[i].db, s.shards[i].lookup, s.shards[i].write = newHist(), newHist(), newHist(), newHist()
 	}
+	s.ivWrite, s.totWrite = newHist(), newHist()
 	s.ivFetch, s.ivDB, s.ivLookup, s.totLookup = newHist(), newHist(), newHist(), newHist()
 	s.secFetch, s.secDB = newHist(), newHist()
 	s.totFetch, s.totDB = newHist(), newHist()
@@ -231,6 +236,13 @@ func (s *stats) recordLookup(shard int, d time.Duration) {
 	h := &s.shards[shard%histShards]
 	h.mu.Lock()
 	_ = h.lookup.RecordValue(max(d.Microseconds(), 1))
+	h.mu.Unlock()
+}
+
+func (s *stats) recordWrite(shard int, d time.Duration) {
+	h := &s.shards[shard%histShards]
+	h.mu.Lock()
+	_ = h.write.RecordValue(max(d.Microseconds(), 1))
 	h.mu.Unlock()
 }
 
@@ -313,6 +325,8 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 		s.ivFetch.Merge(h.fetch)
 		s.ivDB.Merge(h.db)
 		s.ivLookup.Merge(h.lookup)
+		s.ivWrite.Merge(h.write)
+		h.write.Reset()
 		h.fetch.Reset()
 		h.db.Reset()
 		h.lookup.Reset()
@@ -328,6 +342,11 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 	if s.ivLookup.TotalCount() > 0 {
 		out = append(out, Sample{Metric: MetricLookupMs, Kind: Trend, Time: t, Value: float64(s.ivLookup.ValueAtQuantile(99)) / 1000})
 	}
+	if s.ivWrite.TotalCount() > 0 {
+		out = append(out, Sample{Metric: MetricWriteMs, Kind: Trend, Time: t, Value: float64(s.ivWrite.ValueAtQuantile(99)) / 1000})
+	}
+	s.totWrite.Merge(s.ivWrite)
+	s.ivWrite.Reset()
 	s.totLookup.Merge(s.ivLookup)
 	s.ivLookup.Reset()
 	s.secFetch.Merge(s.ivFetch)

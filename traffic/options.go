@@ -117,6 +117,16 @@ type Config struct {
 	// WriteFraction is the share of operations that update a row and
 	// invalidate its entry (default 0).
 	WriteFraction float64
+	// TenantWriteFraction is the share of operations that update a row of a
+	// tenant's table (TenantPrefix<i>.items, as database.createTenants
+	// makes them), default 0.
+	TenantWriteFraction float64
+	// TenantPrefix, Tenants and TenantRows name the tenant schemas tenant
+	// writes go to (defaults "firedrill_tenant_", 10, 1000); they must
+	// match database.createTenants.
+	TenantPrefix string
+	Tenants      int
+	TenantRows   int
 	// LookupFraction is the share of operations that query the database by
 	// the indexed ref column, uncached (default 0): the frequent query a
 	// plan regression turns into a full scan.
@@ -243,6 +253,9 @@ func NewConfig(opts ...Option) Config {
 		CacheTimeout:         500 * time.Millisecond,
 		DBTimeout:            time.Second,
 		CacheConns:           64,
+		TenantPrefix:         "firedrill_tenant_",
+		Tenants:              10,
+		TenantRows:           1000,
 		CacheConnectTimeout:  250 * time.Millisecond,
 		CacheBreakerCooldown: time.Second,
 		CacheVersion:         8,
@@ -363,6 +376,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option writeFraction: %v must be >= 0 and writeFraction+multiFraction <= 1", c.WriteFraction)
 	case c.LookupFraction < 0 || c.WriteFraction+c.MultiFraction+c.LookupFraction > 1:
 		return fmt.Errorf("option lookupFraction: %v must be >= 0 and writeFraction+multiFraction+lookupFraction <= 1", c.LookupFraction)
+	case c.TenantWriteFraction < 0 || c.WriteFraction+c.MultiFraction+c.LookupFraction+c.TenantWriteFraction > 1:
+		return fmt.Errorf("option tenantWriteFraction: %v must be >= 0 and all the fractions together <= 1", c.TenantWriteFraction)
+	case !validIdent(c.TenantPrefix):
+		return fmt.Errorf("option tenantPrefix: %q is not a plain name", c.TenantPrefix)
+	case c.Tenants < 1 || c.Tenants > 10000:
+		return fmt.Errorf("option tenants: %d must be in [1, 10000]", c.Tenants)
+	case c.TenantRows < 1:
+		return fmt.Errorf("option tenantRows: %d must be >= 1", c.TenantRows)
 	case c.FlipFraction < 0 || c.FlipFraction > 1:
 		return fmt.Errorf("option flipFraction: %v must be in [0, 1]", c.FlipFraction)
 	case c.LateAfter <= 0:
@@ -493,6 +514,14 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.MultiSize, err = asInt(v)
 		case "writeFraction":
 			c.WriteFraction, err = asFloat(v)
+		case "tenantWriteFraction":
+			c.TenantWriteFraction, err = asFloat(v)
+		case "tenantPrefix":
+			c.TenantPrefix, err = asString(v)
+		case "tenants":
+			c.Tenants, err = asInt(v)
+		case "tenantRows":
+			c.TenantRows, err = asInt(v)
 		case "lookupFraction":
 			c.LookupFraction, err = asFloat(v)
 		case "format":

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	fdb "github.com/firedrill-dev/firedrill/faults/database"
 	"github.com/firedrill-dev/firedrill/traffic/format"
 	"github.com/firedrill-dev/firedrill/traffic/memcache"
 )
@@ -47,6 +48,8 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 			w.write(ctx, p, o.id)
 		case opLookup:
 			w.lookup(ctx, p, o.id)
+		case opTenantWrite:
+			w.tenantWrite(ctx, p, o.id)
 		}
 	}
 }
@@ -471,6 +474,29 @@ func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 	}
 }
 
+// tenantWrite updates one row of one tenant's table (the per-tenant
+// schemas database.createTenants makes): the writes a DDL storm on those
+// tables gets in the way of. n picks tenant n / TenantRows and row
+// n % TenantRows + 1.
+func (w *worker) tenantWrite(ctx context.Context, p *process, n uint64) {
+	e := w.e
+	rows := uint64(e.cfg.TenantRows)
+	tenant, id := int(n/rows), n%rows+1
+	e.stats.dbEnter()
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+	t0 := time.Now()
+	_, err := p.db.ExecContext(qctx, "UPDATE `"+fdb.TenantSchema(e.cfg.TenantPrefix, tenant)+"`."+fdb.TenantTable+" SET qty = qty + 1 WHERE id = ?", id)
+	cancel()
+	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.recordWrite(w.idx, time.Since(t0))
+	e.stats.dbLeave()
+	e.stats.add(p.idx, cDBQueries, 1)
+	e.stats.add(p.idx, cTenantWrites, 1)
+	if err != nil {
+		w.countErr(ctx, fmt.Errorf("update tenant %d row %d: %w", tenant, id, err))
+	}
+}
+
 // write updates a row and invalidates its entry, as IdentityCache's
 // after-commit expiry does.
 func (w *worker) write(ctx context.Context, p *process, id uint64) {
@@ -481,6 +507,7 @@ func (w *worker) write(ctx context.Context, p *process, id uint64) {
 	_, err := p.db.ExecContext(qctx, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id))
 	cancel()
 	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.recordWrite(w.idx, time.Since(t0))
 	e.stats.dbLeave()
 	e.stats.add(p.idx, cDBQueries, 1)
 	if err != nil {

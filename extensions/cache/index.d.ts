@@ -14,11 +14,12 @@
  * Metrics (pushed at most once per 100 ms per tag set):
  *  Counters cache_fetches, cache_hits, cache_misses {process, server, format},
  *  db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
- *  cache_lease_won, cache_early_refreshes, db_lookups {process}, cache_late,
+ *  cache_lease_won, cache_early_refreshes, db_lookups, db_tenant_writes {process}, cache_late,
+ *  cache_breaker_opens,
  *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|breaker_open|other,
  *    op: fetch|write|lookup},
  *  firedrill_fault {fault, action: inject|remove, target, name?} (one per steering call).
- *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms: ONE sample per 100 ms interval = that
+ *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms, db_write_ms: ONE sample per 100 ms interval = that
  *  interval's p99, so `p(99)<X` means "at most 1% of intervals had p99 > X".
  *  Exact latency distributions: FIREDRILL_HDR_OUT NDJSON (HDR histograms per second).
  *  Gauges db_inflight (peak in the interval), db_connections.
@@ -119,6 +120,12 @@ export interface ReplayOptions {
   writeFraction?: number;
   /** Share of uncached lookups by the indexed ref column (SELECT ... WHERE ref = ?), default 0. */
   lookupFraction?: number;
+  /** Share of updates of one row of one tenant's table (tenantPrefix<i>.items, as database.createTenants makes them), default 0. */
+  tenantWriteFraction?: number;
+  /** The tenant schemas: prefix (default "firedrill_tenant_"), count (10) and rows each (1000); must match createTenants. */
+  tenantPrefix?: string;
+  tenants?: number;
+  tenantRows?: number;
   /** Initial format, "legacy" (default) or "current"; flipFraction of processes start on the other (default 0). */
   format?: "legacy" | "current" | "6.1" | "7.0";
   flipFraction?: number;
@@ -196,6 +203,10 @@ export interface ReplaySummary {
   lookupP50Ms: number;
   lookupP99Ms: number;
   breakerOpens: number;
+  tenantWrites: number;
+  /** Latency of writes (updates of records and of tenant rows). */
+  writeP50Ms: number;
+  writeP99Ms: number;
   fetchP50Ms: number;
   fetchP99Ms: number;
   fetchP999Ms: number;
@@ -236,6 +247,7 @@ export interface Mix {
   writeFraction: number;
   multiFraction: number;
   lookupFraction: number;
+  tenantWriteFraction: number;
 }
 
 /**

@@ -161,8 +161,8 @@ func summaryMap(s traffic.Summary) map[string]any {
 		"coalesced": s.Coalesced, "fillWaits": s.FillWaits, "staleServed": s.StaleServed,
 		"leaseWon": s.LeaseWon, "earlyRefreshes": s.EarlyFresh, "errors": errs, "opErrors": opErrs,
 		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
-		"breakerOpens": s.BreakerOpens,
-		"fetchP50Ms":   ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
+		"breakerOpens": s.BreakerOpens, "tenantWrites": s.TenantWrites, "writeP50Ms": ms(s.WriteP50), "writeP99Ms": ms(s.WriteP99),
+		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
 		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
 		"elapsedS": s.Elapsed.Seconds(), "processes": s.Processes,
 		"achievedRate": float64(s.Operations) / max(s.Elapsed.Seconds(), 1e-9),
@@ -409,7 +409,7 @@ func (mi *ModuleInstance) Status() map[string]any {
 	tot := eng.Totals()
 	return map[string]any{
 		"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": protectionsMap(eng.Protections()),
-		"mix":      map[string]any{"writeFraction": m.WriteFraction, "multiFraction": m.MultiFraction, "lookupFraction": m.LookupFraction},
+		"mix":      mixMap(m),
 		"counters": int64Map(tot.Counters), "errors": int64Map(tot.Errors), "opErrors": int64Map(tot.OpErrors),
 	}
 }
@@ -429,7 +429,7 @@ func int64Map(m map[string]int64) map[string]any {
 // when it is back to them.
 func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 	const op = "setMix"
-	if err := steerArgs(op, opts, "writeFraction", "multiFraction", "lookupFraction", "name"); err != nil {
+	if err := steerArgs(op, opts, "writeFraction", "multiFraction", "lookupFraction", "tenantWriteFraction", "name"); err != nil {
 		return nil, err
 	}
 	name, err := optName(opts)
@@ -441,7 +441,8 @@ func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 		return nil, err
 	}
 	m := eng.CurrentMix()
-	for key, dst := range map[string]*float64{"writeFraction": &m.WriteFraction, "multiFraction": &m.MultiFraction, "lookupFraction": &m.LookupFraction} {
+	for key, dst := range map[string]*float64{"writeFraction": &m.WriteFraction, "multiFraction": &m.MultiFraction,
+		"lookupFraction": &m.LookupFraction, "tenantWriteFraction": &m.TenantWriteFraction} {
 		v, ok, err := optNumber(op, opts, key, false)
 		if err != nil {
 			return nil, err
@@ -455,11 +456,17 @@ func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 	}
 	c := eng.Config()
 	action := "inject"
-	if m == (traffic.Mix{WriteFraction: c.WriteFraction, MultiFraction: c.MultiFraction, LookupFraction: c.LookupFraction}) {
+	if m == (traffic.Mix{WriteFraction: c.WriteFraction, MultiFraction: c.MultiFraction, LookupFraction: c.LookupFraction,
+		TenantWriteFraction: c.TenantWriteFraction}) {
 		action = "remove"
 	}
 	mi.pushFault("mix", action, "fleet", name)
-	return map[string]any{"writeFraction": m.WriteFraction, "multiFraction": m.MultiFraction, "lookupFraction": m.LookupFraction}, nil
+	return mixMap(m), nil
+}
+
+func mixMap(m traffic.Mix) map[string]any {
+	return map[string]any{"writeFraction": m.WriteFraction, "multiFraction": m.MultiFraction,
+		"lookupFraction": m.LookupFraction, "tenantWriteFraction": m.TenantWriteFraction}
 }
 
 // HotSetKeys returns the cache keys of the k most popular records for the
