@@ -1,4 +1,4 @@
-//go:build integration || drillwip
+//go:build integration
 
 package harness
 
