@@ -16,8 +16,7 @@ func TestBinaryListsEveryExtension(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bin/k6 version: %v (build it with `make k6`)\n%s", err, out)
 	}
-	dirs, _ := filepath.Glob("../../extensions/*")
-	for _, d := range dirs {
+	for _, d := range extensionDirs(t) {
 		if want := "k6/x/" + filepath.Base(d); !strings.Contains(string(out), want) {
 			t.Errorf("bin/k6 version does not list %s:\n%s", want, out)
 		}
