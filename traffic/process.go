@@ -22,6 +22,7 @@ type worker struct {
 	idx  int
 	rng  *rand.Rand
 	buf  []byte
+	vbuf []byte // reused for values read by fetch: a hit allocates nothing
 	kind opKind // the operation being worked, for the errors' op tag
 }
 
@@ -231,8 +232,9 @@ func (w *worker) fetch(ctx context.Context, p *process, nprocs int, id uint64) {
 		w.fetchLeased(ctx, p, key, id, srv, reader, prot)
 		return
 	}
-	val, err := e.cache.Get(ctx, key)
+	val, err := e.cache.GetInto(ctx, key, w.vbuf)
 	if err == nil {
+		w.vbuf = val // the decoded entry is used only within this fetch
 		ent, derr := reader.Decode(val)
 		switch {
 		case derr == nil:

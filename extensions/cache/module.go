@@ -10,6 +10,8 @@ import (
 	"go.k6.io/k6/v2/js/modules"
 	"go.k6.io/k6/v2/metrics"
 
+	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
+	"github.com/firedrill-dev/firedrill/faults"
 	"github.com/firedrill-dev/firedrill/traffic"
 )
 
@@ -20,7 +22,7 @@ var (
 )
 
 // MetricFault is the counter the harness reads to draw the fault timeline.
-const MetricFault = "firedrill_fault"
+const MetricFault = faultevent.MetricName
 
 // RootModule is shared by every VU of the k6 process. It holds the running
 // engine, so a steering call from one VU (a fault scenario) reaches the
@@ -38,7 +40,7 @@ type ModuleInstance struct {
 	root    *RootModule
 	vu      modules.VU
 	metrics map[string]*metrics.Metric
-	fault   *metrics.Metric
+	events  *faultevent.Recorder
 }
 
 // NewModuleInstance registers the metrics (idempotent in k6's registry)
@@ -58,7 +60,7 @@ func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
 		}
 		mi.metrics[name] = m
 	}
-	mi.fault = reg.MustNewMetric(MetricFault, metrics.Counter)
+	mi.events = faultevent.NewRecorder(vu, "cache")
 	return mi
 }
 
@@ -181,17 +183,11 @@ func (mi *ModuleInstance) running(op string) (*traffic.Engine, error) {
 
 // pushFault records one steering action on the fault timeline.
 func (mi *ModuleInstance) pushFault(kind, action, target, name string) {
-	state := mi.vu.State()
-	if state == nil {
-		return
+	a := faults.Inject
+	if action == "remove" {
+		a = faults.Remove
 	}
-	tags := state.Tags.GetCurrentValues().Tags.With("fault", kind).With("action", action).With("target", target)
-	if name != "" {
-		tags = tags.With("name", name)
-	}
-	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
-		TimeSeries: metrics.TimeSeries{Metric: mi.fault, Tags: tags}, Time: time.Now(), Value: 1,
-	})
+	mi.events.Record(faults.Event{Fault: kind, Action: a, Target: target, Name: name})
 }
 
 // steerArgs pulls the allowed keys out of an option map, rejecting others.
