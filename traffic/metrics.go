@@ -157,9 +157,22 @@ type procStats struct {
 const histShards = 8
 
 type histShard struct {
-	mu                       sync.Mutex
-	fetch, db, lookup, write *hdr.Histogram
+	mu sync.Mutex
+	h  [numHists]*hdr.Histogram
 }
+
+// histKind names the latency histograms, each pushed as its trend.
+type histKind uint8
+
+const (
+	hFetch histKind = iota
+	hDB
+	hLookup
+	hWrite
+	numHists
+)
+
+var histMetrics = [numHists]string{hFetch: MetricFetchMs, hDB: MetricDBQueryMs, hLookup: MetricLookupMs, hWrite: MetricWriteMs}
 
 // newHist covers 1 µs to 60 s at 3 significant digits.
 func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
@@ -177,15 +190,13 @@ type stats struct {
 	retries, retriesDenied atomic.Int64
 
 	// owned by the flusher; the totals maps are also read by Totals, under totMu
-	totMu                   sync.Mutex
-	ivFetch, ivDB, ivLookup *hdr.Histogram
-	ivWrite, totWrite       *hdr.Histogram
-	secFetch, secDB         *hdr.Histogram
-	totFetch, totDB         *hdr.Histogram
-	totLookup               *hdr.Histogram
-	totals                  map[string]float64
-	errTotals               map[string]float64 // by class
-	opErrTotals             map[string]float64 // by op tag
+	totMu           sync.Mutex
+	iv, tot         [numHists]*hdr.Histogram // this interval's, and the run's
+	secFetch, secDB *hdr.Histogram
+
+	totals      map[string]float64
+	errTotals   map[string]float64 // by class
+	opErrTotals map[string]float64 // by op tag
 }
 
 func newStats(servers int) *stats {
@@ -194,12 +205,14 @@ func newStats(servers int) *stats {
 		s.procs[i].fetch = make([]atomic.Int64, servers*2*numFetch)
 	}
 	for i := range s.shards {
-		s.shards[i].fetch, s.shards[i].db, s.shards[i].lookup, s.shards[i].write = newHist(), newHist(), newHist(), newHist()
+		for k := range s.shards[i].h {
+			s.shards[i].h[k] = newHist()
+		}
 	}
-	s.ivWrite, s.totWrite = newHist(), newHist()
-	s.ivFetch, s.ivDB, s.ivLookup, s.totLookup = newHist(), newHist(), newHist(), newHist()
+	for k := range s.iv {
+		s.iv[k], s.tot[k] = newHist(), newHist()
+	}
 	s.secFetch, s.secDB = newHist(), newHist()
-	s.totFetch, s.totDB = newHist(), newHist()
 	return s
 }
 
@@ -218,31 +231,14 @@ func (s *stats) add(proc, which int, n int64) { s.procs[proc].scalar[which].Add(
 
 func (s *stats) errorClass(op opKind, class string) { s.errs[op][classIndex(class)].Add(1) }
 
-func (s *stats) recordFetch(shard int, d time.Duration) {
+// record adds d to the shard's histograms of kinds, under one lock.
+func (s *stats) record(shard int, d time.Duration, kinds ...histKind) {
+	v := max(d.Microseconds(), 1)
 	h := &s.shards[shard%histShards]
 	h.mu.Lock()
-	_ = h.fetch.RecordValue(max(d.Microseconds(), 1))
-	h.mu.Unlock()
-}
-
-func (s *stats) recordDB(shard int, d time.Duration) {
-	h := &s.shards[shard%histShards]
-	h.mu.Lock()
-	_ = h.db.RecordValue(max(d.Microseconds(), 1))
-	h.mu.Unlock()
-}
-
-func (s *stats) recordLookup(shard int, d time.Duration) {
-	h := &s.shards[shard%histShards]
-	h.mu.Lock()
-	_ = h.lookup.RecordValue(max(d.Microseconds(), 1))
-	h.mu.Unlock()
-}
-
-func (s *stats) recordWrite(shard int, d time.Duration) {
-	h := &s.shards[shard%histShards]
-	h.mu.Lock()
-	_ = h.write.RecordValue(max(d.Microseconds(), 1))
+	for _, k := range kinds {
+		_ = h.h[k].RecordValue(v)
+	}
 	h.mu.Unlock()
 }
 
@@ -322,39 +318,25 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 	for i := range s.shards {
 		h := &s.shards[i]
 		h.mu.Lock()
-		s.ivFetch.Merge(h.fetch)
-		s.ivDB.Merge(h.db)
-		s.ivLookup.Merge(h.lookup)
-		s.ivWrite.Merge(h.write)
-		h.write.Reset()
-		h.fetch.Reset()
-		h.db.Reset()
-		h.lookup.Reset()
+		for k := range h.h {
+			s.iv[k].Merge(h.h[k])
+			h.h[k].Reset()
+		}
 		h.mu.Unlock()
 	}
-	// One Trend sample per interval: the interval's p99 (see package doc).
-	if s.ivFetch.TotalCount() > 0 {
-		out = append(out, Sample{Metric: MetricFetchMs, Kind: Trend, Time: t, Value: float64(s.ivFetch.ValueAtQuantile(99)) / 1000})
+	// One Trend sample per interval and histogram: the interval's p99 (see
+	// package doc).
+	for k, iv := range s.iv {
+		if iv.TotalCount() > 0 {
+			out = append(out, Sample{Metric: histMetrics[k], Kind: Trend, Time: t, Value: float64(iv.ValueAtQuantile(99)) / 1000})
+		}
+		s.tot[k].Merge(iv)
 	}
-	if s.ivDB.TotalCount() > 0 {
-		out = append(out, Sample{Metric: MetricDBQueryMs, Kind: Trend, Time: t, Value: float64(s.ivDB.ValueAtQuantile(99)) / 1000})
+	s.secFetch.Merge(s.iv[hFetch])
+	s.secDB.Merge(s.iv[hDB])
+	for _, iv := range s.iv {
+		iv.Reset()
 	}
-	if s.ivLookup.TotalCount() > 0 {
-		out = append(out, Sample{Metric: MetricLookupMs, Kind: Trend, Time: t, Value: float64(s.ivLookup.ValueAtQuantile(99)) / 1000})
-	}
-	if s.ivWrite.TotalCount() > 0 {
-		out = append(out, Sample{Metric: MetricWriteMs, Kind: Trend, Time: t, Value: float64(s.ivWrite.ValueAtQuantile(99)) / 1000})
-	}
-	s.totWrite.Merge(s.ivWrite)
-	s.ivWrite.Reset()
-	s.totLookup.Merge(s.ivLookup)
-	s.ivLookup.Reset()
-	s.secFetch.Merge(s.ivFetch)
-	s.secDB.Merge(s.ivDB)
-	s.totFetch.Merge(s.ivFetch)
-	s.totDB.Merge(s.ivDB)
-	s.ivFetch.Reset()
-	s.ivDB.Reset()
 	peak := s.dbInflightPeak.Swap(s.dbInflight.Load())
 	out = append(out, Sample{Metric: MetricDBInflight, Kind: Gauge, Time: t, Value: float64(peak)})
 	out = append(out, Sample{Metric: MetricDBConns, Kind: Gauge, Time: t, Value: float64(dbConns)})

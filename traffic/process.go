@@ -41,10 +41,10 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 		switch o.kind {
 		case opFetch:
 			w.fetch(ctx, p, len(fleet), o.id)
-			e.stats.recordFetch(idx, time.Since(o.intended))
+			e.stats.record(idx, time.Since(o.intended), hFetch)
 		case opMulti:
 			w.fetchMulti(ctx, p, len(fleet), o.ids)
-			e.stats.recordFetch(idx, time.Since(o.intended))
+			e.stats.record(idx, time.Since(o.intended), hFetch)
 		case opWrite:
 			w.write(ctx, p, o.id)
 		case opLookup:
@@ -90,7 +90,7 @@ func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, erro
 	t0 := time.Now()
 	var r row
 	err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?"+e.delayClause(), e.rowID(id)).Scan(&r.version, &r.payload)
-	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.record(w.idx, time.Since(t0), hDB)
 	if err != nil {
 		return row{}, fmt.Errorf("select row %d: %w", id, err)
 	}
@@ -443,7 +443,7 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 		}
 		_ = rs.Close()
 	}
-	e.stats.recordDB(w.idx, time.Since(t0))
+	e.stats.record(w.idx, time.Since(t0), hDB)
 	if err != nil {
 		return nil, fmt.Errorf("select %d rows: %w", len(ids), err)
 	}
@@ -470,7 +470,7 @@ func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 	t0 := time.Now()
 	var got, version uint64
 	err := p.db.QueryRowContext(qctx, "SELECT id, version FROM "+e.cfg.Table+" WHERE ref = ?", RefFor(e.rowID(id))).Scan(&got, &version)
-	e.stats.recordLookup(w.idx, time.Since(t0))
+	e.stats.record(w.idx, time.Since(t0), hLookup)
 	if err != nil {
 		w.countErr(ctx, fmt.Errorf("lookup ref of row %d: %w", id, err))
 	}
@@ -489,8 +489,7 @@ func (w *worker) tenantWrite(ctx context.Context, p *process, n uint64) {
 	t0 := time.Now()
 	_, err := p.db.ExecContext(qctx, "UPDATE `"+fdb.TenantSchema(e.cfg.TenantPrefix, tenant)+"`."+fdb.TenantTable+" SET qty = qty + 1 WHERE id = ?", id)
 	cancel()
-	e.stats.recordDB(w.idx, time.Since(t0))
-	e.stats.recordWrite(w.idx, time.Since(t0))
+	e.stats.record(w.idx, time.Since(t0), hDB, hWrite)
 	e.stats.dbLeave()
 	e.stats.add(p.idx, cDBQueries, 1)
 	e.stats.add(p.idx, cTenantWrites, 1)
@@ -508,8 +507,7 @@ func (w *worker) write(ctx context.Context, p *process, id uint64) {
 	t0 := time.Now()
 	_, err := p.db.ExecContext(qctx, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id))
 	cancel()
-	e.stats.recordDB(w.idx, time.Since(t0))
-	e.stats.recordWrite(w.idx, time.Since(t0))
+	e.stats.record(w.idx, time.Since(t0), hDB, hWrite)
 	e.stats.dbLeave()
 	e.stats.add(p.idx, cDBQueries, 1)
 	if err != nil {

@@ -277,3 +277,29 @@ func TestErrorsCarryTheOperationTag(t *testing.T) {
 		t.Errorf("totals: by class %v, by op %v", s.errTotals, s.opErrTotals)
 	}
 }
+
+// A write is recorded once, into both the database and the write
+// histograms; each histogram with samples pushes its own trend.
+func TestRecordFeedsEachTrend(t *testing.T) {
+	s := newStats(1)
+	s.record(0, 3*time.Millisecond, hFetch)
+	s.record(1, 7*time.Millisecond, hDB, hWrite)
+	got := map[string]float64{}
+	for _, smp := range s.collect(time.Now(), []string{"a"}, 1, 0) {
+		if smp.Kind == Trend {
+			got[smp.Metric] = smp.Value
+		}
+	}
+	want := map[string]float64{MetricFetchMs: 3, MetricDBQueryMs: 7, MetricWriteMs: 7}
+	if len(got) != len(want) {
+		t.Fatalf("trends = %v, want %v (no lookup trend without lookups)", got, want)
+	}
+	for m, v := range want {
+		if got[m] < v*0.99 || got[m] > v*1.01 {
+			t.Errorf("%s = %v ms, want %v", m, got[m], v)
+		}
+	}
+	if s.tot[hDB].TotalCount() != 1 || s.tot[hWrite].TotalCount() != 1 || s.tot[hLookup].TotalCount() != 0 {
+		t.Errorf("run totals: db %d write %d lookup %d", s.tot[hDB].TotalCount(), s.tot[hWrite].TotalCount(), s.tot[hLookup].TotalCount())
+	}
+}
