@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"golang.org/x/sync/singleflight"
 
+	fdb "github.com/firedrill-dev/firedrill/faults/database"
 	"github.com/firedrill-dev/firedrill/traffic/format"
 	"github.com/firedrill-dev/firedrill/traffic/memcache"
 	"github.com/firedrill-dev/firedrill/traffic/zipf"
@@ -37,15 +38,18 @@ type Engine struct {
 	rateMu     sync.Mutex // orders a ramp step against SetRate
 	prot       atomic.Pointer[Protections]
 	mix        atomic.Pointer[Mix]
-	fleet      atomic.Pointer[[]*process]
-	fleetM     sync.Mutex // serialises Scale
-	bg         sync.WaitGroup
-	bgSem      chan struct{}
-	closed     []*process
-	ran        atomic.Bool
-	runCtx     context.Context
-	started    chan struct{}
-	startAt    time.Time
+	// built once, not per operation: the lookup and each tenant's update
+	lookupQuery   string
+	tenantUpdates []string
+	fleet         atomic.Pointer[[]*process]
+	fleetM        sync.Mutex // serialises Scale
+	bg            sync.WaitGroup
+	bgSem         chan struct{}
+	closed        []*process
+	ran           atomic.Bool
+	runCtx        context.Context
+	started       chan struct{}
+	startAt       time.Time
 }
 
 // Started is closed when traffic starts (after warming); StartTime is then
@@ -117,6 +121,11 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e.rate.Store(math.Float64bits(cfg.Rate))
 	p := cfg.Protections
 	e.prot.Store(&p)
+	e.lookupQuery = "SELECT id, version FROM " + cfg.Table + " WHERE ref = ?"
+	e.tenantUpdates = make([]string, cfg.Tenants)
+	for i := range e.tenantUpdates {
+		e.tenantUpdates[i] = "UPDATE `" + fdb.TenantSchema(cfg.TenantPrefix, i) + "`." + fdb.TenantTable + " SET qty = qty + 1 WHERE id = ?"
+	}
 	e.mix.Store(&Mix{WriteFraction: cfg.WriteFraction, MultiFraction: cfg.MultiFraction, LookupFraction: cfg.LookupFraction,
 		TenantWriteFraction: cfg.TenantWriteFraction})
 	return e, nil

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	fdb "github.com/firedrill-dev/firedrill/faults/database"
 	"github.com/firedrill-dev/firedrill/traffic/format"
 	"github.com/firedrill-dev/firedrill/traffic/memcache"
 )
@@ -469,7 +468,7 @@ func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 	e.stats.add(p.idx, cLookups, 1)
 	t0 := time.Now()
 	var got, version uint64
-	err := p.db.QueryRowContext(qctx, "SELECT id, version FROM "+e.cfg.Table+" WHERE ref = ?", RefFor(e.rowID(id))).Scan(&got, &version)
+	err := p.db.QueryRowContext(qctx, e.lookupQuery, RefFor(e.rowID(id))).Scan(&got, &version)
 	e.stats.record(w.idx, time.Since(t0), hLookup)
 	if err != nil {
 		w.countErr(ctx, fmt.Errorf("lookup ref of row %d: %w", id, err))
@@ -487,7 +486,7 @@ func (w *worker) tenantWrite(ctx context.Context, p *process, n uint64) {
 	e.stats.dbEnter()
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
 	t0 := time.Now()
-	_, err := p.db.ExecContext(qctx, "UPDATE `"+fdb.TenantSchema(e.cfg.TenantPrefix, tenant)+"`."+fdb.TenantTable+" SET qty = qty + 1 WHERE id = ?", id)
+	_, err := p.db.ExecContext(qctx, e.tenantUpdates[tenant], id)
 	cancel()
 	e.stats.record(w.idx, time.Since(t0), hDB, hWrite)
 	e.stats.dbLeave()
