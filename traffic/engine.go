@@ -126,8 +126,8 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	for i := range e.tenantUpdates {
 		e.tenantUpdates[i] = "UPDATE `" + fdb.TenantSchema(cfg.TenantPrefix, i) + "`." + fdb.TenantTable + " SET qty = qty + 1 WHERE id = ?"
 	}
-	e.mix.Store(&Mix{WriteFraction: cfg.WriteFraction, MultiFraction: cfg.MultiFraction, LookupFraction: cfg.LookupFraction,
-		TenantWriteFraction: cfg.TenantWriteFraction})
+	mix := cfg.Mix
+	e.mix.Store(&mix)
 	return e, nil
 }
 
@@ -195,26 +195,6 @@ func (e *Engine) SetProtections(p Protections) error {
 		return err
 	}
 	e.prot.Store(&p)
-	return nil
-}
-
-// Mix is the share of each operation kind; the rest are single fetches.
-type Mix struct {
-	WriteFraction, MultiFraction, LookupFraction, TenantWriteFraction float64
-}
-
-func (m Mix) validate() error {
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction}, {"tenantWriteFraction", m.TenantWriteFraction}} {
-		if !(f.v >= 0 && f.v <= 1) {
-			return fmt.Errorf("option %s: %v must be in [0, 1]", f.name, f.v)
-		}
-	}
-	if sum := m.WriteFraction + m.MultiFraction + m.LookupFraction + m.TenantWriteFraction; sum > 1 {
-		return fmt.Errorf("option lookupFraction: writeFraction+multiFraction+lookupFraction+tenantWriteFraction = %v must be <= 1", sum)
-	}
 	return nil
 }
 

@@ -110,27 +110,17 @@ type Config struct {
 	// (default 1024). When all are busy new operations start late and are
 	// counted in cache_late; none is dropped while the replay runs.
 	MaxInflight int
-	// MultiFraction is the share of operations that are fetch_multi (default 0).
-	MultiFraction float64
+	// Mix is the share of each operation kind (all 0 by default: single
+	// fetches only); SetMix changes it while the replay runs.
+	Mix
 	// MultiSize is the number of keys per fetch_multi (default 10).
 	MultiSize int
-	// WriteFraction is the share of operations that update a row and
-	// invalidate its entry (default 0).
-	WriteFraction float64
-	// TenantWriteFraction is the share of operations that update a row of a
-	// tenant's table (TenantPrefix<i>.items, as database.createTenants
-	// makes them), default 0.
-	TenantWriteFraction float64
 	// TenantPrefix, Tenants and TenantRows name the tenant schemas tenant
 	// writes go to (defaults "firedrill_tenant_", 10, 1000); they must
 	// match database.createTenants.
 	TenantPrefix string
 	Tenants      int
 	TenantRows   int
-	// LookupFraction is the share of operations that query the database by
-	// the indexed ref column, uncached (default 0): the frequent query a
-	// plan regression turns into a full scan.
-	LookupFraction float64
 	// Format is the fleet's initial cache format (default legacy).
 	Format format.Version
 	// FlipFraction is the share of processes already running the other
@@ -222,6 +212,36 @@ func rateAt(start float64, st []Stage, t time.Duration) float64 {
 		from = s.Target
 	}
 	return from
+}
+
+// Mix is the share of each operation kind; the rest are single fetches.
+// The shares are each in [0, 1] and together at most 1.
+type Mix struct {
+	// WriteFraction updates a record and invalidates its entry.
+	WriteFraction float64
+	// MultiFraction is fetch_multi (MultiSize keys, one multi-get).
+	MultiFraction float64
+	// LookupFraction queries the database by the indexed ref column,
+	// uncached: the frequent query a plan regression turns into a full scan.
+	LookupFraction float64
+	// TenantWriteFraction updates a row of a tenant's table
+	// (TenantPrefix<i>.items, as database.createTenants makes them).
+	TenantWriteFraction float64
+}
+
+func (m Mix) validate() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction}, {"tenantWriteFraction", m.TenantWriteFraction}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return fmt.Errorf("option %s: %v must be in [0, 1]", f.name, f.v)
+		}
+	}
+	if sum := m.WriteFraction + m.MultiFraction + m.LookupFraction + m.TenantWriteFraction; sum > 1 {
+		return fmt.Errorf("options writeFraction+multiFraction+lookupFraction+tenantWriteFraction: together %v, must be <= 1", sum)
+	}
+	return nil
 }
 
 // Option changes a Config.
@@ -368,16 +388,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option poolSize: %d must be >= 1", c.PoolSize)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("option maxInflight: %d must be >= 1", c.MaxInflight)
-	case c.MultiFraction < 0 || c.MultiFraction > 1:
-		return fmt.Errorf("option multiFraction: %v must be in [0, 1]", c.MultiFraction)
 	case c.MultiSize < 1 || c.MultiSize > 1000:
 		return fmt.Errorf("option multiSize: %d must be in [1, 1000]", c.MultiSize)
-	case c.WriteFraction < 0 || c.WriteFraction+c.MultiFraction > 1:
-		return fmt.Errorf("option writeFraction: %v must be >= 0 and writeFraction+multiFraction <= 1", c.WriteFraction)
-	case c.LookupFraction < 0 || c.WriteFraction+c.MultiFraction+c.LookupFraction > 1:
-		return fmt.Errorf("option lookupFraction: %v must be >= 0 and writeFraction+multiFraction+lookupFraction <= 1", c.LookupFraction)
-	case c.TenantWriteFraction < 0 || c.WriteFraction+c.MultiFraction+c.LookupFraction+c.TenantWriteFraction > 1:
-		return fmt.Errorf("option tenantWriteFraction: %v must be >= 0 and all the fractions together <= 1", c.TenantWriteFraction)
 	case !validIdent(c.TenantPrefix):
 		return fmt.Errorf("option tenantPrefix: %q is not a plain name", c.TenantPrefix)
 	case c.Tenants < 1 || c.Tenants > 10000:
@@ -406,6 +418,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option queryContention: %v must be in [0, 1s]", c.QueryContention)
 	case c.Interval < 100*time.Millisecond:
 		return fmt.Errorf("option interval: %v must be >= 100ms", c.Interval)
+	}
+	if err := c.Mix.validate(); err != nil {
+		return err
 	}
 	if c.Format != format.Legacy && c.Format != format.Current {
 		return fmt.Errorf("option format: unknown format %d", c.Format)

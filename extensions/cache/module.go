@@ -450,10 +450,8 @@ func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 	if err := eng.SetMix(m); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	c := eng.Config()
 	action := "inject"
-	if m == (traffic.Mix{WriteFraction: c.WriteFraction, MultiFraction: c.MultiFraction, LookupFraction: c.LookupFraction,
-		TenantWriteFraction: c.TenantWriteFraction}) {
+	if m == eng.Config().Mix {
 		action = "remove"
 	}
 	mi.pushFault("mix", action, "fleet", name)
