@@ -132,8 +132,8 @@ func seriesMean(ss []*Series) (float64, bool) {
 
 // CompareOptions tune what counts as a regression.
 type CompareOptions struct {
-	// Alpha is the significance level of the Mann-Whitney U test; 0.05 when
-	// zero, as benchstat.
+	// Alpha is the significance level of the one-sided Mann-Whitney U test
+	// (significant when p <= Alpha); 0.05 when zero.
 	Alpha float64
 	// Tolerance is the relative change for the worse (0.05 = 5%) that a
 	// significant change must exceed to be a regression.
@@ -166,7 +166,9 @@ type MetricChange struct {
 	HeadMedian     float64
 	// Change is (head-base)/base; +Inf when base is 0 and head is not.
 	Change float64
-	P      float64 // NaN when no test could be made
+	// P is the one-sided Mann-Whitney p-value in the direction the median
+	// moved; NaN when no test could be made.
+	P float64
 	// Significance is Significant, NotSignificant or CannotTell; Note says
 	// why when it cannot tell.
 	Significance string
@@ -213,8 +215,10 @@ func (c *Comparison) Regressions() int {
 
 // Compare compares each drill and profile's key metrics and verdicts between
 // base and head, which may each hold several runs of the same drill and
-// profile (repeats). Significance is a two-sided Mann-Whitney U test over the
-// repeats; with too few repeats it says it cannot tell rather than guess.
+// profile (repeats). Significance is a one-sided Mann-Whitney U test over the
+// repeats, in the direction the medians moved, at p <= Alpha; with too few
+// repeats, or runs made with different parameters, it says it cannot tell
+// rather than guess.
 func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 	if len(base) == 0 || len(head) == 0 {
 		return nil, errors.New("compare: need at least one base and one head result")
@@ -259,6 +263,38 @@ func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 		}
 	}
 	return c, nil
+}
+
+// paramsDiffer names the first drill parameter whose values differ between
+// the base and head runs ("" when they agree): a drill's short form and its
+// full length measure different things.
+func paramsDiffer(base, head []*Result) string {
+	vals := func(rs []*Result) map[string]string {
+		m := map[string]string{}
+		for _, r := range rs {
+			for k, v := range r.Parameters {
+				if old, ok := m[k]; ok && old != v {
+					v = old + "|" + v
+				}
+				m[k] = v
+			}
+		}
+		return m
+	}
+	b, h := vals(base), vals(head)
+	keys := map[string]bool{}
+	for k := range b {
+		keys[k] = true
+	}
+	for k := range h {
+		keys[k] = true
+	}
+	for _, k := range sortedKeys(keys) {
+		if b[k] != h[k] {
+			return fmt.Sprintf("%s: %s vs %s", k, cmp.Or(b[k], "default"), cmp.Or(h[k], "default"))
+		}
+	}
+	return ""
 }
 
 func pick(a, b map[string][]*Result, k string) *Result {
@@ -365,13 +401,29 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 		mc.Note = fmt.Sprintf("%d vs %d runs: repeat each side to tell signal from noise", len(mc.Base), len(mc.Head))
 		return mc
 	}
-	u := MannWhitneyU(mc.Base, mc.Head)
-	mc.P = u.P
-	switch {
-	case u.MinP > opts.Alpha:
+	if diff := paramsDiffer(base, head); diff != "" {
 		mc.Significance = CannotTell
-		mc.Note = fmt.Sprintf("%d vs %d runs can never reach p<%.2g (smallest possible p=%.3f); use at least 4 runs a side", len(mc.Base), len(mc.Head), opts.Alpha, u.MinP)
-	case u.P < opts.Alpha:
+		mc.Note = "base and head ran with different parameters (" + diff + "): compare runs of the same form"
+		return mc
+	}
+	// Each question is one-sided: "did head get worse?" for a regression,
+	// "did it get better?" for an improvement. The test is made in the
+	// direction the medians moved.
+	u := MannWhitneyU(mc.Base, mc.Head)
+	headHigher := mc.HeadMedian >= mc.BaseMedian
+	mc.P = u.PLess // base less than head: head higher
+	if !headHigher {
+		mc.P = u.PGreater
+	}
+	// p <= alpha, not <: with 3 runs a side the smallest one-sided p is
+	// exactly 1/20, and complete separation of 3 vs 3 is the evidence a
+	// nightly of 3 repeats can give.
+	const slack = 1e-9
+	switch {
+	case u.MinPOneSided > opts.Alpha*(1+slack):
+		mc.Significance = CannotTell
+		mc.Note = fmt.Sprintf("%d vs %d runs can never reach p<=%.2g (smallest possible one-sided p=%.3f); use at least 3 runs a side", len(mc.Base), len(mc.Head), opts.Alpha, u.MinPOneSided)
+	case mc.P <= opts.Alpha*(1+slack):
 		mc.Significance = Significant
 	default:
 		mc.Significance = NotSignificant

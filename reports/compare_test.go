@@ -42,8 +42,8 @@ func TestCompareSignificantRegression(t *testing.T) {
 	if m.Significance != Significant || !m.Worse || !m.Regression {
 		t.Errorf("peak DB query rate: %+v; want a significant regression", m)
 	}
-	if math.Abs(m.P-2.0/252) > 1e-12 {
-		t.Errorf("p = %v, want 2/252 for fully separated 5 v 5", m.P)
+	if math.Abs(m.P-1.0/252) > 1e-12 {
+		t.Errorf("p = %v, want 1/252 (one-sided) for fully separated 5 v 5", m.P)
 	}
 	if m.Change < 0.4 || m.Change > 0.6 {
 		t.Errorf("change = %v, want about +50%%", m.Change)
@@ -100,7 +100,7 @@ func TestCompareCannotTell(t *testing.T) {
 		note string
 	}{
 		{"one run a side", 1, "repeat each side"},
-		{"three runs a side", 3, "at least 4 runs"},
+		{"two runs a side", 2, "at least 3 runs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := runs("ddl-storm", "protected", "v1", tc.n, 1, 1)
@@ -117,6 +117,49 @@ func TestCompareCannotTell(t *testing.T) {
 				t.Error("head is worse, and should still say so")
 			}
 		})
+	}
+}
+
+// The nightly's default of 3 repeats: a head worse in every run than
+// every base run is a regression (one-sided p = 1/20); one overlap is not.
+func TestCompareThreeRunsASide(t *testing.T) {
+	base := runs("ddl-storm", "protected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	c, err := Compare(base, runs("ddl-storm", "protected", "v2", 3, 100, 1.50, 1.52, 1.49), CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := find(t, c, "protected", "p99 latency")
+	if m.Significance != Significant || !m.Regression || math.Abs(m.P-0.05) > 1e-12 {
+		t.Errorf("separated 3 v 3: %+v; want a significant regression at p = 0.05", m)
+	}
+	c, err = Compare(base, runs("ddl-storm", "protected", "v2", 3, 100, 1.50, 0.70, 1.49), CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = find(t, c, "protected", "p99 latency")
+	if m.Significance != NotSignificant || m.Regression || !m.Worse {
+		t.Errorf("overlapping 3 v 3: %+v; want worse but not significant", m)
+	}
+}
+
+// A short-form run is not comparable with a full-length one: their metrics
+// cannot tell, their verdicts still compare.
+func TestCompareDifferentParametersCannotTell(t *testing.T) {
+	base := runs("ddl-storm", "protected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	head := runs("ddl-storm", "protected", "v2", 3, 100, 1.50, 1.52, 1.49)
+	for _, r := range head {
+		r.Parameters = map[string]string{"duration": "45"}
+	}
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := find(t, c, "protected", "p99 latency")
+	if m.Significance != CannotTell || m.Regression || !strings.Contains(m.Note, "duration: 60s vs 45") {
+		t.Errorf("%+v; want cannot tell, naming the parameter", m)
+	}
+	if len(c.Verdicts) != 1 {
+		t.Errorf("verdicts %d, want 1", len(c.Verdicts))
 	}
 }
 

@@ -5,14 +5,19 @@ import (
 	"slices"
 )
 
-// MannWhitney is the outcome of a two-sided Mann-Whitney U test.
+// MannWhitney is the outcome of a Mann-Whitney U test of samples x and y.
 type MannWhitney struct {
 	U float64 // U statistic of the first sample
 	P float64 // two-sided p-value
-	// MinP is the smallest p-value these sample sizes can give at all. When it
-	// is above alpha no difference can ever be significant: more repeats are
-	// needed, not a better release.
-	MinP float64
+	// PLess and PGreater are the one-sided p-values for the alternatives
+	// "x tends to be less than y" and "x tends to be greater than y" (R's
+	// wilcox.test alternative="less" and "greater").
+	PLess, PGreater float64
+	// MinP and MinPOneSided are the smallest two-sided and one-sided
+	// p-values these sample sizes can give at all. When one is above alpha
+	// no difference can ever be significant: more repeats are needed, not a
+	// better release.
+	MinP, MinPOneSided float64
 }
 
 // maxExact bounds the sample sizes for which the exact distribution of U is
@@ -70,24 +75,33 @@ func MannWhitneyU(x, y []float64) MannWhitney {
 	}
 	fn1, fn2 := float64(n1), float64(n2)
 	u := r1 - fn1*(fn1+1)/2
-	res := MannWhitney{U: u, MinP: math.Min(1, 2/binomial(n1+n2, n1))}
+	res := MannWhitney{U: u, MinP: math.Min(1, 2/binomial(n1+n2, n1)), MinPOneSided: 1 / binomial(n1+n2, n1)}
 	if !ties && n1+n2 <= maxExact {
 		dist := uDistribution(n1, n2)
-		lo := math.Min(u, fn1*fn2-u)
-		var cum float64
-		for k := 0; k <= int(lo); k++ {
-			cum += dist[k]
+		// A small U of x means x ranks low: P(U <= u) is the p of "x less".
+		for k, pk := range dist {
+			if k <= int(u) {
+				res.PLess += pk
+			}
+			if k >= int(u) {
+				res.PGreater += pk
+			}
 		}
-		res.P = math.Min(1, 2*cum)
+		res.PLess, res.PGreater = math.Min(1, res.PLess), math.Min(1, res.PGreater)
+		res.P = math.Min(1, 2*math.Min(res.PLess, res.PGreater))
 		return res
 	}
 	n := fn1 + fn2
 	mean := fn1 * fn2 / 2
 	sd := math.Sqrt(fn1 * fn2 / 12 * ((n + 1) - tieSum/(n*(n-1))))
 	if sd == 0 { // every value equal: no evidence of a difference
-		res.P = 1
+		res.P, res.PLess, res.PGreater = 1, 1, 1
 		return res
 	}
+	// Upper tail of the standard normal, with continuity correction.
+	upper := func(z float64) float64 { return math.Min(1, 0.5*math.Erfc(z/math.Sqrt2)) }
+	res.PLess = upper((mean - u - 0.5) / sd)
+	res.PGreater = upper((u - mean - 0.5) / sd)
 	z := (math.Abs(u-mean) - 0.5) / sd
 	if z < 0 {
 		z = 0
