@@ -5,10 +5,10 @@ DRILL ?= pipeline
 PROFILE ?= all
 OUT ?= out
 MEMCACHED ?= 3
-# make nightly: REPEATS runs of each drill and profile (4: the fewest with
+# make nightly: REPEATS runs of each drill and profile (3: the fewest with
 # which the comparison can call a change significant), BASELINE a release
 # label under BASELINES, a folder of results, latest or none.
-REPEATS ?= 4
+REPEATS ?= 3
 BASELINE ?= latest
 BASELINES ?= baselines
 GENERATORS ?= 1
@@ -66,7 +66,7 @@ env-up: bin/firedrill ## Start an environment and print its FIREDRILL_* endpoint
 env-down: bin/firedrill ## Remove every firedrill environment
 	bin/firedrill env down
 
-nightly: build images ## Every drill, every profile, REPEATS times; report, comparison with BASELINE, JUnit (exit 1 on a failure or regression)
+nightly: build images ## Every drill (short form), every profile, REPEATS times; report, comparison with BASELINE, JUnit (exit 1 on a failure or regression)
 	rm -rf $(NIGHTLY_OUT)
 	bin/firedrill nightly --out $(NIGHTLY_OUT) --repeats $(REPEATS) --baseline $(BASELINE) --baselines $(BASELINES) \
 		--generators $(GENERATORS) --memcached $(MEMCACHED) $(NIGHTLY_FLAGS)

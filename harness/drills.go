@@ -22,11 +22,18 @@ import (
 //	 * @incident  000_e76083ecc6911798.txt
 //	 * @summary   one line for `firedrill list`
 //	 * @expect    unprotected=broken protected=held
+//	 * @nightly   steady=8 flipped=8 expiry=12
 //	 */
 //
 // @expect names the profiles the drill runs in and the verdict each must
 // reach: "broken" (the incident's signature appears: a threshold fails) or
 // "held" (every threshold passes).
+//
+// @nightly (optional) is the drill's short form: the parameters a nightly
+// passes unless told otherwise (--set wins, --full drops them), and the form
+// `make test` proves reaches both verdicts. A nightly runs every drill in
+// every profile several times; at their default lengths that does not fit a
+// nightly's time budget.
 type Drill struct {
 	Name     string
 	Path     string
@@ -34,6 +41,7 @@ type Drill struct {
 	Summary  string
 	Expect   map[string]string // profile -> verdict
 	Profiles []string          // in declaration order
+	Nightly  map[string]string // parameter -> value; nil without @nightly
 }
 
 // LoadDrills reads every drill under dir (scenarios/), sorted by name.
@@ -111,6 +119,15 @@ func parseDrill(path string) (Drill, bool, error) {
 					d.Profiles = append(d.Profiles, p)
 				}
 				d.Expect[p] = v
+			}
+		case "nightly":
+			d.Nightly = map[string]string{}
+			for _, kv := range strings.Fields(val) {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" || v == "" {
+					return Drill{}, false, fmt.Errorf("%s: bad @nightly %q: want name=value pairs, e.g. @nightly duration=40 fault_from=10", path, kv)
+				}
+				d.Nightly[k] = v
 			}
 		}
 	}

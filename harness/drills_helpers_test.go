@@ -16,10 +16,13 @@ import (
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
-// drillCase is one drill run in a short form: --set name=value each.
+// drillCase is one drill run: --set name=value each, and --short for its
+// @nightly short form, whose parameters every result must then carry.
 type drillCase struct {
-	name string
-	set  []string
+	name   string
+	set    []string
+	short  bool
+	params map[string]string
 }
 
 // drillCLI builds firedrill into a temporary folder; bin/k6 comes from
@@ -64,6 +67,9 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 	for _, s := range c.set {
 		args = append(args, "--set", s)
 	}
+	if c.short {
+		args = append(args, "--short")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 17*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -104,6 +110,11 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 		}
 		if !r.Complete || r.Verdict.Reached != verdict || !r.Verdict.Pass {
 			t.Errorf("%s %s: complete=%v verdict=%+v incomplete=%q", c.name, profile, r.Complete, r.Verdict, r.IncompleteReason)
+		}
+		for k, v := range c.params {
+			if r.Parameters[k] != v {
+				t.Errorf("%s %s: parameter %s=%q, want %q (the short form)", c.name, profile, k, r.Parameters[k], v)
+			}
 		}
 	}
 	for _, r := range got {

@@ -67,3 +67,50 @@ func TestEveryShippedDrillParses(t *testing.T) {
 		}
 	}
 }
+
+func TestNightlyTag(t *testing.T) {
+	dir := t.TempDir()
+	writeDrill(t, dir, "short", "// @drill short\n// @expect default=held\n// @nightly duration=40  fault_from=10")
+	writeDrill(t, dir, "plain", "// @drill plain\n// @expect default=held")
+	ds, err := LoadDrills(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds[0].Name != "plain" || ds[0].Nightly != nil {
+		t.Errorf("plain drill: Nightly = %v, want nil", ds[0].Nightly)
+	}
+	if got := ds[1].Nightly; len(got) != 2 || got["duration"] != "40" || got["fault_from"] != "10" {
+		t.Errorf("short drill: Nightly = %v", got)
+	}
+	for _, bad := range []string{"duration", "=40", "duration="} {
+		dir := t.TempDir()
+		writeDrill(t, dir, "bad", "// @drill bad\n// @expect default=held\n// @nightly "+bad)
+		if _, err := LoadDrills(dir); err == nil || !strings.Contains(err.Error(), "bad @nightly") || !strings.Contains(err.Error(), "bad.js") {
+			t.Errorf("@nightly %s: want an error naming the tag and file, got %v", bad, err)
+		}
+	}
+}
+
+// A misspelt @nightly parameter would be ignored by the script and the
+// nightly would silently run the drill at full length: every name must be
+// one the script reads with param().
+func TestShippedNightlyParametersAreReadByTheirScripts(t *testing.T) {
+	ds, err := LoadDrills("../scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if len(d.Profiles) > 1 && len(d.Nightly) == 0 {
+			t.Errorf("%s: no @nightly short form; a nightly would run it at full length", d.Name)
+		}
+		src, err := os.ReadFile(d.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range d.Nightly {
+			if !strings.Contains(string(src), "param('"+k+"'") {
+				t.Errorf("%s: @nightly names %q, which the script never reads with param('%s', ...)", d.Name, k, k)
+			}
+		}
+	}
+}

@@ -23,22 +23,27 @@ import (
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
-// DefaultRepeats is the number of runs of each drill and profile. Four is
-// the fewest with which the comparison's Mann-Whitney U test can reach
-// p < 0.05 at all (4 vs 4: smallest p = 2/C(8,4) = 0.029; 3 vs 3: 0.1).
-const DefaultRepeats = 4
+// DefaultRepeats is the number of runs of each drill and profile. Three is
+// the fewest with which the comparison's one-sided Mann-Whitney U test can
+// call a regression at alpha 0.05 (3 vs 3: smallest p = 1/C(6,3) = 0.05,
+// reached when every head run is worse than every base run).
+const DefaultRepeats = 3
 
 // RunFunc runs one drill in one profile: harness.Run, or a stand-in in tests.
 type RunFunc func(ctx context.Context, o harness.RunOptions) (*reports.Result, string, error)
 
 // Options configure a nightly.
 type Options struct {
-	Drills     []harness.Drill
-	Repeats    int
-	OutDir     string             // everything goes here
-	Template   harness.RunOptions // K6, Memcached, Params, Timeout, Generators, Release, Seed, ...
-	Baseline   string             // folder of baseline results; "" for none
-	NoBaseline string             // why there is no baseline, when Baseline is ""
+	Drills   []harness.Drill
+	Repeats  int
+	OutDir   string             // everything goes here
+	Template harness.RunOptions // K6, Memcached, Params, Timeout, Generators, Release, Seed, ...
+	// Full runs the drills at their default lengths. Otherwise each drill
+	// runs in its short form, its @nightly parameters under Template.Params
+	// (which win).
+	Full       bool
+	Baseline   string // folder of baseline results; "" for none
+	NoBaseline string // why there is no baseline, when Baseline is ""
 	Compare    reports.CompareOptions
 	Run        RunFunc   // default harness.Run
 	Progress   io.Writer // one line per run
@@ -128,6 +133,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				n++
 				ro := o.Template
 				ro.Drill, ro.Profile = d, p
+				ro.Params = DrillParams(d, o.Template.Params, o.Full)
 				ro.OutDir = filepath.Join(o.OutDir, "runs")
 				t0 := time.Now()
 				fmt.Fprintf(o.Progress, "nightly: [%d/%d] %s %s repeat %d/%d\n", n, total, d.Name, p, rep, o.Repeats)
@@ -179,6 +185,21 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return s, fmt.Errorf("%w: %d run(s) missed their verdict, %d regression(s)", ErrFailed, f, r)
 	}
 	return s, nil
+}
+
+// DrillParams are the parameters a nightly passes to drill d: its @nightly
+// short form unless full, with set (the user's --set) over it.
+func DrillParams(d harness.Drill, set map[string]string, full bool) map[string]string {
+	out := map[string]string{}
+	if !full {
+		for k, v := range d.Nightly {
+			out[k] = v
+		}
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	return out
 }
 
 func errString(err error) string {

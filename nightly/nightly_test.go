@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func fakeRun(release string, latency func(string, int) float64, pass func(string
 		r := &reports.Result{
 			SchemaVersion: reports.SchemaVersion, RunID: fmt.Sprintf("r%d", n[key]), Drill: o.Drill.Name, Profile: o.Profile,
 			Release: release, Harness: "test", Complete: true, Start: start, End: start.Add(10 * time.Second),
-			Environment: reports.Environment{Generators: max(1, o.Generators)}, Parameters: map[string]string{},
+			Environment: reports.Environment{Generators: max(1, o.Generators)}, Parameters: o.Params,
 			Series:  []reports.Series{{Metric: reports.SeriesLatencyP99, Unit: "ms", Step: 1, Values: vs}},
 			Verdict: reports.Verdict{Expected: o.Drill.Expect[o.Profile], Reached: reached, Pass: reached == o.Drill.Expect[o.Profile]},
 		}
@@ -91,17 +92,18 @@ func TestNightlyWithoutBaselineReportsVerdicts(t *testing.T) {
 	}
 }
 
+// With the default repeats, a release slower in every run is a regression.
 func TestNightlyFailsOnVerdictAndRegression(t *testing.T) {
 	root := t.TempDir()
-	// A baseline of v1: 4 repeats at 10 ms.
+	// A baseline of v1: 3 repeats at 10 ms.
 	base := filepath.Join(root, "n1")
-	if _, err := Run(context.Background(), Options{Drills: drills, Repeats: 4, OutDir: base,
+	if _, err := Run(context.Background(), Options{Drills: drills, Repeats: DefaultRepeats, OutDir: base,
 		Run: fakeRun("v1", func(_ string, i int) float64 { return 10 + float64(i)*0.01 }, func(string, int) bool { return true })}); err != nil {
 		t.Fatal(err)
 	}
 	baselines := filepath.Join(root, "baselines")
 	dir, n, err := SaveBaseline(baselines, "v1.0", base, false)
-	if err != nil || n != 12 {
+	if err != nil || n != 3*DefaultRepeats {
 		t.Fatalf("save: %s %d %v", dir, n, err)
 	}
 	if _, _, err := SaveBaseline(baselines, "v1.0", base, false); err == nil {
@@ -116,7 +118,7 @@ func TestNightlyFailsOnVerdictAndRegression(t *testing.T) {
 	}
 	// Head: beta 30% slower in every repeat, and alpha protected fails once.
 	head := filepath.Join(root, "n2")
-	s, err := Run(context.Background(), Options{Drills: drills, Repeats: 4, OutDir: head, Baseline: got,
+	s, err := Run(context.Background(), Options{Drills: drills, Repeats: DefaultRepeats, OutDir: head, Baseline: got,
 		Run: fakeRun("v2", func(k string, i int) float64 {
 			if strings.HasPrefix(k, "beta") {
 				return 13 + float64(i)*0.01
@@ -211,4 +213,41 @@ func TestSummaryShape(t *testing.T) {
 	var buf bytes.Buffer
 	WriteSummary(&buf, s)
 	t.Log("\n" + buf.String())
+}
+
+// Each drill runs in its @nightly short form under the user's --set, or at
+// full length with Full.
+func TestNightlyRunsTheShortForm(t *testing.T) {
+	short := []harness.Drill{{Name: "gamma", Expect: map[string]string{"default": "held"}, Profiles: []string{"default"},
+		Nightly: map[string]string{"duration": "40", "fault_from": "10"}}}
+	for _, tc := range []struct {
+		full bool
+		want string
+	}{{false, "duration=40 fault_from=5 rate=900"}, {true, "fault_from=5 rate=900"}} {
+		var got []string
+		run := fakeRun("v1", func(string, int) float64 { return 10 }, func(string, int) bool { return true })
+		_, err := Run(context.Background(), Options{Drills: short, Repeats: 1, OutDir: t.TempDir(), Full: tc.full,
+			Template: harness.RunOptions{Params: map[string]string{"fault_from": "5", "rate": "900"}},
+			Run: func(ctx context.Context, o harness.RunOptions) (*reports.Result, string, error) {
+				for _, k := range sortedKeys(o.Params) {
+					got = append(got, k+"="+o.Params[k])
+				}
+				return run(ctx, o)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("full=%v: params %q, want %q", tc.full, g, tc.want)
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }

@@ -3,6 +3,7 @@
  * @incident  000_e76083ecc6911798.txt
  * @summary   a rolling cache format flip makes entries miss (+DB load), then the hot set expires at once: query spike, connections at the cap
  * @expect    unprotected=broken protected=held
+ * @nightly   steady=8 flipped=8 expiry=12
  *
  * Incident 000: a cache format change made part of the fleet miss on the
  * other part's entries, so steady database load rose by about a quarter;

@@ -3,6 +3,7 @@
  * @incident  001_e1c418de6e0b326e.txt
  * @summary   a slow database empties the cache; unbounded pools, retries and an aggressive autoscaler hold it at max_connections and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
+ * @nightly   before=6 observe=21
  *
  * Incident 001: the writer's connection layer fell into a metastable state;
  * aggressive scale-up added connections until the database refused them,

@@ -3,6 +3,7 @@
  * @incident  002_9f787c5b7da271ea.txt
  * @summary   many column-type ALTER TABLEs across small per-tenant schemas degrade the cluster's writes; copy-table migrations throttled on load do not
  * @expect    unprotected=broken protected=held
+ * @nightly   duration=45 storm_from=10 storm=25
  *
  * Incident 002: thousands of direct column-type changes on small
  * per-workspace tables (each one a table rebuild) degraded writes on one

@@ -3,6 +3,7 @@
  * @incident  000_e76083ecc6911798.txt
  * @summary   the hot set expires at one instant: a stampede of fills on the database, and each protection's effect on it
  * @expect    unprotected=broken protected=held
+ * @nightly   table=none,leases
  *
  * The stampede of incident 000 alone: the most popular entries, filled
  * together with one TTL and no jitter, expire at the same instant and every

@@ -3,6 +3,7 @@
  * @incident  003_91731a899d8186bf.txt
  * @summary   a frequent indexed query loses its index and full-scans; its scans take the database and every other query slows
  * @expect    unprotected=broken protected=held
+ * @nightly   warmup=8 duration=40 fault_from=8 fault_to=28
  *
  * Incident 003: a frequent query lost its index and turned into a full
  * table scan; the scans piled up on the server and the latency of every

@@ -3,6 +3,7 @@
  * @incident  004_c305d8cfd50f32dd.txt
  * @summary   a cache server is blackholed from the fleet: every call to it waits the client timeout, requests pile up and serving capacity runs out
  * @expect    unprotected=broken protected=held
+ * @nightly   duration=40 fault_from=10 fault_to=28
  *
  * Incident 004: a new cache was unreachable from the web fleets; each call
  * waited a 2 s timeout and a request made several calls, so requests went

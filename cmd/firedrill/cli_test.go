@@ -51,6 +51,7 @@ func TestBadRunInputs(t *testing.T) {
 		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--profile", "bogus"}, `no profile "bogus"`},
 		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--set", "novalue"}, `bad --set "novalue"`},
 		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--memcached", "0"}, "--memcached must be at least 1"},
+		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--short"}, "pipeline has no @nightly line"},
 		{[]string{"run"}, "exactly one drill"},
 		{[]string{"env"}, "env needs a subcommand"},
 	} {

@@ -19,12 +19,12 @@ import (
 
 // nightlyCmd runs every drill in every profile, R times, and reports:
 //
-//	firedrill nightly [--out DIR] [--repeats 4] [--baseline RELEASE|DIR] [--drills a,b] ...
+//	firedrill nightly [--out DIR] [--repeats 3] [--baseline RELEASE|DIR] [--drills a,b] [--full] ...
 func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("nightly", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "folder for everything the nightly writes (default out/nightly-<time>)")
-	repeats := fs.Int("repeats", nightly.DefaultRepeats, "runs of each drill and profile; 4 is the fewest that can show a significant regression (see below)")
+	repeats := fs.Int("repeats", nightly.DefaultRepeats, "runs of each drill and profile; 3 is the fewest that can show a significant regression (see below)")
 	baseline := fs.String("baseline", "latest", "baseline to compare with: a release label under --baselines, a folder of results, latest (the highest release saved) or none")
 	baselines := fs.String("baselines", "baselines", "folder of saved baselines (baselines/<release>/)")
 	drills := fs.String("drills", "", "comma-separated drills to run (default: every drill)")
@@ -36,6 +36,7 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tol := fs.String("tolerance", "5%", "a significant change for the worse past this fraction is a regression")
 	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6)")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
+	full := fs.Bool("full", false, "run the drills at their default lengths instead of their @nightly short forms (about twice as long)")
 	verbose := fs.Bool("v", false, "show the harness's and k6's own output (always kept in each run's k6.log)")
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value` for every drill, passed as FIREDRILL_<NAME> (repeatable)")
@@ -43,7 +44,9 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(fs.Output(), `Usage: firedrill nightly [flags]
 
 Runs every drill in every profile it declares, --repeats times each (each run
-in a fresh environment), then writes into --out:
+in a fresh environment), each in its short form: the parameters of its
+@nightly header line, under any --set (--full runs the default lengths). Then
+it writes into --out:
   runs/<drill>-<profile>-<time>/   each run's result.json, report.html, k6 files
   results/<drill>-<profile>-<n>.json  flat copies (what "baseline save" stores)
   report.html    every result in one report
@@ -53,11 +56,15 @@ in a fresh environment), then writes into --out:
 Exits non-zero when a run missed its declared verdict or a metric regressed
 against the baseline. Without a baseline it says so and reports verdicts only.
 
-Repeats: the comparison tests each metric with Mann-Whitney U over the repeats
-of each side. With 3 vs 3 runs the smallest possible p is 0.1, so nothing can
-ever be significant at alpha 0.05; with 4 vs 4 it is 0.029. The default is
-therefore 4. Fewer repeats make the nightly shorter (runs = drills x profiles
-x repeats) but then it can catch failed verdicts only, not regressions.
+Repeats: the comparison tests each metric with a one-sided Mann-Whitney U
+test over the repeats of each side ("did it get worse?"), significant at
+p <= 0.05. With 3 vs 3 runs the smallest possible p is 1/20 = 0.05: a
+regression is called when every run got worse than every baseline run. The
+default is therefore 3. Fewer repeats make the nightly shorter (runs = drills
+x profiles x repeats) but then it can catch failed verdicts only, not
+regressions; more make it more sensitive (4 vs 4: p down to 0.014).
+Metrics of runs made with different parameters (a short form against a
+--full baseline) are not compared: save baselines from the same form.
 
 Flags:
 `)
@@ -104,13 +111,9 @@ Flags:
 			selected = append(selected, d)
 		}
 	}
-	params := map[string]string{}
-	for _, s := range sets {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" || strings.ContainsAny(k, " =") {
-			return fmt.Errorf("bad --set %q: want name=value", s)
-		}
-		params[k] = v
+	params, err := parseSets(sets)
+	if err != nil {
+		return err
 	}
 	if *release == "" {
 		*release = gitDescribe()
@@ -144,6 +147,7 @@ Flags:
 			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
 			Generators: *generators, Progress: detail, K6Output: detail,
 		},
+		Full:     *full,
 		Baseline: base, NoBaseline: why,
 		Compare:  reports.CompareOptions{Tolerance: tolerance},
 		Progress: stderr,

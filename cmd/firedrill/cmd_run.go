@@ -14,8 +14,22 @@ import (
 
 	"github.com/firedrill-dev/firedrill/environments"
 	"github.com/firedrill-dev/firedrill/harness"
+	"github.com/firedrill-dev/firedrill/nightly"
 	"github.com/firedrill-dev/firedrill/reports"
 )
+
+// parseSets reads repeated --set name=value flags.
+func parseSets(sets []string) (map[string]string, error) {
+	params := map[string]string{}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " =") {
+			return nil, fmt.Errorf("bad --set %q: want name=value", s)
+		}
+		params[k] = v
+	}
+	return params, nil
+}
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -30,6 +44,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6)")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
 	generators := fs.Int("generators", 1, "k6 processes driving the load, each with its own execution segment; results are merged and thresholds judged on the merge")
+	short := fs.Bool("short", false, "run the drill's short form, the parameters of its @nightly line (what the nightly and make test run); --set wins")
 	quiet := fs.Bool("quiet", false, "do not show k6's own output (it is kept in k6.log)")
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value`, passed to the script as FIREDRILL_<NAME> (repeatable)")
@@ -49,13 +64,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	params := map[string]string{}
-	for _, s := range sets {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" || strings.ContainsAny(k, " =") {
-			return fmt.Errorf("bad --set %q: want name=value", s)
+	params, err := parseSets(sets)
+	if err != nil {
+		return err
+	}
+	if *short {
+		if drill.Nightly == nil {
+			return fmt.Errorf("--short: drill %s has no @nightly line, so no short form; run it without --short", drill.Name)
 		}
-		params[k] = v
+		params = nightly.DrillParams(drill, params, false)
 	}
 	profiles := drill.Profiles
 	if *profile != "all" {
