@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -190,6 +191,36 @@ func (mi *ModuleInstance) pushFault(kind, action, target, name string) {
 	mi.events.Record(faults.Event{Fault: kind, Action: a, Target: target, Name: name})
 }
 
+// steer is the prologue every steering call shares: only the allowed keys
+// (and "name", the event's name on the timeline) may appear, numbers are
+// read into nums by key (a key in required must be given), and a replay must
+// be running in this k6 process. Option errors come first, so a script
+// learns of a typo even where no replay runs.
+func (mi *ModuleInstance) steer(op string, opts map[string]any, nums map[string]*float64, required ...string) (*traffic.Engine, string, error) {
+	allowed := []string{"name"}
+	for k := range nums {
+		allowed = append(allowed, k)
+	}
+	if err := steerArgs(op, opts, allowed...); err != nil {
+		return nil, "", err
+	}
+	for k, dst := range nums {
+		v, ok, err := optNumber(op, opts, k, slices.Contains(required, k))
+		if err != nil {
+			return nil, "", err
+		}
+		if ok {
+			*dst = v
+		}
+	}
+	name, err := optName(opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", op, err)
+	}
+	eng, err := mi.running(op)
+	return eng, name, err
+}
+
 // steerArgs pulls the allowed keys out of an option map, rejecting others.
 func steerArgs(op string, m map[string]any, allowed ...string) error {
 	for k := range m {
@@ -239,18 +270,8 @@ func optNumber(op string, m map[string]any, key string, required bool) (float64,
 // expire at one instant.
 func (mi *ModuleInstance) ExpireHotSet(opts map[string]any) (map[string]any, error) {
 	const op = "expireHotSet"
-	if err := steerArgs(op, opts, "keys", "name"); err != nil {
-		return nil, err
-	}
-	k, _, err := optNumber(op, opts, "keys", false)
-	if err != nil {
-		return nil, err
-	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	eng, err := mi.running(op)
+	var k float64
+	eng, name, err := mi.steer(op, opts, map[string]*float64{"keys": &k})
 	if err != nil {
 		return nil, err
 	}
@@ -267,18 +288,8 @@ func (mi *ModuleInstance) ExpireHotSet(opts map[string]any) (map[string]any, err
 // (0 rolls back).
 func (mi *ModuleInstance) FlipFormat(opts map[string]any) (map[string]any, error) {
 	const op = "flipFormat"
-	if err := steerArgs(op, opts, "fraction", "name"); err != nil {
-		return nil, err
-	}
-	f, _, err := optNumber(op, opts, "fraction", true)
-	if err != nil {
-		return nil, err
-	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	eng, err := mi.running(op)
+	var f float64
+	eng, name, err := mi.steer(op, opts, map[string]*float64{"fraction": &f}, "fraction")
 	if err != nil {
 		return nil, err
 	}
@@ -296,25 +307,15 @@ func (mi *ModuleInstance) FlipFormat(opts map[string]any) (map[string]any, error
 // Scale changes the fleet to { processes } processes.
 func (mi *ModuleInstance) Scale(opts map[string]any) (map[string]any, error) {
 	const op = "scale"
-	if err := steerArgs(op, opts, "processes", "name"); err != nil {
-		return nil, err
-	}
-	n, _, err := optNumber(op, opts, "processes", true)
+	var n float64
+	eng, name, err := mi.steer(op, opts, map[string]*float64{"processes": &n}, "processes")
 	if err != nil {
 		return nil, err
 	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	eng, err := mi.running(op)
-	if err != nil {
-		return nil, err
-	}
-	before := eng.Processes()
 	if n != float64(int(n)) {
 		return nil, fmt.Errorf("%s: option processes: must be an integer", op)
 	}
+	before := eng.Processes()
 	if err := eng.Scale(int(n)); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -325,18 +326,8 @@ func (mi *ModuleInstance) Scale(opts map[string]any) (map[string]any, error) {
 // SetRate changes the arrival rate ({ rate } operations per second).
 func (mi *ModuleInstance) SetRate(opts map[string]any) (map[string]any, error) {
 	const op = "setRate"
-	if err := steerArgs(op, opts, "rate", "name"); err != nil {
-		return nil, err
-	}
-	r, _, err := optNumber(op, opts, "rate", true)
-	if err != nil {
-		return nil, err
-	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	eng, err := mi.running(op)
+	var r float64
+	eng, name, err := mi.steer(op, opts, map[string]*float64{"rate": &r}, "rate")
 	if err != nil {
 		return nil, err
 	}
@@ -425,26 +416,17 @@ func int64Map(m map[string]int64) map[string]any {
 // when it is back to them.
 func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 	const op = "setMix"
-	if err := steerArgs(op, opts, "writeFraction", "multiFraction", "lookupFraction", "tenantWriteFraction", "name"); err != nil {
-		return nil, err
-	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	eng, err := mi.running(op)
+	// The given shares land in set; the others keep the running values.
+	var set traffic.Mix
+	eng, name, err := mi.steer(op, opts, mixShares(&set))
 	if err != nil {
 		return nil, err
 	}
 	m := eng.CurrentMix()
-	for key, dst := range map[string]*float64{"writeFraction": &m.WriteFraction, "multiFraction": &m.MultiFraction,
-		"lookupFraction": &m.LookupFraction, "tenantWriteFraction": &m.TenantWriteFraction} {
-		v, ok, err := optNumber(op, opts, key, false)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			*dst = v
+	cur, given := mixShares(&m), mixShares(&set)
+	for k := range opts {
+		if dst, ok := cur[k]; ok {
+			*dst = *given[k]
 		}
 	}
 	if err := eng.SetMix(m); err != nil {
@@ -456,6 +438,12 @@ func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 	}
 	mi.pushFault("mix", action, "fleet", name)
 	return mixMap(m), nil
+}
+
+// mixShares names the fields of m by their option keys.
+func mixShares(m *traffic.Mix) map[string]*float64 {
+	return map[string]*float64{"writeFraction": &m.WriteFraction, "multiFraction": &m.MultiFraction,
+		"lookupFraction": &m.LookupFraction, "tenantWriteFraction": &m.TenantWriteFraction}
 }
 
 func mixMap(m traffic.Mix) map[string]any {
