@@ -265,3 +265,39 @@ func TestJUnitCounts(t *testing.T) {
 		t.Errorf("regressions suite: %d skipped, want %d", r.Skipped, len(KeyMetrics))
 	}
 }
+
+// A profile that must break is not judged on its metrics: how hard an
+// incident reproduces varies run to run. Its verdict still is.
+func TestCompareBrokenProfileMetricsAreNotJudged(t *testing.T) {
+	base := runs("ddl-storm", "unprotected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	head := runs("ddl-storm", "unprotected", "v2", 3, 100, 1.50, 1.52, 1.49)
+	for _, r := range append(base, head...) {
+		r.Verdict = Verdict{Expected: Broken, Reached: Broken, Pass: true}
+	}
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := find(t, c, "unprotected", "p99 latency")
+	if m.Significance != Significant || !m.Worse || m.Regression || !strings.Contains(m.Note, "expected to break") {
+		t.Errorf("%+v; want significant and worse, not a regression, with a note", m)
+	}
+	if n := c.Regressions(); n != 0 {
+		t.Errorf("%d regressions, want 0", n)
+	}
+	head[2].Verdict = Verdict{Expected: Broken, Reached: Held, Pass: false}
+	if c, _ = Compare(base, head, CompareOptions{Tolerance: 0.05}); c.Regressions() != 1 {
+		t.Errorf("a broken profile that held: %d regressions, want the verdict's 1", c.Regressions())
+	}
+}
+
+func TestToleranceText(t *testing.T) {
+	c := &Comparison{Tolerance: 0.05}
+	if got := c.ToleranceText(); got != "tolerance 5.0%" {
+		t.Errorf("one figure: %q", got)
+	}
+	c.Tolerances = map[string]float64{"p99 latency": 0.25}
+	if got := c.ToleranceText(); !strings.Contains(got, "p99 latency 25%") || !strings.Contains(got, "hit ratio 5%") {
+		t.Errorf("per metric: %q", got)
+	}
+}

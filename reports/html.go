@@ -28,16 +28,15 @@ var reportCSS string
 var reportTmpl string
 
 var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"num":    fmtNum,
-	"clock":  fmtClock,
-	"time":   func(t time.Time) string { return fmtTime(t) },
-	"css":    func() template.CSS { return template.CSS(reportCSS) },
-	"pct":    fmtPct,
-	"join":   func(s []string) string { return strings.Join(s, ", ") },
-	"mul100": func(v float64) float64 { return v * 100 },
-	"val":    fmtVal,
-	"pval":   pval,
-	"fnum":   func(f *Float) string { return fmtNum(float64(*f)) },
+	"num":   fmtNum,
+	"clock": fmtClock,
+	"time":  func(t time.Time) string { return fmtTime(t) },
+	"css":   func() template.CSS { return template.CSS(reportCSS) },
+	"pct":   fmtPct,
+	"join":  func(s []string) string { return strings.Join(s, ", ") },
+	"val":   fmtVal,
+	"pval":  pval,
+	"fnum":  func(f *Float) string { return fmtNum(float64(*f)) },
 	"get": func(m map[string]float64, k string) float64 {
 		if v, ok := m[k]; ok {
 			return v
