@@ -29,6 +29,22 @@ import (
 // reached when every head run is worse than every base run).
 const DefaultRepeats = 3
 
+// DefaultTolerances are the nightly's regression thresholds per key metric:
+// a significant change for the worse must exceed them. They are set above
+// the run-to-run spread measured between repeats of the same release in
+// the profiles that must hold (two nightlies on a 2-core machine, 2026-11-23):
+// p99 latency up to 22%, error rate up to 82% (a few errors a second),
+// peak DB query rate up to 31%, hit ratio up to 3%. Recovery time moves in
+// whole seconds of a few. A tighter threshold turns noise into red
+// nightlies; --tolerance sets one figure for every metric.
+var DefaultTolerances = map[string]float64{
+	"p99 latency":        0.25,
+	"error rate":         1.00,
+	"peak DB query rate": 0.40,
+	"recovery time":      0.50,
+	"hit ratio":          0.05,
+}
+
 // RunFunc runs one drill in one profile: harness.Run, or a stand-in in tests.
 type RunFunc func(ctx context.Context, o harness.RunOptions) (*reports.Result, string, error)
 

@@ -33,7 +33,7 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	memcached := fs.Int("memcached", 3, "number of memcached servers")
 	release := fs.String("release", "", "release label of the system under test (default: `git describe`, or \"unversioned\")")
 	seed := fs.Int64("seed", 1, "random seed of every run (repeats use the same seed: they measure run-to-run noise)")
-	tol := fs.String("tolerance", "5%", "a significant change for the worse past this fraction is a regression")
+	tol := fs.String("tolerance", "", "a significant change for the worse past this fraction (such as 10%) is a regression, for every metric (default: per metric, above the measured run-to-run noise: p99 latency 25%, error rate 100%, peak DB query rate 40%, recovery time 50%, hit ratio 5%)")
 	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6)")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
 	full := fs.Bool("full", false, "run the drills at their default lengths instead of their @nightly short forms (about twice as long)")
@@ -88,9 +88,13 @@ Flags:
 	case *memcached < 1:
 		return fmt.Errorf("--memcached must be at least 1, got %d", *memcached)
 	}
-	tolerance, err := parseFraction(*tol)
-	if err != nil {
-		return fmt.Errorf("nightly: --tolerance %w", err)
+	copts := reports.CompareOptions{Tolerances: nightly.DefaultTolerances}
+	if *tol != "" {
+		t, err := parseFraction(*tol)
+		if err != nil {
+			return fmt.Errorf("nightly: --tolerance %w", err)
+		}
+		copts = reports.CompareOptions{Tolerance: t}
 	}
 	all, err := harness.LoadDrills(*scenarios)
 	if err != nil {
@@ -149,7 +153,7 @@ Flags:
 		},
 		Full:     *full,
 		Baseline: base, NoBaseline: why,
-		Compare:  reports.CompareOptions{Tolerance: tolerance},
+		Compare:  copts,
 		Progress: stderr,
 	})
 	if s != nil && s.Report != "" {
