@@ -30,7 +30,8 @@ Usage:
   firedrill nightly [flags]               every drill, every profile, repeated; report, comparison with a baseline, JUnit
   firedrill baseline save --release vX.Y [--from DIR] | list
                                           keep a release's results as the baseline of later nightlies
-  firedrill merge RESULT... -o FILE       merge results of several generators of one run into one result
+  firedrill merge DRILL --out DIR FOLDER...
+                                          merge the files of several generators of one run into one result
   firedrill k8s manifests DRILL --parallelism N --out DIR
                                           k6-operator TestRun, script ConfigMap and k6 image Dockerfile
   firedrill version                       print the version
