@@ -11,9 +11,13 @@
  * report shows fetch latency rise in that window and fall after it. The
  * hypothesis is that the pipe carries traffic and the toxic is felt but
  * causes no errors.
+ *
+ * With `--generators N` the traffic is split: one replay per generator at
+ * rate / N (one VU each, by k6's execution segments); the toxic is still
+ * added once, by generator 0.
  */
 import cache from 'k6/x/cache';
-import { at, cleanupFaults, memcachedProxies, param, seed, toxicOff, toxicOn } from './lib/firedrill.js';
+import { at, cleanupFaults, generators, memcachedProxies, param, seed, toxicOff, toxicOn } from './lib/firedrill.js';
 
 const duration = param('duration', 30); // seconds of traffic
 const rate = param('rate', 1000); // fetches per second
@@ -22,7 +26,7 @@ const latencyMs = param('latency', 50);
 export const options = {
   scenarios: {
     traffic: {
-      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
+      executor: 'per-vu-iterations', vus: generators, iterations: 1, exec: 'traffic',
       maxDuration: `${duration + 30}s`,
     },
     latency_on: at(`${Math.round(duration / 3)}s`, 'latencyOn'),
@@ -44,7 +48,7 @@ export function setup() {
 }
 
 export function traffic() {
-  cache.replay({ rate, duration: `${duration}s`, rows: 20000, seed, warm: 5000 });
+  cache.replay({ rate: rate / generators, duration: `${duration}s`, rows: 20000, seed, warm: 5000 });
 }
 
 const name = 'pipeline_latency';

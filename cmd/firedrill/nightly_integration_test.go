@@ -15,49 +15,6 @@ import (
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
-// splitDrill spreads its traffic over the generators (one VU each, rate/N
-// each) and schedules a latency toxic with at(), which must run once.
-const splitDrill = `/**
- * @drill     split
- * @incident  none
- * @summary   traffic split over generators, one fault
- * @expect    default=held
- */
-import cache from 'k6/x/cache';
-import { at, cleanupFaults, generators, memcachedProxies, param, seed, toxicOff, toxicOn } from './lib/firedrill.js';
-
-const duration = param('duration', 10);
-const rate = param('rate', 600);
-
-export const options = {
-  scenarios: {
-    traffic: { executor: 'per-vu-iterations', vus: generators, iterations: 1, exec: 'traffic', maxDuration: ` + "`${duration + 30}s`" + ` },
-    on: at('3s', 'on'),
-    off: at('6s', 'off'),
-  },
-  thresholds: { cache_fetches: [` + "`count>${Math.floor(rate * duration * 0.5)}`" + `] },
-};
-
-export function setup() { cache.seed({ rows: 2000, seed }); }
-export function traffic() { cache.replay({ rate: rate / generators, duration: ` + "`${duration}s`" + `, rows: 2000, seed, warm: 500 }); }
-export function on() { toxicOn(memcachedProxies(), { name: 'split_latency', type: 'latency', attributes: { latency: 5 } }); }
-export function off() { toxicOff(memcachedProxies(), 'split_latency'); }
-export function teardown() { cleanupFaults(); }
-`
-
-func splitScenarios(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
-	lib, err := os.ReadFile("../../scenarios/lib/firedrill.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "lib", "firedrill.js"), lib, 0o644)
-	os.WriteFile(filepath.Join(dir, "split.js"), []byte(splitDrill), 0o644)
-	return dir
-}
-
 func summaryCount(t *testing.T, path, metric string) float64 {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -74,14 +31,15 @@ func summaryCount(t *testing.T, path, metric string) float64 {
 	return c
 }
 
-// Two generators: each drives its segment's share, the merged result sums
-// them exactly, the fault is injected once, thresholds are judged on the
-// merge.
+// The shipped pipeline drill on two generators: each drives its segment's
+// share (one replay at rate/2), the merged result sums them exactly, the
+// fault is injected once, thresholds are judged on the merge.
 func TestRunTwoGenerators(t *testing.T) {
 	bin, k6 := buildCLI(t)
 	out := t.TempDir()
-	cmd := exec.Command(bin, "run", "split", "--generators", "2", "--out", out, "--k6", k6,
-		"--scenarios", splitScenarios(t), "--memcached", "2", "--quiet", "--release", "test")
+	cmd := exec.Command(bin, "run", "pipeline", "--generators", "2", "--out", out, "--k6", k6,
+		"--scenarios", "../../scenarios", "--set", "duration=10", "--set", "rate=600",
+		"--memcached", "2", "--quiet", "--release", "test")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
