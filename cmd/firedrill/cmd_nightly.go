@@ -36,7 +36,7 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tol := fs.String("tolerance", "", "a significant change for the worse past this fraction (such as 10%) is a regression, for every metric (default: per metric, above the measured run-to-run noise: p99 latency 25%, error rate 100%, peak DB query rate 40%, recovery time 50%, hit ratio 5%)")
 	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6)")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
-	full := fs.Bool("full", false, "run the drills at their default lengths instead of their @nightly short forms (about twice as long)")
+	full := fs.Bool("full", false, "run the drills at their default lengths instead of their @nightly short forms (estimated at about twice as long)")
 	verbose := fs.Bool("v", false, "show the harness's and k6's own output (always kept in each run's k6.log)")
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value` for every drill, passed as FIREDRILL_<NAME> (repeatable)")
@@ -63,8 +63,11 @@ regression is called when every run got worse than every baseline run. The
 default is therefore 3. Fewer repeats make the nightly shorter (runs = drills
 x profiles x repeats) but then it can catch failed verdicts only, not
 regressions; more make it more sensitive (4 vs 4: p down to 0.014).
-Metrics of runs made with different parameters (a short form against a
---full baseline) are not compared: save baselines from the same form.
+Only the profiles that must hold are judged on their metrics, each against
+its tolerance (see --tolerance); a profile that must break is judged on its
+verdict, its metrics are shown. Metrics of runs made with different
+parameters (a short form against a --full baseline) are not compared: save
+baselines from the same form.
 
 Flags:
 `)
