@@ -279,8 +279,12 @@ func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 			continue
 		}
 		b, h = complete(c, "base", k, b), complete(c, "head", k, h)
+		unlike := ""
+		if diff := paramsDiffer(b, h); diff != "" {
+			unlike = "base and head ran with different parameters (" + diff + "): compare runs of the same form"
+		}
 		for _, m := range KeyMetrics {
-			c.Metrics = append(c.Metrics, compareMetric(m, pick(bg, hg, k), b, h, opts))
+			c.Metrics = append(c.Metrics, compareMetric(m, pick(bg, hg, k), b, h, opts, unlike))
 		}
 	}
 	return c, nil
@@ -290,29 +294,22 @@ func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 // the base and head runs ("" when they agree): a drill's short form and its
 // full length measure different things.
 func paramsDiffer(base, head []*Result) string {
-	vals := func(rs []*Result) map[string]string {
-		m := map[string]string{}
+	values := func(rs []*Result, k string) string {
+		seen := map[string]bool{}
 		for _, r := range rs {
-			for k, v := range r.Parameters {
-				if old, ok := m[k]; ok && old != v {
-					v = old + "|" + v
-				}
-				m[k] = v
-			}
+			seen[cmp.Or(r.Parameters[k], "default")] = true
 		}
-		return m
+		return strings.Join(sortedKeys(seen), "|")
 	}
-	b, h := vals(base), vals(head)
 	keys := map[string]bool{}
-	for k := range b {
-		keys[k] = true
-	}
-	for k := range h {
-		keys[k] = true
+	for _, r := range append(slices.Clone(base), head...) {
+		for k := range r.Parameters {
+			keys[k] = true
+		}
 	}
 	for _, k := range sortedKeys(keys) {
-		if b[k] != h[k] {
-			return fmt.Sprintf("%s: %s vs %s", k, cmp.Or(b[k], "default"), cmp.Or(h[k], "default"))
+		if b, h := values(base, k), values(head, k); b != h {
+			return fmt.Sprintf("%s: %s vs %s", k, b, h)
 		}
 	}
 	return ""
@@ -383,8 +380,9 @@ func verdictChange(base, head []*Result) VerdictChange {
 }
 
 // compareMetric compares one key metric; like names the drill and profile,
-// since either side may have no complete run left.
-func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts CompareOptions) MetricChange {
+// since either side may have no complete run left. unlike, when set, says
+// why the two sides cannot be compared at all.
+func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts CompareOptions, unlike string) MetricChange {
 	mc := MetricChange{
 		Drill: like.Drill, Profile: like.Profile, Metric: m.Name, Unit: m.Unit, Better: m.Better,
 		P: math.NaN(), Change: math.NaN(), Tolerance: opts.tolerance(m.Name),
@@ -422,9 +420,8 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 		mc.Note = fmt.Sprintf("%d vs %d runs: repeat each side to tell signal from noise", len(mc.Base), len(mc.Head))
 		return mc
 	}
-	if diff := paramsDiffer(base, head); diff != "" {
-		mc.Significance = CannotTell
-		mc.Note = "base and head ran with different parameters (" + diff + "): compare runs of the same form"
+	if unlike != "" {
+		mc.Significance, mc.Note = CannotTell, unlike
 		return mc
 	}
 	// Each question is one-sided: "did head get worse?" for a regression,
