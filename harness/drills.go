@@ -6,6 +6,7 @@ package harness
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,6 +43,17 @@ type Drill struct {
 	Expect   map[string]string // profile -> verdict
 	Profiles []string          // in declaration order
 	Nightly  map[string]string // parameter -> value; nil without @nightly
+}
+
+// Params are the parameters to run d with: its @nightly short form when
+// short, with set (the user's --set) over it.
+func (d Drill) Params(set map[string]string, short bool) map[string]string {
+	out := map[string]string{}
+	if short {
+		maps.Copy(out, d.Nightly)
+	}
+	maps.Copy(out, set)
+	return out
 }
 
 // LoadDrills reads every drill under dir (scenarios/), sorted by name.

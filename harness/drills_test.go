@@ -82,6 +82,13 @@ func TestNightlyTag(t *testing.T) {
 	if got := ds[1].Nightly; len(got) != 2 || got["duration"] != "40" || got["fault_from"] != "10" {
 		t.Errorf("short drill: Nightly = %v", got)
 	}
+	set := map[string]string{"fault_from": "5"}
+	if got := ds[1].Params(set, true); len(got) != 2 || got["duration"] != "40" || got["fault_from"] != "5" {
+		t.Errorf("short params = %v, want duration=40 and --set's fault_from=5", got)
+	}
+	if got := ds[1].Params(set, false); len(got) != 1 || got["fault_from"] != "5" {
+		t.Errorf("full params = %v, want only --set's fault_from=5", got)
+	}
 	for _, bad := range []string{"duration", "=40", "duration="} {
 		dir := t.TempDir()
 		writeDrill(t, dir, "bad", "// @drill bad\n// @expect default=held\n// @nightly "+bad)

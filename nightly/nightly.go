@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				n++
 				ro := o.Template
 				ro.Drill, ro.Profile = d, p
-				ro.Params = DrillParams(d, o.Template.Params, o.Full)
+				ro.Params = d.Params(o.Template.Params, !o.Full)
 				ro.OutDir = filepath.Join(o.OutDir, "runs")
 				t0 := time.Now()
 				fmt.Fprintf(o.Progress, "nightly: [%d/%d] %s %s repeat %d/%d\n", n, total, d.Name, p, rep, o.Repeats)
@@ -201,21 +201,6 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return s, fmt.Errorf("%w: %d run(s) missed their verdict, %d regression(s)", ErrFailed, f, r)
 	}
 	return s, nil
-}
-
-// DrillParams are the parameters a nightly passes to drill d: its @nightly
-// short form unless full, with set (the user's --set) over it.
-func DrillParams(d harness.Drill, set map[string]string, full bool) map[string]string {
-	out := map[string]string{}
-	if !full {
-		for k, v := range d.Nightly {
-			out[k] = v
-		}
-	}
-	for k, v := range set {
-		out[k] = v
-	}
-	return out
 }
 
 func errString(err error) string {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/firedrill-dev/firedrill/environments"
 	"github.com/firedrill-dev/firedrill/harness"
-	"github.com/firedrill-dev/firedrill/nightly"
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
@@ -72,7 +71,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if drill.Nightly == nil {
 			return fmt.Errorf("--short: drill %s has no @nightly line, so no short form; run it without --short", drill.Name)
 		}
-		params = nightly.DrillParams(drill, params, false)
+		params = drill.Params(params, true)
 	}
 	profiles := drill.Profiles
 	if *profile != "all" {
