@@ -178,7 +178,10 @@ type MetricChange struct {
 	// expected to hold (the metrics of a profile expected to break are
 	// shown, not judged).
 	Regression bool
-	Tolerance  float64
+	// NotJudged: the profile is expected to break, so this metric is shown
+	// but can never be a regression.
+	NotJudged bool
+	Tolerance float64
 }
 
 // VerdictChange is a drill and profile's verdicts in base and head.
@@ -451,9 +454,11 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 	// varies run to run (a peak DB rate 25% apart between two nightlies of
 	// the same code) and says nothing of the release. Its verdict is
 	// compared; its metrics are shown, not judged.
-	if mc.Regression && like.Verdict.Expected == Broken {
-		mc.Regression = false
-		mc.Note = "not judged: this profile is expected to break"
+	if like.Verdict.Expected == Broken {
+		mc.NotJudged, mc.Regression = true, false
+		if mc.Significance == Significant {
+			mc.Note = "not judged: this profile is expected to break"
+		}
 	}
 	return mc
 }
@@ -479,7 +484,7 @@ func WriteCompareText(w io.Writer, c *Comparison) error {
 		switch {
 		case m.Regression:
 			mark = "REGRESSION"
-		case m.Significance == Significant && m.Note != "":
+		case m.Significance == Significant && m.NotJudged:
 			mark += " (" + m.Note + ")"
 		}
 		p := "–"

@@ -279,7 +279,7 @@ func TestCompareBrokenProfileMetricsAreNotJudged(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := find(t, c, "unprotected", "p99 latency")
-	if m.Significance != Significant || !m.Worse || m.Regression || !strings.Contains(m.Note, "expected to break") {
+	if m.Significance != Significant || !m.Worse || m.Regression || !m.NotJudged || !strings.Contains(m.Note, "expected to break") {
 		t.Errorf("%+v; want significant and worse, not a regression, with a note", m)
 	}
 	if n := c.Regressions(); n != 0 {
