@@ -2,10 +2,8 @@ package harness
 
 import (
 	"bufio"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"sort"
@@ -83,33 +81,13 @@ func (c *collector) bucket(s int) *bucket {
 
 // readSamples reads k6's --out json file (plain or .gz).
 func (c *collector) readSamples(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("read k6 samples: %w", err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("read k6 samples %s: %w", path, err)
-		}
-		defer gz.Close()
-		r = gz
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
+	return scanSamples(path, func(line []byte) {
 		var p k6Point
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil || p.Type != "Point" {
-			continue
+		if err := json.Unmarshal(line, &p); err != nil || p.Type != "Point" {
+			return
 		}
 		c.add(p)
-	}
-	if err := sc.Err(); err != nil && err != io.ErrUnexpectedEOF {
-		return fmt.Errorf("read k6 samples %s: %w", path, err)
-	}
-	return nil
+	})
 }
 
 func (c *collector) add(p k6Point) {
