@@ -43,7 +43,12 @@ export interface IndexSpec {
  * it; the revert rebuilds it. The primary key cannot be hidden.
  */
 export function planRegression(spec: IndexSpec & { method?: "ignore" | "drop" }): void;
-/** Makes the index usable again. */
+/**
+ * Makes the index usable again. Scans started while it was lost hold the
+ * table after their callers gave up; when the ALTER has waited 3 s for the
+ * table, statements on it running 3 s or longer are killed (KILL QUERY) and
+ * it tries again, within the injector's 30 s timeout.
+ */
 export function revertPlanRegression(spec: IndexSpec): void;
 
 /**

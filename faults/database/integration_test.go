@@ -242,6 +242,70 @@ func TestPlanRegressionMakesTheQueryFullScan(t *testing.T) {
 	mustExec(t, db, "DROP DATABASE fd_plan")
 }
 
+// A scan that started while the index was lost holds the table's metadata
+// lock long after its caller gave up; the revert kills it instead of
+// waiting past the injector's timeout.
+func TestRevertPlanRegressionKillsScansHoldingTheTable(t *testing.T) {
+	ctx := context.Background()
+	in, err := database.Open(ctx, adminDSN, flavor, database.WithTimeout(15*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	db := in.DB()
+	mustExec(t, db,
+		"CREATE DATABASE IF NOT EXISTS fd_plan_kill",
+		"DROP TABLE IF EXISTS fd_plan_kill.orders",
+		"CREATE TABLE fd_plan_kill.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id INT NOT NULL, KEY idx_customer (customer_id))",
+		"INSERT INTO fd_plan_kill.orders (customer_id) VALUES (1), (2), (3)")
+	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE fd_plan_kill") })
+	if err := in.PlanRegression(ctx, "fd_plan_kill", "orders", "idx_customer", ""); err != nil {
+		t.Fatal(err)
+	}
+	// the stand-in for a scan: it holds the table for 40 s, longer than
+	// the injector's 15 s timeout
+	client, err := sql.Open("mysql", adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	scanDone := make(chan time.Duration, 1)
+	scanStart := time.Now()
+	go func() {
+		var v int
+		_ = client.QueryRow("SELECT SLEEP(40) FROM fd_plan_kill.orders LIMIT 1").Scan(&v)
+		scanDone <- time.Since(scanStart)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	t0 := time.Now()
+	if err := in.RevertPlanRegression(ctx, "fd_plan_kill", "orders", "idx_customer"); err != nil {
+		t.Fatalf("revert with a scan holding the table: %v", err)
+	}
+	took := time.Since(t0)
+	if _, key := explainKey(t, db, "SELECT * FROM fd_plan_kill.orders WHERE customer_id = 2"); key != "idx_customer" {
+		t.Fatalf("after revert: key %q, want idx_customer", key)
+	}
+	select {
+	case d := <-scanDone:
+		if d > 30*time.Second {
+			t.Errorf("the scan ran %v: it was not killed", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("the scan still runs %v after the revert: it was not killed", time.Since(scanStart))
+	}
+	t.Logf("revert took %v", took)
+	// the pool's connections keep the server's lock wait
+	var sessionWait, globalWait float64
+	for i := 0; i < 8; i++ {
+		if err := db.QueryRow("SELECT @@SESSION.lock_wait_timeout, @@GLOBAL.lock_wait_timeout").Scan(&sessionWait, &globalWait); err != nil {
+			t.Fatal(err)
+		}
+		if sessionWait != globalWait {
+			t.Fatalf("a pooled connection kept lock_wait_timeout %v (global %v)", sessionWait, globalWait)
+		}
+	}
+}
+
 func columnTypes(t *testing.T, db *sql.DB, prefix string) map[string]int {
 	t.Helper()
 	rows, err := db.Query(`SELECT COLUMN_TYPE FROM information_schema.COLUMNS

@@ -2,8 +2,14 @@ package database
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/firedrill-dev/firedrill/faults"
 )
@@ -100,12 +106,102 @@ func (in *Injector) RevertPlanRegression(ctx context.Context, schema, table, ind
 	} else {
 		q = fmt.Sprintf("ALTER TABLE %s ALTER INDEX %s %s", tbl, idx, in.hiddenWord(false))
 	}
-	if err := in.exec(ctx, q); err != nil {
+	if err := in.alterPastScans(ctx, table, q); err != nil {
 		return fmt.Errorf("database revert plan regression %s.%s: %w", tbl, idx, err)
 	}
 	delete(in.st.hidden, key)
 	in.event(FaultPlanRegression, faults.Remove, schema+"."+table, index)
 	return nil
+}
+
+// lockWait is how long the revert's ALTER waits for the table's metadata
+// lock before alterPastScans clears the way. A query on an indexed column
+// runs in milliseconds; one that has run this long is a scan of the fault.
+const lockWait = 3 * time.Second
+
+// alterPastScans runs q, an ALTER of table, when scans started while the
+// index was lost hold the table. A client's timeout does not stop its
+// statement on the server, so a lost index leaves scans running long after
+// their callers gave up, and the ALTER's metadata lock waits for every one
+// of them while the queries queued behind it stall the table; on a loaded
+// machine that outlasts the injector's timeout and the revert never lands.
+// So the ALTER waits lockWait at a time, and after each wait the statements
+// that have run on the table longer than that are killed (KILL QUERY), as
+// incident 003's operators killed the scans, until it lands or the
+// injector's timeout passes.
+func (in *Injector) alterPastScans(ctx context.Context, table, q string) error {
+	ctx, cancel := context.WithTimeout(ctx, in.timeout)
+	defer cancel()
+	conn, err := in.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", int(lockWait/time.Second))); err != nil {
+		return fmt.Errorf("set lock_wait_timeout: %w", err)
+	}
+	defer func() {
+		// The connection goes back to the pool: restore its lock wait, or
+		// drop it from the pool when that fails.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = @@GLOBAL.lock_wait_timeout"); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	killed := 0
+	for {
+		_, err := conn.ExecContext(ctx, q)
+		var me *mysql.MySQLError
+		if err == nil || !errors.As(err, &me) || me.Number != errLockWaitTimeout {
+			if err != nil && killed > 0 {
+				err = fmt.Errorf("%w (after killing %d long-running queries on %s)", err, killed, table)
+			}
+			return err
+		}
+		n, err := in.killLongQueries(ctx, conn, table, lockWait)
+		if err != nil {
+			return fmt.Errorf("waiting for the metadata lock of %s: %w", table, err)
+		}
+		killed += n
+	}
+}
+
+// errLockWaitTimeout is ER_LOCK_WAIT_TIMEOUT, also raised when a metadata
+// lock wait passes lock_wait_timeout.
+const errLockWaitTimeout = 1205
+
+// killLongQueries kills the statements that mention table and have run at
+// least age, other than those waiting for a metadata lock themselves.
+func (in *Injector) killLongQueries(ctx context.Context, conn *sql.Conn, table string, age time.Duration) (int, error) {
+	like := "%" + strings.ReplaceAll(table, "_", `\_`) + "%"
+	rows, err := conn.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST
+		WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND TIME >= ? AND INFO LIKE ?
+		AND COALESCE(STATE, '') NOT LIKE 'Waiting for%metadata lock'`, int(age/time.Second), like)
+	if err != nil {
+		return 0, fmt.Errorf("list long-running queries: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		// A query that ended meanwhile is no error: its ID is gone.
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err == nil {
+			n++
+		} else if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+	}
+	return n, nil
 }
 
 func (in *Injector) hiddenWord(hidden bool) string {
