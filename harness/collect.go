@@ -309,6 +309,13 @@ func (c *collector) histograms(from, to float64) map[string]reports.Histogram {
 	return out
 }
 
+// responses are timeline events that are not faults: protections a drill
+// sets (a statement time limit, a query killer) and an autoscaler's
+// scaling. They stay on the timeline but do not split the run into phases,
+// so a protected run reads before / during <fault> / after like its
+// unprotected twin instead of "during statement_limit" from start to end.
+var responses = map[string]bool{"statement_limit": true, "query_killer": true, "scale": true}
+
 // phases splits the run at fault injections and removals: before the first
 // fault, during each fault window, and after the last one.
 func (c *collector) phases(series []reports.Series, length float64) []reports.Phase {
@@ -319,7 +326,16 @@ func (c *collector) phases(series []reports.Series, length float64) []reports.Ph
 	var ws []window
 	open := map[string]float64{}
 	first, last := length, 0.0
-	for _, e := range c.events {
+	faults := 0
+	// k6 writes each VU's samples as it flushes them, so a remove can come
+	// before an inject of another scenario that happened earlier.
+	events := append([]reports.FaultEvent(nil), c.events...)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].At < events[j].At })
+	for _, e := range events {
+		if responses[e.Fault] {
+			continue
+		}
+		faults++
 		key := e.Fault + " " + e.Target + " " + e.Name
 		switch e.Action {
 		case "inject":
@@ -342,7 +358,7 @@ func (c *collector) phases(series []reports.Series, length float64) []reports.Ph
 	ws = mergeWindows(ws, func(w window) (string, float64, float64) { return w.name, w.from, w.to },
 		func(w window, name string) window { w.name = name; return w })
 	var out []reports.Phase
-	if len(c.events) == 0 {
+	if faults == 0 {
 		ws = []window{{"whole run", 0, length}}
 	} else {
 		ws = append([]window{{"before", 0, first}}, ws...)

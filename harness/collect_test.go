@@ -47,7 +47,13 @@ func TestCollectorSeriesEventsPhases(t *testing.T) {
 		enc.Encode(point("db_connections", at(float64(s)+0.2), 4, map[string]string{"process": "1"}))
 	}
 	enc.Encode(point("firedrill_errors", at(3.5), 2, map[string]string{"class": "timeout"}))
+	// protections and scaling are on the timeline but are not faults; the
+	// remove at 4 s comes after the scaling at 4.5 s in the file
+	enc.Encode(point("firedrill_fault", at(0.5), 1, map[string]string{"fault": "statement_limit", "action": "inject", "target": "mysql", "name": "max_statement_time"}))
+	enc.Encode(point("firedrill_fault", at(0.6), 1, map[string]string{"fault": "query_killer", "action": "inject", "target": "mysql"}))
 	enc.Encode(point("firedrill_fault", at(2), 1, map[string]string{"fault": "latency", "action": "inject", "target": "memcached-0", "name": "lat"}))
+	enc.Encode(point("firedrill_fault", at(3), 1, map[string]string{"fault": "scale", "action": "inject", "target": "processes=8", "name": "autoscaler"}))
+	enc.Encode(point("firedrill_fault", at(4.5), 1, map[string]string{"fault": "scale", "action": "inject", "target": "processes=16", "name": "autoscaler"}))
 	enc.Encode(point("firedrill_fault", at(4), 1, map[string]string{"fault": "latency", "action": "remove", "target": "memcached-0", "name": "lat"}))
 	enc.Encode(point("firedrill_recovered", at(5.5), 1, nil))
 	enc.Encode(point("firedrill_recovery_s", at(5.5), 1.5, nil))
@@ -99,7 +105,7 @@ func TestCollectorSeriesEventsPhases(t *testing.T) {
 	if math.Abs(float64(p99[0])-1) > 0.01 || math.Abs(float64(p99[2])-50) > 0.1 {
 		t.Errorf("p99 = %v", p99)
 	}
-	if len(c.events) != 2 || c.events[0].At != 2 || c.events[1].Action != "remove" {
+	if len(c.events) != 6 || c.events[2].At != 2 || c.events[5].Action != "remove" || c.events[0].Fault != "statement_limit" {
 		t.Errorf("events = %+v", c.events)
 	}
 	ph := c.phases(ss, 6)
