@@ -31,7 +31,7 @@ const maxExact = 50
 func MannWhitneyU(x, y []float64) MannWhitney {
 	n1, n2 := len(x), len(y)
 	if n1 == 0 || n2 == 0 {
-		return MannWhitney{U: math.NaN(), P: math.NaN(), MinP: 1}
+		return MannWhitney{U: math.NaN(), P: math.NaN(), PLess: math.NaN(), PGreater: math.NaN(), MinP: 1, MinPOneSided: 1}
 	}
 	// Rank the pooled samples, averaging the ranks of ties.
 	type obs struct {
@@ -102,11 +102,9 @@ func MannWhitneyU(x, y []float64) MannWhitney {
 	upper := func(z float64) float64 { return math.Min(1, 0.5*math.Erfc(z/math.Sqrt2)) }
 	res.PLess = upper((mean - u - 0.5) / sd)
 	res.PGreater = upper((u - mean - 0.5) / sd)
-	z := (math.Abs(u-mean) - 0.5) / sd
-	if z < 0 {
-		z = 0
-	}
-	res.P = math.Min(1, math.Erfc(z/math.Sqrt2))
+	// Twice the smaller tail: the same as the two-sided test with continuity
+	// correction, capped at 1 when |u - mean| < 0.5.
+	res.P = math.Min(1, 2*math.Min(res.PLess, res.PGreater))
 	return res
 }
 
