@@ -210,13 +210,10 @@ func (c *Comparison) ToleranceText() string {
 	if len(c.Tolerances) == 0 {
 		return fmt.Sprintf("tolerance %.1f%%", c.Tolerance*100)
 	}
+	o := CompareOptions{Tolerance: c.Tolerance, Tolerances: c.Tolerances}
 	var parts []string
 	for _, m := range KeyMetrics {
-		t, ok := c.Tolerances[m.Name]
-		if !ok {
-			t = c.Tolerance
-		}
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", m.Name, t*100))
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", m.Name, o.tolerance(m.Name)*100))
 	}
 	return "tolerance " + strings.Join(parts, ", ")
 }
@@ -252,6 +249,12 @@ func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 	}
 	if opts.Alpha < 0 || opts.Alpha >= 1 || opts.Tolerance < 0 {
 		return nil, fmt.Errorf("compare: alpha %v must be in (0, 1) and tolerance %v not negative", opts.Alpha, opts.Tolerance)
+	}
+	for name, t := range opts.Tolerances {
+		// a misspelt name would silently fall back to Tolerance
+		if !slices.ContainsFunc(KeyMetrics, func(m KeyMetric) bool { return m.Name == name }) || t < 0 {
+			return nil, fmt.Errorf("compare: tolerance %q = %v: want a key metric's name and a fraction >= 0", name, t)
+		}
 	}
 	c := &Comparison{Alpha: opts.Alpha, Tolerance: opts.Tolerance, Tolerances: opts.Tolerances, BaseReleases: releases(base), HeadReleases: releases(head)}
 	bg, hg := group(base), group(head)
@@ -389,6 +392,11 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 	mc := MetricChange{
 		Drill: like.Drill, Profile: like.Profile, Metric: m.Name, Unit: m.Unit, Better: m.Better,
 		P: math.NaN(), Change: math.NaN(), Tolerance: opts.tolerance(m.Name),
+		// A profile that must break reproduces an incident: how hard it
+		// breaks varies run to run (a peak DB rate 25% apart between two
+		// nightlies of the same code) and says nothing of the release. Its
+		// verdict is compared; its metrics are shown, not judged.
+		NotJudged: like.Verdict.Expected == Broken,
 	}
 	for _, r := range base {
 		if v, ok := m.Value(r); ok {
@@ -439,26 +447,19 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 	// p <= alpha, not <: with 3 runs a side the smallest one-sided p is
 	// exactly 1/20, and complete separation of 3 vs 3 is the evidence a
 	// nightly of 3 repeats can give.
-	const slack = 1e-9
+	alpha := opts.Alpha * (1 + 1e-9) // 1/20 computed is not always <= 0.05
 	switch {
-	case u.MinPOneSided > opts.Alpha*(1+slack):
+	case u.MinPOneSided > alpha:
 		mc.Significance = CannotTell
 		mc.Note = fmt.Sprintf("%d vs %d runs can never reach p<=%.2g (smallest possible one-sided p=%.3f); use at least 3 runs a side", len(mc.Base), len(mc.Head), opts.Alpha, u.MinPOneSided)
-	case mc.P <= opts.Alpha*(1+slack):
+	case mc.P <= alpha:
 		mc.Significance = Significant
 	default:
 		mc.Significance = NotSignificant
 	}
-	mc.Regression = mc.Significance == Significant && worseBy > mc.Tolerance
-	// A profile that must break reproduces an incident: how hard it breaks
-	// varies run to run (a peak DB rate 25% apart between two nightlies of
-	// the same code) and says nothing of the release. Its verdict is
-	// compared; its metrics are shown, not judged.
-	if like.Verdict.Expected == Broken {
-		mc.NotJudged, mc.Regression = true, false
-		if mc.Significance == Significant {
-			mc.Note = "not judged: this profile is expected to break"
-		}
+	mc.Regression = !mc.NotJudged && mc.Significance == Significant && worseBy > mc.Tolerance
+	if mc.NotJudged && mc.Significance == Significant {
+		mc.Note = "not judged: this profile is expected to break"
 	}
 	return mc
 }

@@ -204,6 +204,9 @@ func TestCompareOneSided(t *testing.T) {
 	if _, err := Compare(base, head, CompareOptions{Alpha: 2}); err == nil {
 		t.Error("alpha 2: want error")
 	}
+	if _, err := Compare(base, head, CompareOptions{Tolerances: map[string]float64{"p99 latncy": 0.2}}); err == nil || !strings.Contains(err.Error(), `"p99 latncy"`) {
+		t.Errorf("misspelt tolerance name: want an error naming it, got %v", err)
+	}
 }
 
 func goldenComparison(t *testing.T) (*Comparison, []*Result) {
