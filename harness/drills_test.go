@@ -43,15 +43,18 @@ func TestFindDrillUnknownNamesTheChoices(t *testing.T) {
 }
 
 func TestBadHeadersAreErrors(t *testing.T) {
-	for name, header := range map[string]string{
-		"bad-verdict": "// @drill bad-verdict\n// @expect default=fine",
-		"no-expect":   "// @drill no-expect",
-		"misnamed":    "// @drill other-name\n// @expect default=held",
+	for name, c := range map[string]struct{ header, want string }{
+		"bad-verdict":   {"// @drill bad-verdict\n// @expect default=fine", ""},
+		"no-expect":     {"// @drill no-expect", ""},
+		"misnamed":      {"// @drill other-name\n// @expect default=held", ""},
+		"nightly-bare":  {"// @drill nightly-bare\n// @expect default=held\n// @nightly duration", "bad @nightly"},
+		"nightly-name":  {"// @drill nightly-name\n// @expect default=held\n// @nightly =40", "bad @nightly"},
+		"nightly-value": {"// @drill nightly-value\n// @expect default=held\n// @nightly duration=", "bad @nightly"},
 	} {
 		dir := t.TempDir()
-		writeDrill(t, dir, name, header)
-		if _, err := LoadDrills(dir); err == nil || !strings.Contains(err.Error(), name+".js") {
-			t.Errorf("%s: want an error naming the file, got %v", name, err)
+		writeDrill(t, dir, name, c.header)
+		if _, err := LoadDrills(dir); err == nil || !strings.Contains(err.Error(), name+".js") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: want an error naming the file and %q, got %v", name, c.want, err)
 		}
 	}
 }
@@ -88,13 +91,6 @@ func TestNightlyTag(t *testing.T) {
 	}
 	if got := ds[1].Params(set, false); len(got) != 1 || got["fault_from"] != "5" {
 		t.Errorf("full params = %v, want only --set's fault_from=5", got)
-	}
-	for _, bad := range []string{"duration", "=40", "duration="} {
-		dir := t.TempDir()
-		writeDrill(t, dir, "bad", "// @drill bad\n// @expect default=held\n// @nightly "+bad)
-		if _, err := LoadDrills(dir); err == nil || !strings.Contains(err.Error(), "bad @nightly") || !strings.Contains(err.Error(), "bad.js") {
-			t.Errorf("@nightly %s: want an error naming the tag and file, got %v", bad, err)
-		}
 	}
 }
 
