@@ -418,12 +418,13 @@ func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
 	const op = "setMix"
 	// The given shares land in set; the others keep the running values.
 	var set traffic.Mix
-	eng, name, err := mi.steer(op, opts, mixShares(&set))
+	given := mixShares(&set)
+	eng, name, err := mi.steer(op, opts, given)
 	if err != nil {
 		return nil, err
 	}
 	m := eng.CurrentMix()
-	cur, given := mixShares(&m), mixShares(&set)
+	cur := mixShares(&m)
 	for k := range opts {
 		if dst, ok := cur[k]; ok {
 			*dst = *given[k]

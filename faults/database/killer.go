@@ -133,29 +133,41 @@ func (k *Killer) scan(ctx context.Context, cfg KillerConfig) (int, error) {
 		AND ` + elapsed + ` > ? AND UPPER(LTRIM(INFO)) LIKE CONCAT(UPPER(?), '%')
 		AND (? = '' OR USER = ?)
 		ORDER BY ` + elapsed + ` DESC LIMIT ?`
-	rows, err := in.db.QueryContext(sctx, q, cfg.Threshold.Milliseconds(), cfg.Prefix, cfg.User, cfg.User, cfg.MaxPerScan)
+	n, err := in.killListed(sctx, q, cfg.Threshold.Milliseconds(), cfg.Prefix, cfg.User, cfg.User, cfg.MaxPerScan)
 	if err != nil {
-		return 0, fmt.Errorf("query killer scan: %w", err)
+		return n, fmt.Errorf("query killer: %w", err)
+	}
+	return n, nil
+}
+
+// killListed kills (KILL QUERY) every statement whose processlist ID the
+// query list returns. One that ended between the list and its kill
+// ("Unknown thread id", 1094) is expected and not counted.
+func (in *Injector) killListed(ctx context.Context, list string, args ...any) (int, error) {
+	rows, err := in.db.QueryContext(ctx, list, args...)
+	if err != nil {
+		return 0, fmt.Errorf("list queries: %w", err)
 	}
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("query killer scan: %w", err)
+			return 0, fmt.Errorf("list queries: %w", err)
 		}
 		ids = append(ids, id)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("list queries: %w", err)
+	}
 	killed := 0
 	for _, id := range ids {
-		// The query may have ended between scan and kill: "Unknown thread
-		// id" (1094) is then expected and not counted.
-		if _, err := in.db.ExecContext(sctx, fmt.Sprintf("KILL QUERY %d", id)); err != nil {
+		if _, err := in.db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err != nil {
 			if strings.Contains(err.Error(), "1094") {
 				continue
 			}
-			return killed, fmt.Errorf("query killer kill %d: %w", id, err)
+			return killed, fmt.Errorf("kill query %d: %w", id, err)
 		}
 		killed++
 	}

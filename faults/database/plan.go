@@ -2,7 +2,6 @@ package database
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -157,7 +156,7 @@ func (in *Injector) alterPastScans(ctx context.Context, table, q string) error {
 			}
 			return err
 		}
-		n, err := in.killLongQueries(ctx, conn, table, lockWait)
+		n, err := in.killLongQueries(ctx, table, lockWait)
 		if err != nil {
 			return fmt.Errorf("waiting for the metadata lock of %s: %w", table, err)
 		}
@@ -171,37 +170,11 @@ const errLockWaitTimeout = 1205
 
 // killLongQueries kills the statements that mention table and have run at
 // least age, other than those waiting for a metadata lock themselves.
-func (in *Injector) killLongQueries(ctx context.Context, conn *sql.Conn, table string, age time.Duration) (int, error) {
-	like := "%" + strings.ReplaceAll(table, "_", `\_`) + "%"
-	rows, err := conn.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST
+func (in *Injector) killLongQueries(ctx context.Context, table string, age time.Duration) (int, error) {
+	return in.killListed(ctx, `SELECT ID FROM information_schema.PROCESSLIST
 		WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND TIME >= ? AND INFO LIKE ?
-		AND COALESCE(STATE, '') NOT LIKE 'Waiting for%metadata lock'`, int(age/time.Second), like)
-	if err != nil {
-		return 0, fmt.Errorf("list long-running queries: %w", err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		// A query that ended meanwhile is no error: its ID is gone.
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err == nil {
-			n++
-		} else if ctx.Err() != nil {
-			return n, ctx.Err()
-		}
-	}
-	return n, nil
+		AND COALESCE(STATE, '') NOT LIKE 'Waiting for%metadata lock'`,
+		int(age/time.Second), "%"+strings.ReplaceAll(table, "_", `\_`)+"%")
 }
 
 func (in *Injector) hiddenWord(hidden bool) string {
