@@ -142,7 +142,9 @@ func (in *Injector) alterPastScans(ctx context.Context, table, q string) error {
 	defer func() {
 		// The connection goes back to the pool: restore its lock wait, or
 		// drop it from the pool when that fails.
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = @@GLOBAL.lock_wait_timeout"); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(rctx, "SET SESSION lock_wait_timeout = @@GLOBAL.lock_wait_timeout"); err != nil {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
