@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // the database driver seeding and traffic use
+	"github.com/go-sql-driver/mysql"
 )
 
 // SeedConfig describes the records table.
@@ -179,7 +179,7 @@ func Seed(ctx context.Context, c SeedConfig) (SeedResult, error) {
 			for first := range batches {
 				sb.Reset()
 				c.buildInsert(&sb, first)
-				if _, err := conn.ExecContext(ctx, sb.String()); err != nil {
+				if err := execRetryingDeadlocks(ctx, conn, sb.String()); err != nil {
 					errc <- fmt.Errorf("insert from id %d: %w", first, err)
 					return
 				}
@@ -245,4 +245,22 @@ func (c SeedConfig) buildInsert(sb *strings.Builder, first uint64) {
 		}
 		sb.WriteString("')")
 	}
+}
+
+// execRetryingDeadlocks runs q, again when InnoDB picked it as a deadlock
+// victim (1213): concurrent bulk inserts into a table with a secondary
+// index can deadlock on its gap locks, and the victim's batch was rolled
+// back whole, so running it again is safe.
+func execRetryingDeadlocks(ctx context.Context, conn *sql.Conn, q string) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if _, err = conn.ExecContext(ctx, q); err == nil {
+			return nil
+		}
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 1213 {
+			return err
+		}
+	}
+	return err
 }
