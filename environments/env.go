@@ -50,12 +50,25 @@ func init() {
 	}
 }
 
-// Database credentials and names inside every environment.
+// Database credentials and names inside every environment. Traffic
+// connects as DBUser, an ordinary user: MariaDB and MySQL keep one
+// connection past max_connections for SUPER users, and drill traffic must
+// not take it. The harness and fault injectors connect as DBAdminUser over
+// the admin port (MariaDB extra_port, MySQL admin_port), which has
+// connections of its own.
 const (
-	DBUser     = "root"
-	DBPassword = "firedrill"
-	DBName     = "firedrill"
+	DBUser           = "firedrill"
+	DBAdminUser      = "root"
+	DBPassword       = "firedrill"
+	DBName           = "firedrill"
+	mariadbAdminPort = "3307/tcp"  // extra_port, set by the image's entrypoint
+	mysqlAdminPort   = "33062/tcp" // admin_port, set by the harness
 )
+
+// trafficGrants are the traffic user's rights: rows, and the processlist
+// (a contended fill query counts the queries running). No SUPER or
+// CONNECTION ADMIN.
+const trafficGrants = "SELECT, INSERT, UPDATE, DELETE, PROCESS"
 
 // Ports inside the Toxiproxy container: one listener per proxied server.
 const (
@@ -79,8 +92,9 @@ type Database struct {
 	Proxy      string // Toxiproxy proxy name
 	ProxyAddr  string
 	DirectAddr string
-	DSN        string // go-sql-driver DSN through the proxy: for traffic
-	AdminDSN   string // direct DSN: for seeding, faults and checks
+	DSN        string // go-sql-driver DSN through the proxy, as the traffic user: for traffic
+	AdminDSN   string // direct DSN over the admin port, as root: for seeding, faults and checks
+	AdminAddr  string // 127.0.0.1:port of the admin port
 }
 
 // Env is a running environment. Down removes it.
@@ -258,7 +272,11 @@ func (e *Env) common(service string, aliases ...string) []testcontainers.Contain
 func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
 	fmt.Fprintf(cfg.progress, "env: starting database (%s)\n", cfg.dbImage)
 	dsn := func(host string, port dnetwork.Port) string {
-		return fmt.Sprintf("%s:%s@tcp(%s:%s)/%s?timeout=2s", DBUser, DBPassword, host, port.Port(), DBName)
+		return fmt.Sprintf("%s:%s@tcp(%s:%s)/%s?timeout=2s", DBAdminUser, DBPassword, host, port.Port(), DBName)
+	}
+	adminPort := mariadbAdminPort
+	if cfg.dbImage != MariaDBImage {
+		adminPort = mysqlAdminPort
 	}
 	opts := append(e.common("mysql", "mysql"),
 		// The database is thrown away with the run; on this engine's
@@ -266,8 +284,8 @@ func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
 		// every write an I/O round trip through FUSE, which a drill would
 		// measure instead of the database.
 		testcontainers.WithTmpfs(map[string]string{"/var/lib/mysql": "rw,size=" + strconv.Itoa(cfg.dbTmpfsMB) + "m"}),
-		testcontainers.WithExposedPorts("3306/tcp"),
-		loopbackPorts("3306/tcp"),
+		testcontainers.WithExposedPorts("3306/tcp", adminPort),
+		loopbackPorts("3306/tcp", adminPort),
 		testcontainers.WithWaitStrategy(wait.ForSQL("3306/tcp", "mysql", dsn).
 			WithQuery("SELECT 1").WithStartupTimeout(cfg.startup).WithPollInterval(250*time.Millisecond)),
 	)
@@ -278,8 +296,12 @@ func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
 			"MYSQL_ROOT_PASSWORD": DBPassword, "MYSQL_DATABASE": DBName, "MYSQL_ROOT_HOST": "%",
 		}))
 	}
-	if len(cfg.dbArgs) > 0 {
-		opts = append(opts, testcontainers.WithCmdArgs(cfg.dbArgs...))
+	args := cfg.dbArgs
+	if cfg.dbImage != MariaDBImage {
+		args = append([]string{"--admin-address=0.0.0.0", "--admin-port=" + strings.TrimSuffix(mysqlAdminPort, "/tcp")}, args...)
+	}
+	if len(args) > 0 {
+		opts = append(opts, testcontainers.WithCmdArgs(args...))
 	}
 	c, err := testcontainers.Run(ctx, cfg.dbImage, opts...)
 	e.add(c)
@@ -290,16 +312,29 @@ func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
+	aport, err := c.MappedPort(ctx, adminPort)
+	if err != nil {
+		return fmt.Errorf("database: admin port: %w", err)
+	}
 	e.DB.Image = cfg.dbImage
 	e.DB.DirectAddr = "127.0.0.1:" + port.Port()
-	e.DB.AdminDSN = fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, e.DB.DirectAddr, DBName)
+	e.DB.AdminAddr = "127.0.0.1:" + aport.Port()
+	e.DB.AdminDSN = fmt.Sprintf("%s:%s@tcp(%s)/%s", DBAdminUser, DBPassword, e.DB.AdminAddr, DBName)
 	db, err := sql.Open("mysql", e.DB.AdminDSN)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	defer db.Close()
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&e.DB.Version); err != nil {
-		return fmt.Errorf("database: version: %w", err)
+		return fmt.Errorf("database: version over the admin port: %w", err)
+	}
+	for _, q := range []string{
+		"CREATE USER IF NOT EXISTS '" + DBUser + "'@'%' IDENTIFIED BY '" + DBPassword + "'",
+		"GRANT " + trafficGrants + " ON *.* TO '" + DBUser + "'@'%'",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("database: traffic user: %w", err)
+		}
 	}
 	e.DB.Flavor = "mysql"
 	if strings.Contains(strings.ToLower(e.DB.Version), "mariadb") {

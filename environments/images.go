@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,23 +19,55 @@ import (
 )
 
 // Images the harness runs. They are built locally (`firedrill images`); no
-// registry is needed.
-const (
+// registry is needed. Each tag is a hash of what builds the image (its
+// Dockerfile folder, the base's package list), so an image built from an
+// older tree is never mistaken for the current one: a changed entrypoint
+// gets a new tag and is built.
+var (
 	// BaseImage is a Debian base bootstrapped from the host's own package
-	// mirror, with mariadb-server and memcached already installed so the
-	// service images need no network from inside a build.
-	BaseImage = "firedrill/base:bookworm"
+	// mirror, with basePackages already installed so the service images
+	// need no network from inside a build.
+	BaseImage = "firedrill/base:bookworm-" + hashOf(basePackages)
 	// MariaDBImage is the default database image.
-	MariaDBImage = "firedrill/mariadb:local"
+	MariaDBImage = "firedrill/mariadb:" + contentTag("mariadb")
 	// MemcachedImage is the memcached server image.
-	MemcachedImage = "firedrill/memcached:local"
+	MemcachedImage = "firedrill/memcached:" + contentTag("memcached")
 	// ToxiproxyImage holds the toxiproxy server built from the module
 	// version pinned in go.mod.
-	ToxiproxyImage = "firedrill/toxiproxy:" + ToxiproxyVersion
-	// ToxiproxyVersion is the github.com/Shopify/toxiproxy/v2 version in
-	// go.mod; a test keeps the two in step.
-	ToxiproxyVersion = "v2.5.0"
+	ToxiproxyImage = "firedrill/toxiproxy:" + ToxiproxyVersion + "-" + contentTag("toxiproxy")
 )
+
+// ToxiproxyVersion is the github.com/Shopify/toxiproxy/v2 version in
+// go.mod; a test keeps the two in step.
+const ToxiproxyVersion = "v2.5.0"
+
+// basePackages are installed when the base is bootstrapped.
+const basePackages = "mariadb-server,memcached"
+
+// contentTag hashes the embedded build folder of svc and the base's
+// package list.
+func contentTag(svc string) string {
+	h := sha256.New()
+	io.WriteString(h, basePackages+"\x00")
+	_ = fs.WalkDir(dockerfiles, "images/"+svc, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := dockerfiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:8]
+}
 
 // baseSuite is the Debian release the base is bootstrapped from when
 // /etc/os-release does not name one.
@@ -112,12 +146,31 @@ func BuildImages(ctx context.Context, opts ...BuildOption) error {
 			return err
 		}
 	}
+	removeStaleImages(ctx, cfg.progress)
 	if cfg.rebuild {
 		// A rebuild leaves the previous images untagged; they are ours
 		// (labelled) and 600 MB each.
 		_ = exec.CommandContext(ctx, "docker", "image", "prune", "-f", "--filter", "label=firedrill.image").Run()
 	}
 	return nil
+}
+
+// removeStaleImages removes firedrill's images whose tag is not the
+// current one: built from an older tree, 500 MB each, never used again.
+func removeStaleImages(ctx context.Context, progress io.Writer) {
+	out, err := exec.CommandContext(ctx, "docker", "images", "--filter", "label=firedrill.image", "--format", "{{.Repository}}:{{.Tag}}").Output()
+	if err != nil {
+		return
+	}
+	current := map[string]bool{BaseImage: true, MariaDBImage: true, MemcachedImage: true, ToxiproxyImage: true}
+	for _, img := range strings.Fields(string(out)) {
+		if current[img] || strings.HasSuffix(img, ":<none>") {
+			continue
+		}
+		if exec.CommandContext(ctx, "docker", "image", "rm", img).Run() == nil {
+			fmt.Fprintf(progress, "images: removed %s (built from an older tree)\n", img)
+		}
+	}
 }
 
 // MissingImages lists the images the environment needs that do not exist.
@@ -237,7 +290,7 @@ func bootstrapBase(ctx context.Context, cfg *buildConfig) error {
 	fmt.Fprintf(cfg.progress, "images: bootstrapping %s from %s %s (takes about 2 minutes)\n", BaseImage, mirror, suite)
 	start := time.Now()
 	var log bytes.Buffer
-	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include=mariadb-server,memcached",
+	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+basePackages,
 		suite, root, mirror)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := runWithTicker(cmd, cfg.progress, "bootstrapping base", start); err != nil {

@@ -28,15 +28,18 @@ import (
 var (
 	adminDSN string
 	flavor   database.Flavor
+	// mainAddr is the server's ordinary port, the one applications use
+	// and max_connections limits (adminDSN goes to the admin port).
+	mainAddr string
 )
 
 func TestMain(m *testing.M) {
 	if dsn := os.Getenv("FIREDRILL_TEST_ADMIN_DSN"); dsn != "" {
-		adminDSN = dsn
+		adminDSN, mainAddr = dsn, os.Getenv("FIREDRILL_TEST_MAIN_ADDR")
 		os.Exit(m.Run())
 	}
 	envtest.Main(m, func(e *environments.Env) {
-		adminDSN, flavor = e.DB.AdminDSN, database.Flavor(e.DB.Flavor)
+		adminDSN, flavor, mainAddr = e.DB.AdminDSN, database.Flavor(e.DB.Flavor), e.DB.DirectAddr
 	}, environments.WithMemcached(1))
 }
 
@@ -90,7 +93,115 @@ func userDSN(t *testing.T, user, pass string) string {
 	}
 	cfg.User, cfg.Passwd = user, pass
 	cfg.Timeout = 2 * time.Second
+	if mainAddr != "" {
+		cfg.Addr = mainAddr
+	}
 	return cfg.FormatDSN()
+}
+
+// At max_connections, with every ordinary slot taken by an application
+// user, the injector still reverts its faults: it connects over the admin
+// port, which has connections of its own, so a drill cannot lock the
+// harness out. Its pool keeps no idle connection here, so each revert
+// needs a connection made while the database is full.
+func TestInjectorRevertsAtMaxConnections(t *testing.T) {
+	ctx := context.Background()
+	in, rec := open(t)
+	db := in.DB()
+	mustExec(t, db,
+		"CREATE DATABASE IF NOT EXISTS fd_full",
+		"DROP TABLE IF EXISTS fd_full.orders",
+		"CREATE TABLE fd_full.orders (id INT PRIMARY KEY, customer_id INT NOT NULL, KEY idx_customer (customer_id))",
+		"INSERT INTO fd_full.orders VALUES (1, 1), (2, 2)",
+		"DROP USER IF EXISTS 'fd_full'@'%'",
+		"CREATE USER 'fd_full'@'%' IDENTIFIED BY 'fd'",
+		"GRANT SELECT ON *.* TO 'fd_full'@'%'")
+	defer mustExec(t, db, "DROP DATABASE IF EXISTS fd_full", "DROP USER IF EXISTS 'fd_full'@'%'")
+	var orig, connected int64
+	if err := db.QueryRow("SELECT @@GLOBAL.max_connections").Scan(&orig); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Threads_connected'").Scan(&name, &connected); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.PlanRegression(ctx, "fd_full", "orders", "idx_customer", ""); err != nil {
+		t.Fatal(err)
+	}
+	limit, err := in.CapConnections(ctx, int(connected)+3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxIdleConns(0)
+
+	app, err := sql.Open("mysql", userDSN(t, "fd_full", "fd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	var conns []*sql.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var refused error
+	for i := 0; i < limit+10 && refused == nil; i++ {
+		c, err := app.Conn(ctx)
+		if err == nil {
+			if err = c.PingContext(ctx); err == nil {
+				conns = append(conns, c)
+				continue
+			}
+			c.Close()
+		}
+		refused = err
+	}
+	var me *mysql.MySQLError
+	if !errors.As(refused, &me) || me.Number != 1040 {
+		t.Fatalf("after %d application connections (cap %d): %v, want error 1040", len(conns), limit, refused)
+	}
+	// The one connection past the cap that the server keeps for SUPER
+	// users is taken too (a drill whose traffic ran as root took it).
+	super, err := sql.Open("mysql", userDSN(t, environments.DBAdminUser, environments.DBPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close()
+	refused = nil
+	for i := 0; i < 5 && refused == nil; i++ {
+		c, err := super.Conn(ctx)
+		if err == nil {
+			if err = c.PingContext(ctx); err == nil {
+				conns = append(conns, c)
+				continue
+			}
+			c.Close()
+		}
+		refused = err
+	}
+	if !errors.As(refused, &me) || me.Number != 1040 {
+		t.Fatalf("root on the ordinary port: %v, want error 1040 once the spare slot is taken", refused)
+	}
+	t.Logf("database full: %d connections (the spare SUPER slot included), then %v", len(conns), refused)
+
+	if err := in.RevertPlanRegression(ctx, "fd_full", "orders", "idx_customer"); err != nil {
+		t.Fatalf("revert the plan regression at max_connections: %v", err)
+	}
+	if err := in.RestoreConnections(ctx); err != nil {
+		t.Fatalf("restore max_connections at max_connections: %v", err)
+	}
+	var now int64
+	if err := db.QueryRow("SELECT @@GLOBAL.max_connections").Scan(&now); err != nil || now != orig {
+		t.Fatalf("max_connections %d (%v), want %d back", now, err, orig)
+	}
+	if _, key := explainKey(t, db, "SELECT * FROM fd_full.orders WHERE customer_id = 2"); key != "idx_customer" {
+		t.Fatalf("after the revert the lookup uses key %q, want idx_customer", key)
+	}
+	want := "plan_regression/inject/fd_full.orders/idx_customer connection_cap/inject/mysql/ plan_regression/remove/fd_full.orders/idx_customer connection_cap/remove/mysql/"
+	if got := strings.Join(rec.list(), " "); got != want {
+		t.Fatalf("events %s, want %s", got, want)
+	}
 }
 
 func TestConnectionCapRefusesWith1040(t *testing.T) {
@@ -245,6 +356,72 @@ func TestPlanRegressionMakesTheQueryFullScan(t *testing.T) {
 // A scan that started while the index was lost holds the table's metadata
 // lock long after its caller gave up; the revert kills it instead of
 // waiting past the injector's timeout.
+// Scans that keep coming (the unprotected drill: a lookup every 25 ms,
+// each a scan that runs for seconds, until the caller turns them off) do
+// not hold the revert off: new ones queue behind its waiting ALTER, and
+// the running ones are killed. (Killing only the scans older than the lock
+// wait, between attempts, never caught up: each attempt's queue became
+// the next attempt's holders.)
+func TestRevertLandsWhileScansKeepComing(t *testing.T) {
+	ctx := context.Background()
+	in, err := database.Open(ctx, adminDSN, flavor, database.WithTimeout(15*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	db := in.DB()
+	mustExec(t, db,
+		"CREATE DATABASE IF NOT EXISTS fd_plan_stream",
+		"DROP TABLE IF EXISTS fd_plan_stream.orders",
+		"CREATE TABLE fd_plan_stream.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, customer_id INT NOT NULL, KEY idx_customer (customer_id))",
+		"INSERT INTO fd_plan_stream.orders (customer_id) VALUES (1), (2), (3)")
+	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE fd_plan_stream") })
+	if err := in.PlanRegression(ctx, "fd_plan_stream", "orders", "idx_customer", ""); err != nil {
+		t.Fatal(err)
+	}
+	client, err := sql.Open("mysql", userDSN(t, environments.DBAdminUser, environments.DBPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	client.SetMaxOpenConns(120)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(25 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				defer cancel()
+				var v int
+				_ = client.QueryRowContext(qctx, "SELECT SLEEP(6) FROM fd_plan_stream.orders LIMIT 1").Scan(&v)
+			}()
+		}
+	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	time.Sleep(3 * time.Second) // scans of every age are running
+	t0 := time.Now()
+	// The injector's 15 s timeout bounds it: killing only the scans older
+	// than the lock wait between attempts timed out here.
+	if err := in.RevertPlanRegression(ctx, "fd_plan_stream", "orders", "idx_customer"); err != nil {
+		t.Fatalf("revert while scans keep coming: %v", err)
+	}
+	t.Logf("revert took %v", time.Since(t0))
+}
+
 func TestRevertPlanRegressionKillsScansHoldingTheTable(t *testing.T) {
 	ctx := context.Background()
 	in, err := database.Open(ctx, adminDSN, flavor, database.WithTimeout(15*time.Second))

@@ -15,9 +15,12 @@ GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
 CREATE DATABASE IF NOT EXISTS firedrill;
 FLUSH PRIVILEGES;
 SQL
+# Port 3307 is the admin path (extra_port, its own 32 connections beyond
+# max_connections): the harness and the fault injectors use it, so a drill
+# that exhausts max_connections cannot lock them out.
 # Durability settings are relaxed on purpose: drills measure load behaviour,
 # and a throwaway database that fsyncs every commit would measure the disk.
 exec mariadbd --user=root --datadir="$datadir" --bind-address=0.0.0.0 --port=3306 \
   --skip-name-resolve --skip-log-bin --init-file=/run/mysqld/init.sql \
   --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
-  --innodb-doublewrite=0 --local-infile=1 "$@"
+  --innodb-doublewrite=0 --local-infile=1 --extra-port=3307 --extra-max-connections=32 "$@"
