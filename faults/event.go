@@ -26,7 +26,19 @@ type Event struct {
 	Target string
 	// Name is the toxic's name, or "" for faults that have none.
 	Name string
+	// Marker is true for a step or a protection rather than a fault (a
+	// statement time limit, a query killer, an autoscaler's scaling, a
+	// feature switch, the start and end of traffic): it is drawn on the
+	// timeline but never opens a phase of its own.
+	Marker bool
 }
+
+// Marker kinds the harness reads.
+const (
+	// Traffic marks the start (Inject) and end (Remove) of a replay's
+	// traffic: a drill's time runs from the first start.
+	Traffic = "traffic"
+)
 
 // Recorder receives timeline events. The k6 extensions turn them into
 // samples of the firedrill_fault metric.

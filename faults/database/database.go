@@ -165,8 +165,12 @@ func (in *Injector) scan(ctx context.Context, q string, args []any, dest ...any)
 }
 
 func (in *Injector) event(fault string, a faults.Action, target, name string) {
-	in.rec.Record(faults.Event{Fault: fault, Action: a, Target: target, Name: name})
+	in.rec.Record(faults.Event{Fault: fault, Action: a, Target: target, Name: name, Marker: protections[fault]})
 }
+
+// protections are what this package turns on to protect the database, not
+// faults: on the timeline they are markers.
+var protections = map[string]bool{FaultStatementLimit: true, FaultQueryKiller: true}
 
 // identRE is what this package accepts as a schema, table, column or index
 // name. Identifiers cannot be bound as parameters, so they are checked and

@@ -95,7 +95,7 @@ func (k *Killer) run(ctx context.Context, cfg KillerConfig) {
 		k.mu.Lock()
 		rec := k.rec
 		k.mu.Unlock()
-		rec.Record(faults.Event{Fault: FaultQueryKiller, Action: faults.Remove, Target: k.in.target})
+		rec.Record(faults.Event{Fault: FaultQueryKiller, Action: faults.Remove, Target: k.in.target, Marker: true})
 		k.cancel()
 		close(k.done)
 	}()
@@ -161,15 +161,44 @@ func (in *Injector) killListed(ctx context.Context, list string, args ...any) (i
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("list queries: %w", err)
 	}
-	killed := 0
-	for _, id := range ids {
-		if _, err := in.db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err != nil {
-			if strings.Contains(err.Error(), "1094") {
-				continue
+	// Several at once: a revert waits on every one of them, and each KILL is
+	// a round trip to a busy server.
+	var (
+		mu      sync.Mutex
+		killed  int
+		errs    []error
+		wg      sync.WaitGroup
+		pending = make(chan int64)
+	)
+	for range min(4, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range pending {
+				_, err := in.db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id))
+				mu.Lock()
+				switch {
+				case err == nil:
+					killed++
+				case !strings.Contains(err.Error(), "1094"):
+					errs = append(errs, fmt.Errorf("kill query %d: %w", id, err))
+				}
+				mu.Unlock()
 			}
-			return killed, fmt.Errorf("kill query %d: %w", id, err)
+		}()
+	}
+send:
+	for _, id := range ids {
+		select {
+		case pending <- id:
+		case <-ctx.Done():
+			break send
 		}
-		killed++
+	}
+	close(pending)
+	wg.Wait()
+	if len(errs) > 0 {
+		return killed, errs[0]
 	}
 	return killed, nil
 }

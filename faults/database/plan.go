@@ -3,12 +3,10 @@ package database
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/firedrill-dev/firedrill/faults"
 )
@@ -113,21 +111,23 @@ func (in *Injector) RevertPlanRegression(ctx context.Context, schema, table, ind
 	return nil
 }
 
-// lockWait is how long the revert's ALTER waits for the table's metadata
-// lock before alterPastScans clears the way. A query on an indexed column
-// runs in milliseconds; one that has run this long is a scan of the fault.
-const lockWait = 3 * time.Second
+// lockWait is how long the revert lets the statements holding the table
+// finish on their own before it kills them. A query on an indexed column
+// runs in milliseconds; one still running after this is a scan of the fault.
+const lockWait = time.Second
 
 // alterPastScans runs q, an ALTER of table, when scans started while the
 // index was lost hold the table. A client's timeout does not stop its
 // statement on the server, so a lost index leaves scans running long after
 // their callers gave up, and the ALTER's metadata lock waits for every one
-// of them while the queries queued behind it stall the table; on a loaded
-// machine that outlasts the injector's timeout and the revert never lands.
-// So the ALTER waits lockWait at a time, and after each wait the statements
-// that have run on the table longer than that are killed (KILL QUERY), as
-// incident 003's operators killed the scans, until it lands or the
-// injector's timeout passes.
+// of them. While it waits, new statements on the table queue behind it (a
+// pending exclusive metadata lock comes first), so only the statements
+// already running hold it up: after lockWait they are killed (KILL QUERY),
+// as incident 003's operators killed the scans, again every 250 ms, until
+// the ALTER lands or the injector's timeout passes. Killing only while the
+// ALTER waits matters: killed between two attempts, the scans would be
+// replaced by new ones as fast as they die (the lookups keep coming until
+// the caller turns them off).
 func (in *Injector) alterPastScans(ctx context.Context, table, q string) error {
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
@@ -136,7 +136,12 @@ func (in *Injector) alterPastScans(ctx context.Context, table, q string) error {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", int(lockWait/time.Second))); err != nil {
+	var self int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&self); err != nil {
+		return fmt.Errorf("connection id: %w", err)
+	}
+	wait := max(1, int(math.Ceil(in.timeout.Seconds())))
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", wait)); err != nil {
 		return fmt.Errorf("set lock_wait_timeout: %w", err)
 	}
 	defer func() {
@@ -148,35 +153,65 @@ func (in *Injector) alterPastScans(ctx context.Context, table, q string) error {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	killed := 0
-	for {
+	done := make(chan error, 1)
+	go func() {
 		_, err := conn.ExecContext(ctx, q)
-		var me *mysql.MySQLError
-		if err == nil || !errors.As(err, &me) || me.Number != errLockWaitTimeout {
-			if err != nil && killed > 0 {
-				err = fmt.Errorf("%w (after killing %d long-running queries on %s)", err, killed, table)
-			}
-			return err
+		done <- err
+	}()
+	start := time.Now()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	killed := 0
+	var killErr error
+	result := func(err error) error {
+		if err != nil && killErr != nil {
+			return fmt.Errorf("%w (killing the queries holding %s: %v)", err, table, killErr)
 		}
-		n, err := in.killLongQueries(ctx, table, lockWait)
-		if err != nil {
-			return fmt.Errorf("waiting for the metadata lock of %s: %w", table, err)
+		if err != nil && killed > 0 {
+			return fmt.Errorf("%w (after killing %d queries holding %s)", err, killed, table)
 		}
+		return err
+	}
+	for {
+		select {
+		case err := <-done:
+			return result(err)
+		case <-tick.C:
+		}
+		if time.Since(start) < lockWait {
+			continue
+		}
+		n, err := in.killHolders(ctx, table, self, done)
 		killed += n
+		if err != nil {
+			killErr = err
+		}
 	}
 }
 
-// errLockWaitTimeout is ER_LOCK_WAIT_TIMEOUT, also raised when a metadata
-// lock wait passes lock_wait_timeout.
-const errLockWaitTimeout = 1205
-
-// killLongQueries kills the statements that mention table and have run at
-// least age, other than those waiting for a metadata lock themselves.
-func (in *Injector) killLongQueries(ctx context.Context, table string, age time.Duration) (int, error) {
-	return in.killListed(ctx, `SELECT ID FROM information_schema.PROCESSLIST
-		WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND TIME >= ? AND INFO LIKE ?
+// killHolders kills the statements that mention table and are running,
+// not waiting for its metadata lock, other than the ALTER on connection
+// alter; it stops as soon as the ALTER is done (and leaves done for the
+// caller to read).
+func (in *Injector) killHolders(ctx context.Context, table string, alter int64, done chan error) (int, error) {
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case err := <-done:
+			done <- err // the caller reads it
+			cancel()
+		case <-kctx.Done():
+		}
+	}()
+	n, err := in.killListed(kctx, `SELECT ID FROM information_schema.PROCESSLIST
+		WHERE COMMAND = 'Query' AND ID <> CONNECTION_ID() AND ID <> ? AND INFO LIKE ?
 		AND COALESCE(STATE, '') NOT LIKE 'Waiting for%metadata lock'`,
-		int(age/time.Second), "%"+strings.ReplaceAll(table, "_", `\_`)+"%")
+		alter, "%"+strings.ReplaceAll(table, "_", `\_`)+"%")
+	if kctx.Err() != nil && ctx.Err() == nil {
+		err = nil // the ALTER landed while we were killing: done
+	}
+	return n, err
 }
 
 func (in *Injector) hiddenWord(hidden bool) string {
