@@ -404,13 +404,28 @@ func (s Summary) HitRatio() float64 {
 	return float64(s.Hits) / float64(s.Fetches)
 }
 
+// Prefill fills the cfg.Warm most popular entries, as a replay's warm-up
+// does, without replaying traffic: a drill calls it in setup, so its
+// traffic (and every fault's startTime) starts with a warm cache.
+func Prefill(ctx context.Context, cfg Config) (int, error) {
+	e, err := New(cfg, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer e.closeAll()
+	if err := e.warm(ctx, cfg.Warm); err != nil {
+		return 0, fmt.Errorf("prefill: %w", err)
+	}
+	return cfg.Warm, nil
+}
+
 // Run replays traffic until Duration passes or ctx is done, then closes
 // every connection and goroutine it started. It may be called once.
 func (e *Engine) Run(ctx context.Context) (Summary, error) {
 	if !e.ran.CompareAndSwap(false, true) {
 		return Summary{}, errors.New("run: engine already ran")
 	}
-	hw, err := openHDR(e.cfg.HDROut)
+	hw, err := openLedger(e.cfg.HDROut)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -559,6 +574,7 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline t
 		}
 		o := e.generate(rng, seq, next)
 		seq++
+		e.stats.ledger.offer(o.intended, o.kind)
 		select {
 		case work <- o:
 			sent++
@@ -571,9 +587,14 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline t
 				dl.Stop()
 			case <-ctx.Done():
 				dl.Stop()
+				e.stats.ledger.finish(histShards, o.intended, o.kind, Unfinished, 0, false)
 				return
 			case <-dl.C:
+				// This one and every arrival due before the deadline came
+				// due and never started: the ledger counts them unsent.
+				e.stats.ledger.finish(histShards, o.intended, o.kind, Unsent, 0, false)
 				unsent++
+				unsent += e.unsentUntil(rng, seq, o.intended, segStart, segN+1, segRate, rate, deadline)
 				return
 			}
 		}
@@ -589,6 +610,31 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline t
 			// cannot drift and rate x duration arrivals are never exceeded
 			next = segStart.Add(time.Duration(float64(segN) / rate * float64(time.Second)))
 		}
+	}
+}
+
+// unsentUntil counts, in the ledger, the arrivals the pacer would have
+// made due after last and before deadline had a serving slot been free.
+func (e *Engine) unsentUntil(rng *rand.Rand, seq uint64, last, segStart time.Time, segN int64, segRate, rate float64, deadline time.Time) int64 {
+	if rate != segRate {
+		segStart, segN = last, 1
+	}
+	var n int64
+	next := last
+	for {
+		if e.cfg.Arrivals == "poisson" {
+			next = next.Add(time.Duration(rng.ExpFloat64() / rate * float64(time.Second)))
+		} else {
+			next = segStart.Add(time.Duration(float64(segN) / rate * float64(time.Second)))
+			segN++
+		}
+		if !next.Before(deadline) {
+			return n
+		}
+		o := e.generate(rng, seq, next)
+		seq++
+		e.stats.ledger.unsent(o.intended, o.kind)
+		n++
 	}
 }
 
@@ -624,7 +670,7 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 	return o
 }
 
-func (e *Engine) flusher(start time.Time, hw *hdrWriter, stop <-chan struct{}) {
+func (e *Engine) flusher(start time.Time, hw *ledgerWriter, stop <-chan struct{}) {
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
 	sec := start
@@ -646,15 +692,11 @@ func (e *Engine) flusher(start time.Time, hw *hdrWriter, stop <-chan struct{}) {
 			breakerOpens = opens
 		}
 		e.sink.Push(out)
+		// The ledger is written once a second: most buckets are then
+		// complete, so each is encoded about once.
 		if final || now.Sub(sec) >= time.Second {
-			_ = hw.write(sec, "cache_fetch", e.stats.secFetch)
-			_ = hw.write(sec, "db_query", e.stats.secDB)
-			e.stats.secFetch.Reset()
-			e.stats.secDB.Reset()
-			sec = sec.Add(time.Second)
-			if now.Sub(sec) >= time.Second {
-				sec = now
-			}
+			_ = e.stats.ledger.write(hw)
+			sec = now
 		}
 	}
 	for {

@@ -1,9 +1,6 @@
 package traffic
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -154,12 +151,8 @@ type procStats struct {
 	fetch  []atomic.Int64 // [server][format(0 legacy,1 current)][numFetch]
 }
 
+// histShards spreads the workers' ledger records over this many locks.
 const histShards = 8
-
-type histShard struct {
-	mu sync.Mutex
-	h  [numHists]*hdr.Histogram
-}
 
 // histKind names the latency histograms, each pushed as its trend.
 type histKind uint8
@@ -182,7 +175,7 @@ type stats struct {
 	procs   [MaxProcesses]procStats
 	errs    [numOpKinds][len(classes)]atomic.Int64
 	late    atomic.Int64
-	shards  [histShards]histShard
+	ledger  *ledger
 
 	dbInflight     atomic.Int64
 	dbInflightPeak atomic.Int64
@@ -190,9 +183,8 @@ type stats struct {
 	retries, retriesDenied atomic.Int64
 
 	// owned by the flusher; the totals maps are also read by Totals, under totMu
-	totMu           sync.Mutex
-	iv, tot         [numHists]*hdr.Histogram // this interval's, and the run's
-	secFetch, secDB *hdr.Histogram
+	totMu   sync.Mutex
+	iv, tot [numHists]*hdr.Histogram // this interval's, and the run's
 
 	totals      map[string]float64
 	errTotals   map[string]float64 // by class
@@ -200,19 +192,13 @@ type stats struct {
 }
 
 func newStats(servers int) *stats {
-	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}, opErrTotals: map[string]float64{}}
+	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}, opErrTotals: map[string]float64{}, ledger: newLedger()}
 	for i := range s.procs {
 		s.procs[i].fetch = make([]atomic.Int64, servers*2*numFetch)
-	}
-	for i := range s.shards {
-		for k := range s.shards[i].h {
-			s.shards[i].h[k] = newHist()
-		}
 	}
 	for k := range s.iv {
 		s.iv[k], s.tot[k] = newHist(), newHist()
 	}
-	s.secFetch, s.secDB = newHist(), newHist()
 	return s
 }
 
@@ -231,15 +217,10 @@ func (s *stats) add(proc, which int, n int64) { s.procs[proc].scalar[which].Add(
 
 func (s *stats) errorClass(op opKind, class string) { s.errs[op][classIndex(class)].Add(1) }
 
-// record adds d to the shard's histograms of kinds, under one lock.
-func (s *stats) record(shard int, d time.Duration, kinds ...histKind) {
-	v := max(d.Microseconds(), 1)
-	h := &s.shards[shard%histShards]
-	h.mu.Lock()
-	for _, k := range kinds {
-		_ = h.h[k].RecordValue(v)
-	}
-	h.mu.Unlock()
+// record adds d, a latency of the operation due at due, to the
+// histograms kinds.
+func (s *stats) record(shard int, due time.Time, d time.Duration, kinds ...histKind) {
+	s.ledger.latency(shard, due, d, kinds...)
 }
 
 func (s *stats) dbEnter() {
@@ -315,15 +296,7 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 		s.totals[MetricLate] += float64(v)
 	}
 	out = s.appendRetrySamples(out, t)
-	for i := range s.shards {
-		h := &s.shards[i]
-		h.mu.Lock()
-		for k := range h.h {
-			s.iv[k].Merge(h.h[k])
-			h.h[k].Reset()
-		}
-		h.mu.Unlock()
-	}
+	s.ledger.fold(func(k histKind, v int64) { _ = s.iv[k].RecordValue(v) })
 	// One Trend sample per interval and histogram: the interval's p99 (see
 	// package doc).
 	for k, iv := range s.iv {
@@ -332,8 +305,6 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 		}
 		s.tot[k].Merge(iv)
 	}
-	s.secFetch.Merge(s.iv[hFetch])
-	s.secDB.Merge(s.iv[hDB])
 	for _, iv := range s.iv {
 		iv.Reset()
 	}
@@ -369,53 +340,4 @@ func (s *stats) snapshot() Totals {
 		return out
 	}
 	return Totals{Counters: cp(s.totals), Errors: cp(s.errTotals), OpErrors: cp(s.opErrTotals)}
-}
-
-// hdrWriter appends one NDJSON line per metric per second.
-type hdrWriter struct {
-	f *os.File
-}
-
-func openHDR(path string) (*hdrWriter, error) {
-	if path == "" {
-		return nil, nil
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open hdr output: %w", err)
-	}
-	return &hdrWriter{f: f}, nil
-}
-
-type hdrLine struct {
-	T       float64           `json:"t"`
-	Metric  string            `json:"metric"`
-	Unit    string            `json:"unit"`
-	Tags    map[string]string `json:"tags,omitempty"`
-	Encoded string            `json:"encoded"`
-}
-
-// write appends h as one line with a single write call, so concurrent
-// writers appending to one file (O_APPEND) never interleave lines.
-func (w *hdrWriter) write(start time.Time, metric string, h *hdr.Histogram) error {
-	if w == nil || h.TotalCount() == 0 {
-		return nil
-	}
-	enc, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
-	if err != nil {
-		return fmt.Errorf("encode hdr: %w", err)
-	}
-	b, err := json.Marshal(hdrLine{T: float64(start.UnixNano()) / 1e9, Metric: metric, Unit: "us", Encoded: string(enc)})
-	if err != nil {
-		return err
-	}
-	_, err = w.f.Write(append(b, '\n'))
-	return err
-}
-
-func (w *hdrWriter) close() error {
-	if w == nil {
-		return nil
-	}
-	return w.f.Close()
 }

@@ -23,27 +23,35 @@ type worker struct {
 	buf  []byte
 	vbuf []byte // reused for values read by fetch: a hit allocates nothing
 	kind opKind // the operation being worked, for the errors' op tag
+	// due is the operation's due time: its latencies, database queries
+	// included, belong to the ledger bucket of its arrival.
+	due time.Time
+	// what became of the operation: the first error that lost its answer
+	// (its class index, -1 while none), and whether it was served stale
+	failClass int
+	stale     bool
 }
 
 func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 	w := &worker{e: e, idx: idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, uint64(idx)+1))}
 	for o := range work {
 		if ctx.Err() != nil {
-			continue // drain without working: the run is being cancelled
+			// drain without working: the run is being cancelled
+			e.stats.ledger.finish(idx, o.intended, o.kind, Unfinished, 0, false)
+			continue
 		}
-		if time.Since(o.intended) > e.cfg.LateAfter {
+		late := time.Since(o.intended) > e.cfg.LateAfter
+		if late {
 			e.stats.late.Add(1)
 		}
 		fleet := *e.fleet.Load()
 		p := fleet[int(o.proc)%len(fleet)]
-		w.kind = o.kind
+		w.kind, w.due, w.failClass, w.stale = o.kind, o.intended, -1, false
 		switch o.kind {
 		case opFetch:
 			w.fetch(ctx, p, len(fleet), o.id)
-			e.stats.record(idx, time.Since(o.intended), hFetch)
 		case opMulti:
 			w.fetchMulti(ctx, p, len(fleet), o.ids)
-			e.stats.record(idx, time.Since(o.intended), hFetch)
 		case opWrite:
 			w.write(ctx, p, o.id)
 		case opLookup:
@@ -51,14 +59,59 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 		case opTenantWrite:
 			w.tenantWrite(ctx, p, o.id)
 		}
+		d := time.Since(o.intended)
+		switch o.kind {
+		case opFetch, opMulti:
+			e.stats.record(idx, o.intended, d, hFetch)
+		case opWrite, opTenantWrite:
+			e.stats.record(idx, o.intended, d, hWrite)
+		case opLookup:
+			e.stats.record(idx, o.intended, d, hLookup)
+		}
+		e.stats.ledger.finish(idx, o.intended, o.kind, w.outcome(ctx), max(w.failClass, 0), late)
 	}
 }
 
+// outcome is how the operation just worked ended.
+func (w *worker) outcome(ctx context.Context) Outcome {
+	switch {
+	case ctx.Err() != nil:
+		return Unfinished
+	case w.failClass == classIndex(ClassShed):
+		return Shed
+	case w.failClass >= 0:
+		return Failed
+	case w.stale:
+		return Stale
+	}
+	return Served
+}
+
+// countErr counts an error that did not cost the operation its answer (a
+// cache error before a good database read, a set that did not land).
 func (w *worker) countErr(ctx context.Context, err error) {
 	if err == nil || ctx.Err() != nil {
 		return // errors caused by the run ending are not the system's
 	}
 	w.e.stats.errorClass(w.kind, Classify(err))
+}
+
+// fail counts an error that lost the operation its answer: the operation
+// ends failed (or shed) with the class of its first such error.
+func (w *worker) fail(ctx context.Context, err error) {
+	if err == nil {
+		return
+	}
+	w.countErr(ctx, err)
+	w.failed(Classify(err))
+}
+
+// failed marks the operation failed with class without counting an error
+// (a caller waiting on a coalesced fill whose leader counted it).
+func (w *worker) failed(class string) {
+	if w.failClass < 0 {
+		w.failClass = classIndex(class)
+	}
 }
 
 // row is a database record.
@@ -89,7 +142,7 @@ func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, erro
 	t0 := time.Now()
 	var r row
 	err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?"+e.delayClause(), e.rowID(id)).Scan(&r.version, &r.payload)
-	e.stats.record(w.idx, time.Since(t0), hDB)
+	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
 	if err != nil {
 		return row{}, fmt.Errorf("select row %d: %w", id, err)
 	}
@@ -118,7 +171,9 @@ func (w *worker) encodeEntry(prot *Protections, v format.Version, r row, fill ti
 	return b, ttlSeconds(memTTL)
 }
 
-// fillOnce loads id and stores its entry; it is the unit coalescing shares.
+// fillOnce loads id and stores its entry; it is the unit coalescing
+// shares. It returns the error that lost the row (the read); a set that
+// does not land is counted here and costs only the cache entry.
 func (w *worker) fillOnce(ctx context.Context, p *process, key string, id uint64, v format.Version) error {
 	prot := w.e.prot.Load()
 	if prot.FillLock {
@@ -131,25 +186,35 @@ func (w *worker) fillOnce(ctx context.Context, p *process, key string, id uint64
 	}
 	b, ttl := w.encodeEntry(prot, v, r, time.Since(t0))
 	if prot.Leases {
-		return w.e.cache.MetaSet(ctx, key, b, ttl)
+		w.countErr(ctx, w.e.cache.MetaSet(ctx, key, b, ttl))
+	} else {
+		w.countErr(ctx, w.e.cache.Set(ctx, key, b, ttl))
 	}
-	return w.e.cache.Set(ctx, key, b, ttl)
+	return nil
 }
 
 // fill runs fillOnce, coalesced per process when that protection is on.
+// A caller that waited on another's fill shares its outcome: when that
+// fill failed, so did the caller's operation (the error counted once, by
+// the filler).
 func (w *worker) fill(ctx context.Context, p *process, key string, id uint64, v format.Version) {
 	if w.e.prot.Load().Coalesce {
-		_, err, shared := p.group.Do(key+"|"+v.String(), func() (any, error) {
+		leader := false
+		_, err, _ := p.group.Do(key+"|"+v.String(), func() (any, error) {
+			leader = true
 			return nil, w.fillOnce(ctx, p, key, id, v)
 		})
-		if shared {
+		if !leader {
 			w.e.stats.add(p.idx, cCoalesced, 1)
-			return // the leader counted its error
+			if err != nil {
+				w.failed(Classify(err))
+			}
+			return
 		}
-		w.countErr(ctx, err)
+		w.fail(ctx, err)
 		return
 	}
-	w.countErr(ctx, w.fillOnce(ctx, p, key, id, v))
+	w.fail(ctx, w.fillOnce(ctx, p, key, id, v))
 }
 
 // fillLocked is IdentityCache's fill lock: the winner of an add on the
@@ -169,9 +234,9 @@ func (w *worker) fillLocked(ctx context.Context, p *process, key string, id uint
 			return err
 		}
 		b, ttl := w.encodeEntry(prot, v, r, time.Since(t0))
-		err = mc.Set(ctx, key, b, ttl)
+		w.countErr(ctx, mc.Set(ctx, key, b, ttl))
 		_ = mc.Delete(ctx, lockKey)
-		return err
+		return nil
 	case errors.Is(err, memcache.ErrNotStored):
 		reader := format.Reader{Version: v, Compatible: prot.CompatRead}
 		for i := 0; i < prot.FillLockTries; i++ {
@@ -249,6 +314,7 @@ func (w *worker) fetch(ctx context.Context, p *process, nprocs int, id uint64) {
 				return
 			}
 			if prot.StaleWhileRevalidate > 0 {
+				w.stale = true
 				e.stats.add(p.idx, cStaleServed, 1)
 				e.stats.fetch(p.idx, srv, cur, fHits)
 				w.refreshInBackground(p, key, id, reader.Version)
@@ -284,7 +350,7 @@ func (w *worker) refreshInBackground(p *process, key string, id uint64, v format
 		defer e.bg.Done()
 		defer func() { <-e.bgSem }()
 		defer p.refresh.Delete(key)
-		bw := &worker{e: e, idx: w.idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, id))}
+		bw := &worker{e: e, idx: w.idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, id)), kind: w.kind, due: w.due, failClass: -1}
 		bw.countErr(e.runCtx, bw.fillOnce(e.runCtx, p, key, id, v))
 	}()
 }
@@ -302,13 +368,14 @@ func (w *worker) fetchLeased(ctx context.Context, p *process, key string, id uin
 			w.countErr(ctx, err)
 			e.stats.fetch(p.idx, srv, cur, fMisses)
 			_, err = w.load(ctx, p, id)
-			w.countErr(ctx, err)
+			w.fail(ctx, err)
 			return
 		}
 		if r.Found && len(r.Value) > 0 {
 			ent, derr := reader.Decode(r.Value)
 			if derr == nil && (time.Now().UnixMilli() < ent.ExpiresAt || prot.StaleWhileRevalidate > 0) {
 				if time.Now().UnixMilli() >= ent.ExpiresAt {
+					w.stale = true
 					e.stats.add(p.idx, cStaleServed, 1)
 					w.refreshInBackground(p, key, id, reader.Version)
 				}
@@ -334,7 +401,7 @@ func (w *worker) fetchLeased(ctx context.Context, p *process, key string, id uin
 		if try >= prot.LeaseTries {
 			e.stats.fetch(p.idx, srv, cur, fMisses)
 			_, err = w.load(ctx, p, id)
-			w.countErr(ctx, err)
+			w.fail(ctx, err)
 			return
 		}
 		e.stats.add(p.idx, cFillWaits, 1)
@@ -383,7 +450,7 @@ func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []u
 	t0 := time.Now()
 	rows, err := w.loadMany(ctx, p, missIDs)
 	if err != nil {
-		w.countErr(ctx, err)
+		w.fail(ctx, err)
 		return
 	}
 	fillDur := time.Since(t0)
@@ -442,7 +509,7 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 		}
 		_ = rs.Close()
 	}
-	e.stats.record(w.idx, time.Since(t0), hDB)
+	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
 	if err != nil {
 		return nil, fmt.Errorf("select %d rows: %w", len(ids), err)
 	}
@@ -457,7 +524,7 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 	e := w.e
 	if !p.admit(e.prot.Load().DBLimit) {
-		w.countErr(ctx, errShed)
+		w.fail(ctx, errShed)
 		return
 	}
 	defer p.busy.Add(-1)
@@ -466,12 +533,10 @@ func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
 	defer cancel()
 	e.stats.add(p.idx, cLookups, 1)
-	t0 := time.Now()
 	var got, version uint64
 	err := p.db.QueryRowContext(qctx, e.lookupQuery, RefFor(e.rowID(id))).Scan(&got, &version)
-	e.stats.record(w.idx, time.Since(t0), hLookup)
 	if err != nil {
-		w.countErr(ctx, fmt.Errorf("lookup ref of row %d: %w", id, err))
+		w.fail(ctx, fmt.Errorf("lookup ref of row %d: %w", id, err))
 	}
 }
 
@@ -488,12 +553,12 @@ func (w *worker) tenantWrite(ctx context.Context, p *process, n uint64) {
 	t0 := time.Now()
 	_, err := p.db.ExecContext(qctx, e.tenantUpdates[tenant], id)
 	cancel()
-	e.stats.record(w.idx, time.Since(t0), hDB, hWrite)
+	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
 	e.stats.dbLeave()
 	e.stats.add(p.idx, cDBQueries, 1)
 	e.stats.add(p.idx, cTenantWrites, 1)
 	if err != nil {
-		w.countErr(ctx, fmt.Errorf("update tenant %d row %d: %w", tenant, id, err))
+		w.fail(ctx, fmt.Errorf("update tenant %d row %d: %w", tenant, id, err))
 	}
 }
 
@@ -506,11 +571,11 @@ func (w *worker) write(ctx context.Context, p *process, id uint64) {
 	t0 := time.Now()
 	_, err := p.db.ExecContext(qctx, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id))
 	cancel()
-	e.stats.record(w.idx, time.Since(t0), hDB, hWrite)
+	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
 	e.stats.dbLeave()
 	e.stats.add(p.idx, cDBQueries, 1)
 	if err != nil {
-		w.countErr(ctx, fmt.Errorf("update row %d: %w", id, err))
+		w.fail(ctx, fmt.Errorf("update row %d: %w", id, err))
 		return
 	}
 	w.countErr(ctx, e.cache.Delete(ctx, e.kb.Key(id)))

@@ -283,8 +283,9 @@ func TestErrorsCarryTheOperationTag(t *testing.T) {
 // histograms; each histogram with samples pushes its own trend.
 func TestRecordFeedsEachTrend(t *testing.T) {
 	s := newStats(1)
-	s.record(0, 3*time.Millisecond, hFetch)
-	s.record(1, 7*time.Millisecond, hDB, hWrite)
+	now := time.Now()
+	s.record(0, now, 3*time.Millisecond, hFetch)
+	s.record(1, now, 7*time.Millisecond, hDB, hWrite)
 	got := map[string]float64{}
 	for _, smp := range s.collect(time.Now(), []string{"a"}, 1, 0) {
 		if smp.Kind == Trend {

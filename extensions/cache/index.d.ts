@@ -227,6 +227,13 @@ export function seed(options?: SeedOptions): SeedResult;
 /** Runs the open-loop replay in Go; blocks the calling VU until duration passes. One replay per k6 process at a time. */
 export function replay(options?: ReplayOptions): ReplaySummary;
 
+/**
+ * Fills the `warm` most popular entries (with the replay's key and format
+ * options) without replaying traffic: call it from setup(), so traffic and
+ * every fault's startTime begin with a warm cache, and replay with warm: 0.
+ */
+export function warm(options?: ReplayOptions): { keys: number; elapsedMs: number };
+
 /** Expires the top `keys` (default hotSet) entries at one instant. Fault: hot_set_expiry. */
 export function expireHotSet(options?: { keys?: number; name?: string }): { keys: number; elapsedMs: number };
 

@@ -78,6 +78,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 		"status":       mi.Status,
 		"setMix":       mi.SetMix,
 		"hotSetKeys":   mi.HotSetKeys,
+		"warm":         mi.Warm,
 	}}
 }
 
@@ -92,6 +93,24 @@ func (mi *ModuleInstance) Seed(opts map[string]any) (map[string]any, error) {
 		return nil, err
 	}
 	return map[string]any{"reused": res.Reused, "rows": res.Rows, "elapsedMs": res.Elapsed.Milliseconds(), "table": c.Table}, nil
+}
+
+// Warm fills the most popular entries ({ warm }, with the replay's key and
+// format options) without replaying traffic; see index.d.ts.
+func (mi *ModuleInstance) Warm(opts map[string]any) (map[string]any, error) {
+	if mi.vu.State() == nil {
+		return nil, errors.New("warm: call it from setup or a scenario, not the init context")
+	}
+	cfg, err := traffic.ConfigFromMap(opts)
+	if err != nil {
+		return nil, fmt.Errorf("warm: %w", err)
+	}
+	t0 := time.Now()
+	n, err := traffic.Prefill(mi.vu.Context(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("warm: %w", err)
+	}
+	return map[string]any{"keys": n, "elapsedMs": time.Since(t0).Milliseconds()}, nil
 }
 
 // Replay runs the traffic and blocks until it ends; see index.d.ts.
@@ -128,6 +147,27 @@ func (mi *ModuleInstance) Replay(opts map[string]any) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
+	// The start of traffic (after the warm-up fill) is where a drill's
+	// time begins; its end closes the replay on the timeline.
+	ended, marked := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(ended)
+		<-marked
+		mi.events.Record(faults.Event{Fault: faults.Traffic, Action: faults.Remove, Target: "replay", Marker: true})
+	}()
+	go func() {
+		defer close(marked)
+		select {
+		case <-eng.Started():
+		case <-ended:
+			select {
+			case <-eng.Started():
+			default:
+				return // it never started
+			}
+		}
+		mi.events.RecordAt(faults.Event{Fault: faults.Traffic, Action: faults.Inject, Target: "replay", Marker: true}, eng.StartTime())
+	}()
 	mi.root.mu.Lock()
 	if mi.root.engine != nil {
 		mi.root.mu.Unlock()
@@ -182,14 +222,19 @@ func (mi *ModuleInstance) running(op string) (*traffic.Engine, error) {
 	return mi.root.engine, nil
 }
 
-// pushFault records one steering action on the fault timeline.
+// pushFault records one steering action on the fault timeline: a fault
+// (a format flip, a hot-set expiry) or a marker (scaling, a rate or mix
+// change, a protection switched: steps and responses, not faults).
 func (mi *ModuleInstance) pushFault(kind, action, target, name string) {
 	a := faults.Inject
 	if action == "remove" {
 		a = faults.Remove
 	}
-	mi.events.Record(faults.Event{Fault: kind, Action: a, Target: target, Name: name})
+	mi.events.Record(faults.Event{Fault: kind, Action: a, Target: target, Name: name, Marker: markers[kind]})
 }
+
+// markers are the steering actions that are steps or protections.
+var markers = map[string]bool{"scale": true, "rate": true, "mix": true, "protection": true}
 
 // steer is the prologue every steering call shares: only the allowed keys
 // (and "name", the event's name on the timeline) may appear, numbers are

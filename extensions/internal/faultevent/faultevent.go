@@ -22,6 +22,10 @@ import (
 // MetricName is the Counter every injection and removal adds 1 to.
 const MetricName = "firedrill_fault"
 
+// MarkerTag is set to "true" on the samples of markers (faults.Event's
+// Marker): steps and protections, not faults.
+const MarkerTag = "marker"
+
 // ErrInitContext is what a fault module answers, wrapped with the call's
 // name, to a call made in the init context: faults act while the test
 // runs, and only then is there a timeline to record them on.
@@ -60,7 +64,10 @@ func (r *Recorder) WithBacklog(b *Backlog) *Recorder {
 // dropped. When the VU's context is over (background work outlived the
 // scenario that started it) the sample goes to the backlog if r has one,
 // and is dropped otherwise.
-func (r *Recorder) Record(e faults.Event) {
+func (r *Recorder) Record(e faults.Event) { r.RecordAt(e, time.Now()) }
+
+// RecordAt is Record for an event that happened at t.
+func (r *Recorder) RecordAt(e faults.Event, t time.Time) {
 	state := r.vu.State()
 	if state == nil {
 		return
@@ -68,9 +75,12 @@ func (r *Recorder) Record(e faults.Event) {
 	tags := state.Tags.GetCurrentValues().Tags.
 		With("fault", e.Fault).With("action", string(e.Action)).
 		With("target", e.Target).With("name", e.Name)
+	if e.Marker {
+		tags = tags.With(MarkerTag, "true")
+	}
 	sample := metrics.Sample{
 		TimeSeries: metrics.TimeSeries{Metric: r.metric, Tags: tags},
-		Time:       time.Now(),
+		Time:       t,
 		Value:      1,
 	}
 	if !metrics.PushIfNotDone(r.vu.Context(), state.Samples, sample) && r.backlog != nil {
