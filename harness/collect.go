@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/firedrill-dev/firedrill/faults"
 	"github.com/firedrill-dev/firedrill/reports"
+	"github.com/firedrill-dev/firedrill/traffic"
 )
 
 // k6Point is one line of k6's JSON output.
@@ -23,516 +27,453 @@ type k6Point struct {
 		Time  time.Time         `json:"time"`
 		Value float64           `json:"value"`
 		Tags  map[string]string `json:"tags"`
+		Type  string            `json:"type"` // of a "Metric" line
 	} `json:"data"`
 }
 
-// hdrLine is one interval of one histogram in the extensions' HDR file
-// (FIREDRILL_HDR_OUT).
-type hdrLine struct {
-	T       float64           `json:"t"`
-	Metric  string            `json:"metric"`
-	Unit    string            `json:"unit"`
-	Tags    map[string]string `json:"tags"`
-	Encoded string            `json:"encoded"`
+// tickSpan is the collector's resolution: k6 samples are grouped by the
+// 100 ms interval of their time, the traffic engine's push interval and its
+// ledger's bucket.
+const tickSpan = 0.1
+
+func tickOf(t time.Time) int64 { return t.UnixMilli() / 100 }
+
+// tick is what k6 samples said in one 100 ms interval: counters summed and
+// gauges' last values, by series (metric and tags).
+type tick struct {
+	sums, last map[string]float64
 }
 
-// bucket accumulates one second of samples.
-type bucket struct {
-	sum    map[string]float64            // counters: metric or metric|class
-	gauges map[string]map[string]float64 // gauge -> tag set -> last value
-	trend  map[string][]float64
+// ledgerTick is the traffic engine's ledger for one 100 ms bucket of due
+// times: outcome counts, and latency histograms as their non-zero cells.
+type ledgerTick struct {
+	counts map[string]int64
+	hist   map[string][]cell
 }
 
-func newBucket() *bucket {
-	return &bucket{sum: map[string]float64{}, gauges: map[string]map[string]float64{}, trend: map[string][]float64{}}
+// cell is one non-zero cell of an HDR histogram's flat counts array. Every
+// ledger histogram has the engine's one geometry, so cells of many buckets
+// add up into one histogram exactly, without a histogram per bucket in
+// memory.
+type cell struct {
+	idx int32
+	n   int64
 }
 
-// collector turns k6's samples and the HDR intervals into a Result's series,
-// events, phases and histograms.
+// The engine's histogram geometry (traffic.newHist).
+const (
+	histLowest  = 1
+	histHighest = 60_000_000
+	histDigits  = 3
+)
+
+// histCells is the length of the engine geometry's flat counts array.
+var histCells = len(hdrhistogram.New(histLowest, histHighest, histDigits).Export().Counts)
+
+// rawEvent is a timeline event at its wall-clock time.
+type rawEvent struct {
+	at time.Time
+	reports.FaultEvent
+	marker bool
+}
+
+// collector turns k6's samples and the engine's ledger into a Result's
+// time origin, series, events, phases, per-phase statistics and
+// histograms. It reads everything first; finish() then places time zero at
+// the start of traffic.
 type collector struct {
-	start   time.Time
-	buckets []*bucket
-	events  []reports.FaultEvent
-	hist    map[string][]*hdrhistogram.Histogram // metric -> per-second merged
-	unit    map[string]string
-	// recovery is what a drill measured of recovery after its trigger
-	// (gauges firedrill_recovered and firedrill_recovery_s), last value.
-	recovery map[string]float64
+	fallback time.Time // time zero when no replay marked the start of traffic
+	types    map[string]string
+	ticks    map[int64]*tick
+	ledger   map[int64]*ledgerTick
+	raw      []rawEvent
+
+	ids map[string]seriesID // parsed series keys
+
+	// set by finish
+	tkeys, lkeys []int64 // ticks and ledger buckets, in time order
+	origin       time.Time
+	end          float64 // seconds: end of traffic
+	events       []reports.FaultEvent
+	open         []string // faults injected and never removed
 }
 
-func newCollector(start time.Time) *collector {
-	return &collector{start: start, hist: map[string][]*hdrhistogram.Histogram{}, unit: map[string]string{}}
-}
-
-func (c *collector) second(t time.Time) int {
-	s := int(t.Sub(c.start) / time.Second)
-	if s < 0 {
-		s = 0
-	}
-	return s
-}
-
-func (c *collector) bucket(s int) *bucket {
-	for len(c.buckets) <= s {
-		c.buckets = append(c.buckets, newBucket())
-	}
-	return c.buckets[s]
+func newCollector(fallback time.Time) *collector {
+	return &collector{fallback: fallback, types: map[string]string{}, ticks: map[int64]*tick{}, ledger: map[int64]*ledgerTick{}, ids: map[string]seriesID{}}
 }
 
 // readSamples reads k6's --out json file (plain or .gz).
 func (c *collector) readSamples(path string) error {
 	return scanSamples(path, func(line []byte) {
 		var p k6Point
-		if err := json.Unmarshal(line, &p); err != nil || p.Type != "Point" {
+		if err := json.Unmarshal(line, &p); err != nil {
 			return
 		}
-		c.add(p)
+		switch p.Type {
+		case "Metric":
+			c.types[p.Metric] = p.Data.Type
+		case "Point":
+			c.add(p)
+		}
 	})
 }
 
 func (c *collector) add(p k6Point) {
-	s := c.second(p.Data.Time)
-	b := c.bucket(s)
 	tags := p.Data.Tags
-	switch p.Metric {
-	case "firedrill_fault":
-		c.events = append(c.events, reports.FaultEvent{
-			At:     p.Data.Time.Sub(c.start).Seconds(),
-			Fault:  tags["fault"],
-			Action: tags["action"],
-			Target: tags["target"],
-			Name:   tags["name"],
-		})
-	case "cache_fetches", "cache_hits", "cache_misses", "db_queries", "cache_late",
-		"cache_coalesced", "cache_fill_waits", "cache_stale_served", "cache_lease_won":
-		b.sum[p.Metric] += p.Data.Value
-	case "firedrill_errors":
-		class := tags["class"]
-		if class == "" {
-			class = "other"
-		}
-		b.sum["firedrill_errors|"+class] += p.Data.Value
-	case "db_connections", "db_inflight", "db_max_connections":
-		m := b.gauges[p.Metric]
-		if m == nil {
-			m = map[string]float64{}
-			b.gauges[p.Metric] = m
-		}
-		m[tagKey(tags)] = p.Data.Value
-	case "firedrill_recovered", "firedrill_recovery_s":
-		if c.recovery == nil {
-			c.recovery = map[string]float64{}
-		}
-		c.recovery[p.Metric] = p.Data.Value
-	case "cache_fetch_ms", "db_query_ms":
-		b.trend[p.Metric] = append(b.trend[p.Metric], p.Data.Value)
+	if p.Metric == faultMetric {
+		c.raw = append(c.raw, rawEvent{at: p.Data.Time, marker: tags["marker"] == "true", FaultEvent: reports.FaultEvent{
+			Fault: tags["fault"], Action: tags["action"], Target: tags["target"], Name: tags["name"],
+		}})
+		return
+	}
+	typ := c.types[p.Metric]
+	if typ == "" {
+		typ = knownTypes[p.Metric]
+	}
+	if typ != "counter" && typ != "gauge" {
+		return // trends: the ledger holds the exact distributions
+	}
+	k := tickOf(p.Data.Time)
+	t := c.ticks[k]
+	if t == nil {
+		t = &tick{sums: map[string]float64{}, last: map[string]float64{}}
+		c.ticks[k] = t
+	}
+	key := p.Metric + "{" + tagKey(tags) + "}"
+	if _, ok := c.ids[key]; !ok {
+		c.ids[key] = seriesID{metric: p.Metric, tags: filterTags(tags)}
+	}
+	if typ == "counter" {
+		t.sums[key] += p.Data.Value
+	} else {
+		t.last[key] = p.Data.Value
 	}
 }
 
+const faultMetric = "firedrill_fault"
+
+// knownTypes are the engine's metric types, for sample files whose
+// "Metric" lines were lost (a merge of partial files).
+var knownTypes = func() map[string]string {
+	m := map[string]string{}
+	for name, k := range traffic.MetricKinds {
+		switch k {
+		case traffic.Counter:
+			m[name] = "counter"
+		case traffic.Gauge:
+			m[name] = "gauge"
+		}
+	}
+	return m
+}()
+
+// seriesID is a series key's metric and tags.
+type seriesID struct {
+	metric string
+	tags   map[string]string
+}
+
+// ignoredTags are on every sample of a scenario: they do not tell series
+// apart. (generator does: a gauge of each generator is its own series, and
+// the fleet's value is their sum.)
+var ignoredTags = map[string]bool{"scenario": true, "group": true}
+
+func filterTags(tags map[string]string) map[string]string {
+	out := make(map[string]string, len(tags))
+	for k, v := range tags {
+		if !ignoredTags[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// tagKey is a series' tags in a stable order, without the ones every
+// sample of a scenario carries.
 func tagKey(tags map[string]string) string {
 	keys := make([]string, 0, len(tags))
 	for k := range tags {
-		if k == "scenario" || k == "group" {
+		if ignoredTags[k] {
 			continue
 		}
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var sb strings.Builder
-	for _, k := range keys {
-		sb.WriteString(k + "=" + tags[k] + ";")
+	for i, k := range keys {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(k + "=" + tags[k])
 	}
 	return sb.String()
 }
 
-// readHDR reads the extensions' per-second HDR intervals and merges them per
-// second and metric. Missing file: nothing to merge.
-func (c *collector) readHDR(path string) error {
+// readLedger reads the engine's ledger file (FIREDRILL_HDR_OUT). A missing
+// file is a drill without an engine replay: nothing to read.
+func (c *collector) readLedger(path string) error {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read histograms: %w", err)
+		return fmt.Errorf("read ledger: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		var l hdrLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Encoded == "" {
+	for n := 1; sc.Scan(); n++ {
+		var l traffic.LedgerLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("read ledger %s line %d: %w", path, n, err)
+		}
+		k := int64(math.Round(l.T * 10))
+		lt := c.ledger[k]
+		if lt == nil {
+			lt = &ledgerTick{counts: map[string]int64{}, hist: map[string][]cell{}}
+			c.ledger[k] = lt
+		}
+		for name, v := range l.Counts {
+			lt.counts[name] += v
+		}
+		if l.Encoded == "" {
 			continue
 		}
 		h, err := hdrhistogram.Decode([]byte(l.Encoded))
 		if err != nil {
-			continue
+			return fmt.Errorf("read ledger %s line %d: %w", path, n, err)
 		}
-		sec, frac := math.Modf(l.T)
-		s := c.second(time.Unix(int64(sec), int64(frac*1e9)))
-		hs := c.hist[l.Metric]
-		for len(hs) <= s {
-			hs = append(hs, nil)
+		if h.LowestTrackableValue() != histLowest || h.HighestTrackableValue() != histHighest || h.SignificantFigures() != histDigits {
+			return fmt.Errorf("read ledger %s line %d: histogram geometry %d..%d/%d, want the engine's %d..%d/%d", path, n,
+				h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures(), histLowest, histHighest, histDigits)
 		}
-		if hs[s] == nil {
-			hs[s] = h
-		} else {
-			hs[s].Merge(h)
+		counts := h.Export().Counts
+		cs := lt.hist[l.Metric]
+		for i, v := range counts {
+			if v != 0 {
+				cs = append(cs, cell{int32(i), v})
+			}
 		}
-		c.hist[l.Metric] = hs
-		c.unit[l.Metric] = l.Unit
+		lt.hist[l.Metric] = cs
 	}
-	return nil
+	return sc.Err()
 }
 
-// series builds the result's 1 s series.
-func (c *collector) series() []reports.Series {
-	n := len(c.buckets)
-	for _, hs := range c.hist {
-		n = max(n, len(hs))
-	}
-	mk := func(metric, unit string, tags map[string]string, f func(s int) float64) reports.Series {
-		vs := make([]reports.Float, n)
-		for i := range vs {
-			vs[i] = reports.Float(f(i))
+// finish places time zero at the first start of traffic (else at the
+// fallback), turns the events into offsets from it, and finds the end of
+// traffic.
+func (c *collector) finish() {
+	sort.SliceStable(c.raw, func(i, j int) bool { return c.raw[i].at.Before(c.raw[j].at) })
+	c.origin = c.fallback
+	var ends []time.Time
+	for _, e := range c.raw {
+		if e.Fault != faults.Traffic || !e.marker {
+			continue
 		}
-		return reports.Series{Metric: metric, Unit: unit, Tags: tags, Step: 1, Values: vs}
-	}
-	b := func(s int) *bucket {
-		if s < len(c.buckets) {
-			return c.buckets[s]
+		if e.Action == reports.Inject && (c.origin == c.fallback || e.at.Before(c.origin)) {
+			c.origin = e.at
 		}
-		return newBucket()
-	}
-	var out []reports.Series
-	out = append(out, mk(reports.SeriesOpRate, "ops/s", nil, func(s int) float64 { return b(s).sum["cache_fetches"] }))
-	out = append(out, mk(reports.SeriesHitRatio, "ratio", nil, func(s int) float64 {
-		h, m := b(s).sum["cache_hits"], b(s).sum["cache_misses"]
-		if h+m == 0 {
-			return math.NaN()
-		}
-		return h / (h + m)
-	}))
-	out = append(out, mk(reports.SeriesDBQueryRate, "queries/s", nil, func(s int) float64 { return b(s).sum["db_queries"] }))
-	gauge := func(name string) func(int) float64 {
-		return func(s int) float64 {
-			m := b(s).gauges[name]
-			if len(m) == 0 {
-				return math.NaN()
-			}
-			t := 0.0
-			for _, v := range m {
-				t += v
-			}
-			return t
+		if e.Action == reports.Remove {
+			ends = append(ends, e.at)
 		}
 	}
-	out = append(out, mk(reports.SeriesConnections, "connections", nil, gauge("db_connections")))
-	out = append(out, mk(reports.SeriesConnCap, "connections", nil, func(s int) float64 {
-		m := b(s).gauges["db_max_connections"]
-		v := math.NaN()
-		for _, x := range m {
-			v = x
-		}
-		return v
-	}))
-	classes := map[string]bool{}
-	for _, bk := range c.buckets {
-		for k := range bk.sum {
-			if cl, ok := strings.CutPrefix(k, "firedrill_errors|"); ok {
-				classes[cl] = true
-			}
+	// A fault put in place before traffic started is how the drill set
+	// up its environment (a connection cap, say), not a fault of the run:
+	// it and its removal are markers, and "before" is not empty.
+	setUp := map[string]bool{}
+	for _, e := range c.raw {
+		if !e.marker && e.Action == reports.Inject && e.at.Before(c.origin) {
+			setUp[e.Fault+" "+e.Target+" "+e.Name] = true
 		}
 	}
-	for _, cl := range sortedKeys(classes) {
-		out = append(out, mk(reports.SeriesErrorRate, "errors/s", map[string]string{"class": cl},
-			func(s int) float64 { return b(s).sum["firedrill_errors|"+cl] }))
-	}
-	// Latency: exact from merged HDR intervals where the engine wrote them;
-	// otherwise from the per-interval values k6 received.
-	q := []struct {
-		name string
-		p    float64
-	}{{reports.SeriesLatencyP50, 50}, {reports.SeriesLatencyP90, 90}, {reports.SeriesLatencyP99, 99}, {reports.SeriesLatencyMax, 100}}
-	if hs := c.hist["cache_fetch"]; len(hs) > 0 {
-		scale := unitToMS(c.unit["cache_fetch"])
-		for _, qq := range q {
-			out = append(out, mk(qq.name, "ms", nil, func(s int) float64 {
-				if s >= len(hs) || hs[s] == nil || hs[s].TotalCount() == 0 {
-					return math.NaN()
-				}
-				if qq.p == 100 {
-					return float64(hs[s].Max()) * scale
-				}
-				return float64(hs[s].ValueAtQuantile(qq.p)) * scale
-			}))
+	c.events = nil
+	open := map[string]bool{}
+	for _, e := range c.raw {
+		ev := e.FaultEvent
+		ev.At = round(max(0, e.at.Sub(c.origin).Seconds()))
+		e.marker = e.marker || setUp[ev.Fault+" "+ev.Target+" "+ev.Name]
+		ev.Marker = e.marker
+		c.events = append(c.events, ev)
+		if !e.marker {
+			key := ev.Fault + " " + ev.Target + " " + ev.Name
+			open[key] = ev.Action == reports.Inject
 		}
+	}
+	c.open = nil
+	for k, o := range open {
+		if o {
+			c.open = append(c.open, strings.TrimSpace(k))
+		}
+	}
+	sort.Strings(c.open)
+	if len(ends) > 0 {
+		c.end = slices.MaxFunc(ends, func(a, b time.Time) int { return a.Compare(b) }).Sub(c.origin).Seconds()
 	} else {
-		for _, qq := range q {
-			out = append(out, mk(qq.name, "ms", nil, func(s int) float64 { return quantile(b(s).trend["cache_fetch_ms"], qq.p) }))
+		// no replay: the last sample or ledger bucket ends the run
+		for k := range c.ticks {
+			c.end = max(c.end, c.rel(k)+tickSpan)
+		}
+		for k := range c.ledger {
+			c.end = max(c.end, c.rel(k)+tickSpan)
+		}
+		for _, e := range c.events {
+			c.end = max(c.end, e.At)
 		}
 	}
-	out = append(out, mk(reports.SeriesDBLatencyP99, "ms", nil, func(s int) float64 {
-		if hs := c.hist["db_query"]; s < len(hs) && hs[s] != nil && hs[s].TotalCount() > 0 {
-			return float64(hs[s].ValueAtQuantile(99)) * unitToMS(c.unit["db_query"])
-		}
-		return quantile(b(s).trend["db_query_ms"], 99)
-	}))
-	return out
+	c.end = round(c.end)
+	c.tkeys = slices.Sorted(maps.Keys(c.ticks))
+	c.lkeys = slices.Sorted(maps.Keys(c.ledger))
 }
 
-// histograms merges the per-second HDR intervals over [from, to) seconds.
-func (c *collector) histograms(from, to float64) map[string]reports.Histogram {
-	out := map[string]reports.Histogram{}
-	for metric, hs := range c.hist {
-		var m *hdrhistogram.Histogram
-		for s, h := range hs {
-			if h == nil || float64(s) < math.Floor(from) || float64(s) >= to {
-				continue
-			}
-			if m == nil {
-				m = hdrhistogram.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
-			}
-			m.Merge(h)
-		}
-		if m == nil {
-			continue
-		}
-		enc, err := m.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
-		if err != nil {
-			continue
-		}
-		out[metric] = reports.Histogram{Unit: c.unit[metric], Encoded: string(enc)}
+// within returns the keys (sorted ticks) whose midpoint lies in w. A
+// window from time zero also takes what came before it (the first bucket
+// of due times straddles the start of traffic), and one to the end of
+// traffic what came after, so phases that cover the run lose nothing.
+func (c *collector) within(keys []int64, w span) []int64 {
+	if w.from <= 0 {
+		w.from = math.Inf(-1)
 	}
-	if len(out) == 0 {
+	if w.to >= c.end {
+		w.to = math.Inf(1)
+	}
+	lo := sort.Search(len(keys), func(i int) bool { return c.rel(keys[i])+tickSpan/2 >= w.from })
+	hi := sort.Search(len(keys), func(i int) bool { return c.rel(keys[i])+tickSpan/2 >= w.to })
+	if hi < lo {
 		return nil
 	}
+	return keys[lo:hi]
+}
+
+// rel is the offset of a tick's start from time zero, in seconds.
+func (c *collector) rel(k int64) float64 {
+	return float64(k)*tickSpan - float64(c.origin.UnixNano())/1e9
+}
+
+// span is a window of the run, in seconds from time zero.
+type span struct{ from, to float64 }
+
+func (s span) length() float64 { return s.to - s.from }
+
+// sumOf adds the counter samples of metric whose tags include sel, over w.
+func (c *collector) sumOf(metric string, sel map[string]string, w span) (float64, bool) {
+	var sum float64
+	seen := false
+	for _, k := range c.within(c.tkeys, w) {
+		for key, v := range c.ticks[k].sums {
+			if c.matches(key, metric, sel) {
+				sum += v
+				seen = true
+			}
+		}
+	}
+	return sum, seen
+}
+
+// gaugeAt is a gauge's value in tick t: the sum over its matching series
+// (db_connections is one series per process).
+func (c *collector) gaugeAt(t *tick, metric string, sel map[string]string) (float64, bool) {
+	var v float64
+	seen := false
+	for key, x := range t.last {
+		if c.matches(key, metric, sel) {
+			v += x
+			seen = true
+		}
+	}
+	return v, seen
+}
+
+// lastGauge is a gauge's last value in w; peakGauge its highest.
+func (c *collector) lastGauge(metric string, sel map[string]string, w span) (float64, bool) {
+	ks := c.within(c.tkeys, w)
+	for i := len(ks) - 1; i >= 0; i-- {
+		if v, ok := c.gaugeAt(c.ticks[ks[i]], metric, sel); ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func (c *collector) peakGauge(metric string, sel map[string]string, w span) (float64, bool) {
+	peak, seen := math.Inf(-1), false
+	for _, k := range c.within(c.tkeys, w) {
+		if v, ok := c.gaugeAt(c.ticks[k], metric, sel); ok {
+			peak, seen = max(peak, v), true
+		}
+	}
+	return peak, seen
+}
+
+// perSecond is a counter's sum per whole second inside w (a second
+// belongs to w when its midpoint does), in time order.
+func (c *collector) perSecond(metric string, sel map[string]string, w span) []float64 {
+	first, last := int(math.Ceil(w.from-0.5)), int(math.Ceil(w.to-0.5))-1
+	if last < first {
+		return nil
+	}
+	out := make([]float64, last-first+1)
+	for _, k := range c.within(c.tkeys, span{float64(first), float64(last + 1)}) {
+		s := int(math.Floor(c.rel(k) + tickSpan/2))
+		for key, v := range c.ticks[k].sums {
+			if c.matches(key, metric, sel) {
+				out[s-first] += v
+			}
+		}
+	}
 	return out
 }
 
-// responses are timeline events that are not faults: protections a drill
-// sets (a statement time limit, a query killer) and an autoscaler's
-// scaling. They stay on the timeline but do not split the run into phases,
-// so a protected run reads before / during <fault> / after like its
-// unprotected twin instead of "during statement_limit" from start to end.
-var responses = map[string]bool{"statement_limit": true, "query_killer": true, "scale": true}
-
-// phases splits the run at fault injections and removals: before the first
-// fault, during each fault window, and after the last one.
-func (c *collector) phases(series []reports.Series, length float64) []reports.Phase {
-	type window struct {
-		name     string
-		from, to float64
+// matches says whether the series key is metric with every tag of sel.
+func (c *collector) matches(key, metric string, sel map[string]string) bool {
+	id := c.ids[key]
+	if id.metric != metric {
+		return false
 	}
-	var ws []window
-	open := map[string]float64{}
-	first, last := length, 0.0
-	faults := 0
-	// k6 writes each VU's samples as it flushes them, so a remove can come
-	// before an inject of another scenario that happened earlier.
-	events := append([]reports.FaultEvent(nil), c.events...)
-	sort.SliceStable(events, func(i, j int) bool { return events[i].At < events[j].At })
-	for _, e := range events {
-		if responses[e.Fault] {
+	for k, v := range sel {
+		if id.tags[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ledgerSum adds ledger counts over w: the keys op.outcome (op "" for
+// every op), or op.failed.class.
+func (c *collector) ledgerSum(w span, op, name string) int64 {
+	var n int64
+	for _, k := range c.within(c.lkeys, w) {
+		for key, v := range c.ledger[k].counts {
+			o, rest, _ := strings.Cut(key, ".")
+			if rest == name && (op == "" || o == op) {
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// hasLedger says whether the engine wrote a ledger at all.
+func (c *collector) hasLedger() bool { return len(c.ledger) > 0 }
+
+// histogram merges the ledger's histogram metric over w (nil when empty).
+func (c *collector) histogram(metric string, w span) *hdrhistogram.Histogram {
+	var counts []int64
+	for _, k := range c.within(c.lkeys, w) {
+		cs := c.ledger[k].hist[metric]
+		if len(cs) == 0 {
 			continue
 		}
-		faults++
-		key := e.Fault + " " + e.Target + " " + e.Name
-		switch e.Action {
-		case "inject":
-			open[key] = e.At
-			first = math.Min(first, e.At)
-		case "remove":
-			if at, ok := open[key]; ok {
-				ws = append(ws, window{"during " + strings.TrimSpace(e.Fault+" "+e.Target), at, e.At})
-				delete(open, key)
-				last = math.Max(last, e.At)
-			}
+		if counts == nil {
+			counts = make([]int64, histCells)
+		}
+		for _, x := range cs {
+			counts[x.idx] += x.n
 		}
 	}
-	for key, at := range open {
-		f := strings.Fields(key)
-		ws = append(ws, window{"during " + strings.Join(f[:min(2, len(f))], " "), at, length})
-		last = length
+	if counts == nil {
+		return nil
 	}
-	sort.Slice(ws, func(i, j int) bool { return ws[i].from < ws[j].from })
-	ws = mergeWindows(ws, func(w window) (string, float64, float64) { return w.name, w.from, w.to },
-		func(w window, name string) window { w.name = name; return w })
-	var out []reports.Phase
-	if faults == 0 {
-		ws = []window{{"whole run", 0, length}}
-	} else {
-		ws = append([]window{{"before", 0, first}}, ws...)
-		if last < length {
-			ws = append(ws, window{"after", last, length})
-		}
-	}
-	for _, w := range ws {
-		if w.to <= w.from {
-			continue
-		}
-		out = append(out, reports.Phase{Name: w.name, From: w.from, To: w.to,
-			Summary: summarize(series, w.from, w.to), Histograms: c.histograms(w.from, w.to)})
-	}
-	// Recovery belongs to the time after the trigger: the last phase.
-	if v, ok := c.recovery["firedrill_recovered"]; ok && len(out) > 0 {
-		last := out[len(out)-1].Summary
-		last[reports.SummaryRecovered] = v
-		if s, ok := c.recovery["firedrill_recovery_s"]; ok && v > 0 {
-			last[reports.SummaryRecovery] = s
-		}
-	}
-	return out
-}
-
-// summarize is the mean of each series over [from, to), plus peaks where a
-// peak is what matters (database query rate, latency, connections).
-func summarize(series []reports.Series, from, to float64) map[string]float64 {
-	out := map[string]float64{}
-	for _, s := range series {
-		name := s.Metric
-		if cl := s.Tags["class"]; cl != "" {
-			name += "{" + cl + "}"
-		}
-		sum, n, peak := 0.0, 0, math.Inf(-1)
-		for i, v := range s.Values {
-			t := float64(i) * s.Step
-			if t < math.Floor(from) || t >= to || math.IsNaN(float64(v)) {
-				continue
-			}
-			sum += float64(v)
-			n++
-			peak = math.Max(peak, float64(v))
-		}
-		if n == 0 {
-			continue
-		}
-		out[name+"_mean"] = round(sum / float64(n))
-		out[name+"_peak"] = round(peak)
-	}
-	return out
-}
-
-func round(v float64) float64 { return math.Round(v*1000) / 1000 }
-
-func unitToMS(unit string) float64 {
-	switch unit {
-	case "ns":
-		return 1e-6
-	case "ms":
-		return 1
-	case "s":
-		return 1000
-	default: // microseconds, the engine's unit
-		return 1e-3
-	}
-}
-
-func quantile(vs []float64, p float64) float64 {
-	if len(vs) == 0 {
-		return math.NaN()
-	}
-	s := append([]float64(nil), vs...)
-	sort.Float64s(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// readThresholds reads k6's --summary-export file: every threshold
-// expression of every metric with its outcome.
-func readThresholds(path string) ([]reports.Threshold, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read k6 summary: %w", err)
-	}
-	var sum struct {
-		Metrics map[string]map[string]json.RawMessage `json:"metrics"`
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		return nil, fmt.Errorf("read k6 summary %s: %w", path, err)
-	}
-	var out []reports.Threshold
-	for metric, m := range sum.Metrics {
-		var ths map[string]json.RawMessage
-		if raw, ok := m["thresholds"]; ok {
-			_ = json.Unmarshal(raw, &ths)
-		}
-		for expr, raw := range ths {
-			t := reports.Threshold{Metric: metric, Expression: expr}
-			// The value the expression judged: its aggregate ("count",
-			// "p(99)", "rate", ...) among the metric's exported values.
-			agg := strings.TrimSpace(strings.FieldsFunc(expr, func(r rune) bool { return strings.ContainsRune("<>=!", r) })[0])
-			if agg == "value" {
-				if _, ok := m["value"]; !ok {
-					agg = "rate"
-				}
-			}
-			var v float64
-			if rv, ok := m[agg]; ok && json.Unmarshal(rv, &v) == nil {
-				f := reports.Float(v)
-				t.Value = &f
-			}
-			var failed bool
-			var obj struct {
-				OK *bool `json:"ok"`
-			}
-			// The export writes `"expr": <failed>`; handleSummary's form is
-			// {"ok": bool}. Accept both.
-			if json.Unmarshal(raw, &failed) == nil {
-				t.OK = !failed
-			} else if json.Unmarshal(raw, &obj) == nil && obj.OK != nil {
-				t.OK = *obj.OK
-			}
-			out = append(out, t)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Metric != out[j].Metric {
-			return out[i].Metric < out[j].Metric
-		}
-		return out[i].Expression < out[j].Expression
+	return hdrhistogram.Import(&hdrhistogram.Snapshot{
+		LowestTrackableValue: histLowest, HighestTrackableValue: histHighest, SignificantFigures: histDigits, Counts: counts,
 	})
-	return out, nil
-}
-
-// mergeWindows folds fault windows of the same fault that start and end
-// within a second of each other (one toxic put on every proxy at once) into
-// one phase naming all their targets.
-func mergeWindows[W any](ws []W, get func(W) (string, float64, float64), rename func(W, string) W) []W {
-	var out []W
-	var targets [][]string
-	for _, w := range ws {
-		name, from, to := get(w)
-		kind, target, _ := strings.Cut(strings.TrimPrefix(name, "during "), " ")
-		merged := false
-		for i, o := range out {
-			oname, ofrom, oto := get(o)
-			okind, _, _ := strings.Cut(strings.TrimPrefix(oname, "during "), " ")
-			if okind == kind && math.Abs(ofrom-from) < 1 && math.Abs(oto-to) < 1 {
-				targets[i] = append(targets[i], target)
-				merged = true
-				break
-			}
-		}
-		if !merged {
-			out = append(out, w)
-			targets = append(targets, []string{target})
-		}
-	}
-	for i := range out {
-		name, _, _ := get(out[i])
-		kind, _, _ := strings.Cut(strings.TrimPrefix(name, "during "), " ")
-		if len(targets[i]) > 1 {
-			out[i] = rename(out[i], "during "+kind+" "+strings.Join(targets[i], ", "))
-		}
-	}
-	return out
 }

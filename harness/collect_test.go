@@ -12,10 +12,15 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/firedrill-dev/firedrill/reports"
+	"github.com/firedrill-dev/firedrill/traffic"
 )
 
 func point(metric string, t time.Time, v float64, tags map[string]string) map[string]any {
 	return map[string]any{"type": "Point", "metric": metric, "data": map[string]any{"time": t, "value": v, "tags": tags}}
+}
+
+func metricLine(name, typ string) map[string]any {
+	return map[string]any{"type": "Metric", "metric": name, "data": map[string]any{"name": name, "type": typ}}
 }
 
 func seriesOf(t *testing.T, ss []reports.Series, metric string) []reports.Float {
@@ -29,105 +34,293 @@ func seriesOf(t *testing.T, ss []reports.Series, metric string) []reports.Float 
 	return nil
 }
 
-func TestCollectorSeriesEventsPhases(t *testing.T) {
-	dir := t.TempDir()
-	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	path := filepath.Join(dir, "samples.json.gz")
-	f, _ := os.Create(path)
-	gz := gzip.NewWriter(f)
-	enc := json.NewEncoder(gz)
-	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
-	for s := 0; s < 6; s++ {
-		enc.Encode(point("cache_fetches", at(float64(s)+0.1), 60, nil))
-		enc.Encode(point("cache_fetches", at(float64(s)+0.6), 40, nil))
-		enc.Encode(point("cache_hits", at(float64(s)+0.1), 90, nil))
-		enc.Encode(point("cache_misses", at(float64(s)+0.1), 10, nil))
-		enc.Encode(point("db_queries", at(float64(s)+0.2), float64(10*(s+1)), nil))
-		enc.Encode(point("db_connections", at(float64(s)+0.2), 3, map[string]string{"process": "0"}))
-		enc.Encode(point("db_connections", at(float64(s)+0.2), 4, map[string]string{"process": "1"}))
-	}
-	enc.Encode(point("firedrill_errors", at(3.5), 2, map[string]string{"class": "timeout"}))
-	// protections and scaling are on the timeline but are not faults; the
-	// remove at 4 s comes after the scaling at 4.5 s in the file
-	enc.Encode(point("firedrill_fault", at(0.5), 1, map[string]string{"fault": "statement_limit", "action": "inject", "target": "mysql", "name": "max_statement_time"}))
-	enc.Encode(point("firedrill_fault", at(0.6), 1, map[string]string{"fault": "query_killer", "action": "inject", "target": "mysql"}))
-	enc.Encode(point("firedrill_fault", at(2), 1, map[string]string{"fault": "latency", "action": "inject", "target": "memcached-0", "name": "lat"}))
-	enc.Encode(point("firedrill_fault", at(3), 1, map[string]string{"fault": "scale", "action": "inject", "target": "processes=8", "name": "autoscaler"}))
-	enc.Encode(point("firedrill_fault", at(4.5), 1, map[string]string{"fault": "scale", "action": "inject", "target": "processes=16", "name": "autoscaler"}))
-	enc.Encode(point("firedrill_fault", at(4), 1, map[string]string{"fault": "latency", "action": "remove", "target": "memcached-0", "name": "lat"}))
-	enc.Encode(point("firedrill_recovered", at(5.5), 1, nil))
-	enc.Encode(point("firedrill_recovery_s", at(5.5), 1.5, nil))
-	enc.Encode(map[string]any{"type": "Metric", "metric": "cache_fetches"})
-	gz.Close()
-	f.Close()
-
-	// One HDR interval per second: 1 ms before the fault, 50 ms during.
-	hdrPath := filepath.Join(dir, "hdr.ndjson")
-	hf, _ := os.Create(hdrPath)
-	for s := 0; s < 6; s++ {
-		h := hdrhistogram.New(1, 60_000_000, 3)
-		v := int64(1000)
-		if s >= 2 && s < 4 {
-			v = 50_000
-		}
-		for range 100 {
-			h.RecordValue(v)
-		}
-		b, _ := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
-		json.NewEncoder(hf).Encode(hdrLine{T: float64(at(float64(s)).UnixNano()) / 1e9, Metric: "cache_fetch", Unit: "us", Encoded: string(b)})
-	}
-	hf.Close()
-
-	c := newCollector(start)
-	if err := c.readSamples(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.readHDR(hdrPath); err != nil {
-		t.Fatal(err)
-	}
-	ss := c.series()
-	if v := seriesOf(t, ss, reports.SeriesOpRate); len(v) != 6 || v[0] != 100 {
-		t.Errorf("op rate = %v", v)
-	}
-	if v := seriesOf(t, ss, reports.SeriesHitRatio); v[1] != 0.9 {
-		t.Errorf("hit ratio = %v", v)
-	}
-	if v := seriesOf(t, ss, reports.SeriesDBQueryRate); v[2] != 30 {
-		t.Errorf("db query rate = %v", v)
-	}
-	if v := seriesOf(t, ss, reports.SeriesConnections); v[0] != 7 {
-		t.Errorf("connections summed over processes = %v", v)
-	}
-	if v := seriesOf(t, ss, reports.SeriesErrorRate); v[3] != 2 || v[0] != 0 {
-		t.Errorf("errors = %v", v)
-	}
-	p99 := seriesOf(t, ss, reports.SeriesLatencyP99)
-	if math.Abs(float64(p99[0])-1) > 0.01 || math.Abs(float64(p99[2])-50) > 0.1 {
-		t.Errorf("p99 = %v", p99)
-	}
-	if len(c.events) != 6 || c.events[2].At != 2 || c.events[5].Action != "remove" || c.events[0].Fault != "statement_limit" {
-		t.Errorf("events = %+v", c.events)
-	}
-	ph := c.phases(ss, 6)
-	if len(ph) != 3 || ph[0].Name != "before" || ph[1].Name != "during latency memcached-0" || ph[2].Name != "after" {
-		t.Fatalf("phases = %+v", ph)
-	}
-	if got := ph[1].Summary[reports.SeriesLatencyP99+"_mean"]; math.Abs(got-50) > 0.1 {
-		t.Errorf("p99 during the fault = %v", got)
-	}
-	if got := ph[0].Summary[reports.SeriesLatencyP99+"_mean"]; math.Abs(got-1) > 0.01 {
-		t.Errorf("p99 before the fault = %v", got)
-	}
-	if ph[2].Summary[reports.SummaryRecovered] != 1 || ph[2].Summary[reports.SummaryRecovery] != 1.5 {
-		t.Errorf("recovery in the after phase = %v", ph[2].Summary)
-	}
-	h, err := reports.MergeHistograms(ph[1].Histograms["cache_fetch"])
+// samplesFile writes k6 JSON output lines to a .gz file.
+func samplesFile(t *testing.T, path string, lines []map[string]any) {
+	t.Helper()
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := h.Count(); err != nil || n != 200 {
-		t.Errorf("the fault window's histogram holds %d samples (%v), want the 200 of seconds 2 and 3", n, err)
+	gz := gzip.NewWriter(f)
+	enc := json.NewEncoder(gz)
+	for _, l := range lines {
+		if err := enc.Encode(l); err != nil {
+			t.Fatal(err)
+		}
 	}
+	gz.Close()
+	f.Close()
+}
+
+// bucket is what a test puts in one 100 ms ledger bucket.
+type bucket struct {
+	at      time.Time // a bucket start (a multiple of 100 ms)
+	counts  map[string]int64
+	fetchUS []int64 // fetch latencies in µs
+}
+
+func ledgerFile(t *testing.T, path string, bs []bucket) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	for _, b := range bs {
+		ts := float64(b.at.UnixMilli()) / 1000
+		if len(b.counts) > 0 {
+			enc.Encode(traffic.LedgerLine{T: ts, Span: 0.1, Counts: b.counts})
+		}
+		if len(b.fetchUS) > 0 {
+			h := hdrhistogram.New(histLowest, histHighest, histDigits)
+			for _, v := range b.fetchUS {
+				h.RecordValue(v)
+			}
+			e, _ := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+			enc.Encode(traffic.LedgerLine{T: ts, Span: 0.1, Metric: "fetch", Unit: "us", Encoded: string(e)})
+		}
+	}
+}
+
+// fixture is a run: k6 starts at k6, setup takes 2 s (a statement limit
+// is set in it), traffic runs from traffic for 10 s at 100 fetches/s, and
+// a latency toxic sits on memcached-0 from 3 s to 6 s of traffic. Before the
+// toxic fetches take 1 ms, during it 50 ms; one bucket of the window has
+// two fetches that never finished; the fetches due in the last 100 ms
+// before the toxic took 2 s (they finish inside it).
+type fixture struct {
+	k6, traffic time.Time
+	samples     []map[string]any
+	buckets     []bucket
+}
+
+func newFixture() *fixture {
+	k6 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f := &fixture{k6: k6, traffic: k6.Add(2 * time.Second)}
+	tr := f.traffic
+	at := func(s float64) time.Time { return tr.Add(time.Duration(s * float64(time.Second))) }
+	ev := func(s float64, fault, action, target string, marker bool) {
+		tags := map[string]string{"fault": fault, "action": action, "target": target, "scenario": "traffic"}
+		if marker {
+			tags["marker"] = "true"
+		}
+		f.samples = append(f.samples, point("firedrill_fault", at(s), 1, tags))
+	}
+	f.samples = append(f.samples, metricLine("cache_fetches", "counter"), metricLine("cache_hits", "counter"),
+		metricLine("cache_misses", "counter"), metricLine("db_queries", "counter"), metricLine("db_connections", "gauge"),
+		metricLine("firedrill_errors", "counter"), metricLine("firedrill_fault", "counter"), metricLine("cache_fetch_ms", "trend"),
+		metricLine("firedrill_recovered", "gauge"))
+	ev(-1.5, "statement_limit", "inject", "mysql", true)
+	ev(-1, "connection_cap", "inject", "mysql", false) // a fault set up before traffic: a marker
+	ev(0, "traffic", "inject", "replay", true)
+	ev(3, "latency", "inject", "memcached-0", false)
+	ev(4.5, "scale", "inject", "processes=8", true)
+	ev(6, "latency", "remove", "memcached-0", false)
+	ev(10, "traffic", "remove", "replay", true)
+	ev(10.2, "connection_cap", "remove", "mysql", false)
+	for i := 0; i < 100; i++ {
+		s := float64(i) / 10
+		t := at(s + 0.05)
+		f.samples = append(f.samples,
+			point("cache_fetches", t, 10, map[string]string{"process": "0"}),
+			point("cache_hits", t, 9, map[string]string{"process": "0"}),
+			point("cache_misses", t, 1, map[string]string{"process": "0"}),
+			point("db_queries", t, float64(1+i/10), nil),
+			point("db_connections", t, 3, map[string]string{"process": "0"}),
+			point("db_connections", t, 4, map[string]string{"process": "1"}),
+			point("cache_fetch_ms", t, 1, nil))
+		b := bucket{at: at(s), counts: map[string]int64{"fetch.offered": 10}}
+		lat := int64(1000)
+		switch {
+		case s >= 2.9 && s < 3:
+			lat = 2_000_000
+		case s >= 3 && s < 6:
+			lat = 50_000
+		}
+		n := 10
+		if s >= 4 && s < 4.1 {
+			n = 8
+			b.counts["fetch.unfinished"] = 2
+		}
+		b.counts["fetch.served"] = int64(n)
+		for range n {
+			b.fetchUS = append(b.fetchUS, lat)
+		}
+		f.buckets = append(f.buckets, b)
+	}
+	f.samples = append(f.samples,
+		point("firedrill_errors", at(4.25), 2, map[string]string{"class": "timeout", "op": "fetch"}),
+		point("firedrill_recovered", at(9.5), 1, nil))
+	return f
+}
+
+func (f *fixture) collector(t *testing.T) *collector {
+	t.Helper()
+	dir := t.TempDir()
+	samplesFile(t, filepath.Join(dir, "s.json.gz"), f.samples)
+	ledgerFile(t, filepath.Join(dir, "l.ndjson"), f.buckets)
+	c := newCollector(f.k6)
+	if err := c.readSamples(filepath.Join(dir, "s.json.gz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.readLedger(filepath.Join(dir, "l.ndjson")); err != nil {
+		t.Fatal(err)
+	}
+	c.finish()
+	return c
+}
+
+func approx(a, b float64) bool { return math.Abs(a-b) <= 1e-6+math.Abs(b)*0.002 }
+
+// Time zero is the start of traffic: setup is not in "before", what a
+// drill set up front is a marker at 0, and markers never make phases.
+func TestTimeRunsFromTheStartOfTraffic(t *testing.T) {
+	c := newFixture().collector(t)
+	if c.end != 10 {
+		t.Errorf("end of traffic at %v s, want 10", c.end)
+	}
+	want := []string{"statement_limit inject 0 marker", "connection_cap inject 0 marker", "traffic inject 0 marker", "latency inject 3",
+		"scale inject 4.5 marker", "latency remove 6", "traffic remove 10 marker", "connection_cap remove 10.2 marker"}
+	if len(c.events) != len(want) {
+		t.Fatalf("events %+v", c.events)
+	}
+	for i, e := range c.events {
+		got := e.Fault + " " + e.Action + " " + trimFloat(e.At)
+		if e.Marker {
+			got += " marker"
+		}
+		if got != want[i] {
+			t.Errorf("event %d = %q, want %q", i, got, want[i])
+		}
+	}
+	ps := c.phases(nil)
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.name+" "+trimFloat(p.w.from)+"-"+trimFloat(p.w.to))
+	}
+	if got := join(names); got != "before 0-3, latency 3-6, after 6-10, run 0-10" {
+		t.Errorf("phases: %s", got)
+	}
+}
+
+func trimFloat(v float64) string { return reports.Float(v).String() }
+
+func join(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+// Latency belongs to the phase its operation arrived in; an operation that
+// never finished is slower than any bound; counters of the whole run add
+// up over its phases.
+func TestPhaseStatisticsAreExact(t *testing.T) {
+	c := newFixture().collector(t)
+	ps := c.phases(nil)
+	get := func(phase, metric string, sel map[string]string) float64 {
+		t.Helper()
+		p, ok := findPhase(ps, phase)
+		if !ok {
+			t.Fatalf("no phase %s", phase)
+		}
+		v, ok := c.metric(metric, sel, p.w)
+		if !ok {
+			t.Fatalf("%s: no %s", phase, metric)
+		}
+		return v
+	}
+	cases := []struct {
+		phase, metric string
+		sel           map[string]string
+		want          float64
+	}{
+		{"before", "offered", nil, 300},
+		{"before", "fetch_p50", nil, 1},
+		// The fetches due in the last 100 ms before the toxic took 2 s: they
+		// count in "before", where they arrived.
+		{"before", "fetch_max", nil, 2000},
+		{"before", "fetch_p99", nil, 2000},
+		{"latency", "fetch_p50", nil, 50},
+		{"latency", "fetch_max", nil, math.Inf(1)},
+		{"latency", "fetch_p9999", nil, math.Inf(1)},
+		{"latency", "unfinished", nil, 2},
+		{"latency", "served_ratio", nil, 298.0 / 300},
+		{"latency", "errors", map[string]string{"class": "timeout"}, 2},
+		{"latency", "errors", map[string]string{"class": "refused"}, 0},
+		{"after", "fetch_max", nil, 1},
+		{"run", "offered", nil, 1000},
+		{"run", "hit_ratio", nil, 0.9},
+		{"run", "connections_peak", nil, 7},
+		{"before", "db_rate", nil, (10 + 20 + 30) / 3.0},
+		{"after", "db_rate_peak", nil, 100},
+		{"after", "recovered", nil, 1},
+		{"latency", "duration_s", nil, 3},
+		{"latency", "offered_rate", nil, 100},
+	}
+	for _, cs := range cases {
+		if got := get(cs.phase, cs.metric, cs.sel); !(approx(got, cs.want) || got == cs.want) {
+			t.Errorf("%s %s%v = %v, want %v", cs.phase, cs.metric, cs.sel, got, cs.want)
+		}
+	}
+	var sum float64
+	for _, p := range []string{"before", "latency", "after"} {
+		sum += get(p, "offered", nil)
+	}
+	if sum != 1000 {
+		t.Errorf("offered over the phases adds up to %v, want 1000", sum)
+	}
+	if _, ok := c.metric("fetch_p99", nil, span{20, 30}); ok {
+		t.Error("a window without operations has a fetch p99; want no data")
+	}
+}
+
+// A stall (operations offered, none finishing) fails the phase's latency
+// checks rather than passing them for want of data, and a phase with no
+// operations at all has no latency to pass a check with.
+func TestAStallFailsLatencyChecks(t *testing.T) {
+	f := newFixture()
+	for i := range f.buckets {
+		s := f.buckets[i].at.Sub(f.traffic).Seconds()
+		if s >= 3 && s < 6 {
+			f.buckets[i].fetchUS = nil
+			f.buckets[i].counts = map[string]int64{"fetch.offered": 10, "fetch.unsent": 10}
+		}
+	}
+	c := f.collector(t)
+	spec := mustSpec(t, `{"checks":[
+		{"name":"fast","kind":"steady","phase":"latency","expr":"fetch_p99 <= 2 x before + 5"},
+		{"name":"fast in an empty window","kind":"steady","phase":"gap","expr":"fetch_p50 <= 1000"}],
+		"windows":[{"name":"gap","from":20,"to":30}]}`)
+	checks := c.judge(spec, "default", c.phases(spec))
+	byName := map[string]reports.Check{}
+	for _, ch := range checks {
+		byName[ch.Name] = ch
+	}
+	if ch := byName["fast"]; ch.Outcome != reports.Fail || ch.Observed == nil || !math.IsInf(float64(*ch.Observed), 1) {
+		t.Errorf("stalled phase: %+v, want a fail observing +Inf", ch)
+	}
+	if ch := byName["fast in an empty window"]; ch.Outcome != reports.Fail || ch.Observed != nil {
+		t.Errorf("window outside the run: %+v, want a fail with no data", ch)
+	}
+	if ch := byName["phase gap took place"]; ch.Outcome != reports.Fail || ch.Kind != reports.Precondition {
+		t.Errorf("a window that never took place must be a failed precondition: %+v", ch)
+	}
+}
+
+func mustSpec(t *testing.T, js string) *Spec {
+	t.Helper()
+	d := Drill{Name: "d", Profiles: []string{"default"}, Expect: map[string]string{"default": reports.Held}}
+	s, err := ParseSpec(d, []byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestReadThresholdsBothForms(t *testing.T) {

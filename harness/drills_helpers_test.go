@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,16 +86,9 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 			continue
 		}
 		got[r.Profile] = r
-		var ths []string
-		for _, th := range r.Thresholds {
-			v := "?"
-			if th.Value != nil {
-				v = strconv.FormatFloat(float64(*th.Value), 'g', 6, 64)
-			}
-			ths = append(ths, th.Metric+" "+th.Expression+" ok="+strconv.FormatBool(th.OK)+" value="+v)
-		}
-		t.Logf("%s %s: reached %s (expected %s) %s; thresholds: %s", r.Drill, r.Profile, r.Verdict.Reached,
-			r.Verdict.Expected, r.Verdict.Reason, strings.Join(ths, "; "))
+		var checks strings.Builder
+		_ = reports.WriteChecksText(&checks, r)
+		t.Logf("%s", checks.String())
 	}
 	if err != nil {
 		t.Errorf("firedrill run %s: %v\nstdout:\n%s\nstderr:\n%s", c.name, err, stdout.String(), stderr.String())

@@ -94,13 +94,14 @@ func filesOf(dir string, i, n int) GeneratorFiles {
 	}
 }
 
-// mergeInto fills res's series, events, phases, histograms and thresholds
-// from the files of every generator, merged: one collector reads them all,
-// so counters add up per second, gauges (tagged generator=i) add up across
-// generators and HDR intervals merge per second; thresholds are judged on
-// all samples together. start is second 0 of the series, length the run's
-// length in seconds and duration the time a counter's rate divides by.
-func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, length float64, duration time.Duration) error {
+// mergeInto fills res from the files of every generator, merged: one
+// collector reads them all, so counters add up, gauges (tagged
+// generator=i) add up across generators, ledger buckets add up and their
+// histograms merge exactly; the checks of spec (nil: none, the run could
+// not be judged) are judged on the merge, and k6's thresholds on all
+// samples together. start is time zero when no replay marked the start of
+// traffic, duration the time a threshold's counter rate divides by.
+func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, duration time.Duration, spec *Spec) error {
 	col := newCollector(start)
 	var samples []string
 	for i, f := range files {
@@ -108,16 +109,13 @@ func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, len
 			return fmt.Errorf("generator %d: %w", i, err)
 		}
 		if f.HDR != "" {
-			if err := col.readHDR(f.HDR); err != nil {
+			if err := col.readLedger(f.HDR); err != nil {
 				return fmt.Errorf("generator %d: %w", i, err)
 			}
 		}
 		samples = append(samples, f.Samples)
 	}
-	res.Series = col.series()
-	res.Events = col.events
-	res.Phases = col.phases(res.Series, length)
-	res.Histograms = col.histograms(0, length+1)
+	col.fill(res, spec)
 	ths, err := MergedThresholds(files[0].Summary, samples, duration)
 	if err != nil {
 		return err
@@ -130,7 +128,7 @@ func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, len
 // several generators that ran it together, such as the runner pods of a
 // k6-operator TestRun: series and histograms merged exactly, thresholds
 // judged on the merge, the verdict decided from them.
-func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles) (*reports.Result, error) {
+func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles, spec *Spec) (*reports.Result, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("merge: no generator files")
 	}
@@ -173,12 +171,9 @@ func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles) (*re
 		Environment: reports.Environment{Generators: len(files)},
 		Verdict:     reports.Verdict{Expected: expected},
 	}
-	length := last.Sub(first).Seconds()
-	if err := mergeInto(res, first, files, length, last.Sub(first)); err != nil {
+	if err := mergeInto(res, first, files, last.Sub(first), spec); err != nil {
 		return nil, err
 	}
-	decideVerdict(res, res.Thresholds)
-	res.Verdict.Pass = res.Verdict.Reached == res.Verdict.Expected
 	return res, nil
 }
 
@@ -194,7 +189,7 @@ func freePort() (int, error) {
 
 // runGenerators runs n k6 processes on the drill and fills res from their
 // merged output. vars are the environment every generator shares.
-func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int) error {
+func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int, spec *Spec) error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -257,7 +252,6 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 	}
 	release := time.Now()
 	wg.Wait()
-	length := time.Since(k6Start).Seconds()
 
 	var k6Err error
 	for i, oc := range outcomes {
@@ -269,43 +263,31 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 	for i := range files {
 		files[i] = filesOf(dir, i, n)
 	}
-	mergeErr := mergeInto(res, k6Start, files, length, time.Since(release))
+	// A run that failed is still merged, without a verdict, so its result
+	// shows what ran.
+	judged := spec
+	if k6Err != nil {
+		judged = nil
+	}
+	for i := 0; i < n && judged != nil; i++ {
+		if exc := scriptException(files[i].Log); exc != "" {
+			k6Err, judged = fmt.Errorf("the script threw (generator %d): %s", i, exc), nil
+		}
+	}
+	for i, oc := range outcomes {
+		if judged != nil && oc.code != 0 && oc.code != k6ThresholdsFailed {
+			k6Err, judged = fmt.Errorf("k6 generator %d exited with code %d (see %s)", i, oc.code, files[i].Log), nil
+		}
+	}
+	mergeErr := mergeInto(res, k6Start, files, time.Since(release), judged)
 	if k6Err == nil && mergeErr != nil {
 		k6Err = mergeErr
 	}
 	if k6Err != nil {
 		return describeCtx(ctx, k6Err)
 	}
-	for i := 0; i < n; i++ {
-		if exc := scriptException(files[i].Log); exc != "" {
-			return fmt.Errorf("the script threw (generator %d): %s", i, exc)
-		}
-	}
-	for i, oc := range outcomes {
-		if oc.code != 0 && oc.code != k6ThresholdsFailed {
-			return fmt.Errorf("k6 generator %d exited with code %d (see %s)", i, oc.code, files[i].Log)
-		}
-	}
-	decideVerdict(res, res.Thresholds)
-	fmt.Fprintf(o.Progress, "run: %s %s: hypothesis %s on the merged result of %d generators (expected %s)\n",
-		o.Drill.Name, o.Profile, res.Verdict.Reached, n, res.Verdict.Expected)
+	progressVerdict(o.Progress, o.Drill.Name+fmt.Sprintf(" (merged, %d generators)", n), res)
 	return nil
-}
-
-// decideVerdict sets held or broken from threshold outcomes.
-func decideVerdict(res *reports.Result, ths []reports.Threshold) {
-	var failed []string
-	for _, t := range ths {
-		if !t.OK {
-			failed = append(failed, t.Metric+" "+t.Expression)
-		}
-	}
-	if len(failed) == 0 {
-		res.Verdict.Reached = reports.Held
-		return
-	}
-	res.Verdict.Reached = reports.Broken
-	res.Verdict.Reason = "thresholds failed: " + strings.Join(failed, "; ")
 }
 
 // releaseGenerators waits until every generator is paused before its run,

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -33,40 +32,49 @@ func TestSegments(t *testing.T) {
 
 // writeGenerator writes one generator's k6 files: samples (with a Metric
 // line per metric, as k6's JSON output has), a summary with the drill's
-// thresholds, and an HDR file with one histogram per second.
-func writeGenerator(t *testing.T, dir, prefix string, start time.Time, gen int, fetchesPerSec float64, latencies [][]int64, withFault bool) GeneratorFiles {
+// thresholds, and a ledger with ten 100 ms buckets a second, each bucket
+// offering fetchesPerSec/10 fetches, all served, with the second's
+// latencies spread over its buckets.
+func writeGenerator(t *testing.T, dir, prefix string, start time.Time, gen int, fetchesPerSec int64, latencies [][]int64, withFault bool) GeneratorFiles {
 	t.Helper()
 	f := GeneratorFiles{
 		Samples: filepath.Join(dir, prefix+"k6-samples.json.gz"),
 		Summary: filepath.Join(dir, prefix+"k6-summary.json"),
 		HDR:     filepath.Join(dir, prefix+"histograms.ndjson"),
 	}
-	fh, _ := os.Create(f.Samples)
-	gz := gzip.NewWriter(fh)
-	enc := json.NewEncoder(gz)
 	g := map[string]string{"generator": string(rune('0' + gen))}
-	metric := func(name, typ string) {
-		enc.Encode(map[string]any{"type": "Metric", "metric": name, "data": map[string]any{"name": name, "type": typ}})
+	lines := []map[string]any{metricLine("cache_fetches", "counter"), metricLine("cache_fetch_ms", "trend"),
+		metricLine("firedrill_errors", "counter"), metricLine("db_connections", "gauge"), metricLine("firedrill_fault", "counter")}
+	marker := func(s float64, action string) {
+		lines = append(lines, point("firedrill_fault", start.Add(time.Duration(s*float64(time.Second))), 1,
+			map[string]string{"fault": "traffic", "action": action, "target": "replay", "marker": "true", "generator": g["generator"]}))
 	}
-	metric("cache_fetches", "counter")
-	metric("cache_fetch_ms", "trend")
-	metric("firedrill_errors", "counter")
-	metric("db_connections", "gauge")
+	marker(0, "inject")
+	var buckets []bucket
 	for s := range latencies {
 		at := start.Add(time.Duration(s)*time.Second + 300*time.Millisecond)
-		enc.Encode(point("cache_fetches", at, fetchesPerSec, g))
+		lines = append(lines, point("cache_fetches", at, float64(fetchesPerSec), g))
 		for _, v := range latencies[s] {
-			enc.Encode(point("cache_fetch_ms", at, float64(v)/1000, g))
+			lines = append(lines, point("cache_fetch_ms", at, float64(v)/1000, g))
 		}
-		enc.Encode(point("db_connections", at, 5, g))
+		lines = append(lines, point("db_connections", at, 5, g))
+		for b := 0; b < 10; b++ {
+			bk := bucket{at: start.Add(time.Duration(s)*time.Second + time.Duration(b)*100*time.Millisecond),
+				counts: map[string]int64{"fetch.offered": fetchesPerSec / 10, "fetch.served": fetchesPerSec / 10}}
+			for i := b; i < len(latencies[s]); i += 10 {
+				bk.fetchUS = append(bk.fetchUS, latencies[s][i])
+			}
+			buckets = append(buckets, bk)
+		}
 	}
-	enc.Encode(point("firedrill_errors", start.Add(time.Second), 1, map[string]string{"class": "timeout", "generator": g["generator"]}))
+	marker(float64(len(latencies)), "remove")
+	lines = append(lines, point("firedrill_errors", start.Add(time.Second), 1, map[string]string{"class": "timeout", "generator": g["generator"]}))
 	if withFault {
-		enc.Encode(point("firedrill_fault", start.Add(time.Second), 1, map[string]string{"fault": "latency", "action": "inject", "target": "memcached-0", "name": "x"}))
-		enc.Encode(point("firedrill_fault", start.Add(2*time.Second), 1, map[string]string{"fault": "latency", "action": "remove", "target": "memcached-0", "name": "x"}))
+		lines = append(lines,
+			point("firedrill_fault", start.Add(time.Second), 1, map[string]string{"fault": "latency", "action": "inject", "target": "memcached-0", "name": "x"}),
+			point("firedrill_fault", start.Add(2*time.Second), 1, map[string]string{"fault": "latency", "action": "remove", "target": "memcached-0", "name": "x"}))
 	}
-	gz.Close()
-	fh.Close()
+	samplesFile(t, f.Samples, lines)
 	sum := map[string]any{"metrics": map[string]any{
 		"cache_fetches":                   map[string]any{"count": 0, "thresholds": map[string]bool{"count>500": true}},
 		"cache_fetch_ms":                  map[string]any{"thresholds": map[string]bool{"p(99)<50": false}},
@@ -76,17 +84,7 @@ func writeGenerator(t *testing.T, dir, prefix string, start time.Time, gen int, 
 	}}
 	b, _ := json.Marshal(sum)
 	os.WriteFile(f.Summary, b, 0o644)
-	hf, _ := os.Create(f.HDR)
-	for s, vs := range latencies {
-		h := hdrhistogram.New(1, 60_000_000, 3)
-		for _, v := range vs {
-			h.RecordValue(v)
-		}
-		e, _ := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
-		line, _ := json.Marshal(hdrLine{T: float64(start.Add(time.Duration(s)*time.Second+500*time.Millisecond).UnixNano()) / 1e9, Metric: "cache_fetch", Unit: "us", Encoded: string(e)})
-		hf.Write(append(line, '\n'))
-	}
-	hf.Close()
+	ledgerFile(t, f.HDR, buckets)
 	return f
 }
 
@@ -112,11 +110,16 @@ func TestMergeOutputsIsExact(t *testing.T) {
 	f0 := writeGenerator(t, dir, "g0-", start, 0, 100, lat(800), true)
 	f1 := writeGenerator(t, dir, "g1-", start, 1, 150, lat(20000), false)
 	d := Drill{Name: "d", Expect: map[string]string{"default": "held"}, Profiles: []string{"default"}}
-	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1})
+	// Before the toxic fetches are fast in both generators; during it,
+	// generator 1's tail (~90 ms at p99) lands in the merge.
+	spec := mustSpec(t, `{"checks":[
+		{"name":"served","kind":"steady","phase":"run","expr":"served_ratio >= 1"},
+		{"name":"fast","kind":"steady","phase":"latency","expr":"fetch_p99 <= 50"}]}`)
+	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1}, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Counters summed per second.
+	// Operations offered per second add up over generators.
 	ops := seriesOf(t, res.Series, reports.SeriesOpRate)
 	for s := 0; s < secs; s++ {
 		if ops[s] != 250 {
@@ -127,9 +130,16 @@ func TestMergeOutputsIsExact(t *testing.T) {
 	if c := seriesOf(t, res.Series, reports.SeriesConnections); c[0] != 10 {
 		t.Errorf("connections %v, want 10 (5 per generator)", c[0])
 	}
-	// Fault events once (only generator 0 injected).
-	if len(res.Events) != 2 {
-		t.Errorf("events %v", res.Events)
+	// Fault events once (only generator 0 injected), beside each
+	// generator's traffic markers.
+	faults := 0
+	for _, e := range res.Events {
+		if !e.Marker {
+			faults++
+		}
+	}
+	if faults != 2 || len(res.Events) != 6 {
+		t.Errorf("events %+v", res.Events)
 	}
 	// HDR merge: every percentile of the merged whole-run histogram equals
 	// the one of a histogram of all samples recorded together.
@@ -137,7 +147,7 @@ func TestMergeOutputsIsExact(t *testing.T) {
 	for _, v := range all {
 		ref.RecordValue(v)
 	}
-	h, ok := res.Histograms["cache_fetch"]
+	h, ok := res.Histograms[reports.HistLatency]
 	if !ok {
 		t.Fatalf("no merged histogram: %v", res.Histograms)
 	}
@@ -179,8 +189,10 @@ func TestMergeOutputsIsExact(t *testing.T) {
 			t.Errorf("threshold %s: ok=%v (present %v), want %v", k, g, ok, w)
 		}
 	}
-	if res.Verdict.Reached != reports.Broken || res.Verdict.Pass {
-		t.Errorf("verdict %+v", res.Verdict)
+	// The verdict comes from the checks, judged on the merge: a failed k6
+	// threshold does not decide it.
+	if res.Verdict.Reached != reports.Broken || res.Verdict.Pass || res.Verdict.Reason != "steady state failed: fast" {
+		t.Errorf("verdict %+v, want broken by the steady state \"fast\"", res.Verdict)
 	}
 	for _, th := range res.Thresholds {
 		if th.Metric == "cache_fetches" && (th.Value == nil || *th.Value != 1000) {

@@ -23,10 +23,10 @@ import (
 // -ldflags "-X github.com/firedrill-dev/firedrill/harness.Version=...".
 var Version = "dev"
 
-// k6 exit codes that decide a verdict.
-const (
-	k6ThresholdsFailed = 99 // a threshold failed (also when abortOnFail stopped the run)
-)
+// k6ThresholdsFailed is k6's exit code when a threshold failed (also when
+// abortOnFail stopped the run). k6's thresholds are for k6 users; the
+// verdict comes from the drill's checks, so this code is not an error.
+const k6ThresholdsFailed = 99
 
 // RunOptions configure one run of one drill in one profile.
 type RunOptions struct {
@@ -65,6 +65,12 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 	if _, err := os.Stat(o.K6); err != nil {
 		return nil, "", fmt.Errorf("run %s: k6 binary %s: %w (build it with `make k6`)", o.Drill.Name, o.K6, err)
 	}
+	// The drill's checks, read before anything starts: a bad declaration
+	// costs nothing.
+	spec, err := InspectSpec(ctx, o.K6, o.Drill, ScriptVars(o.Profile, o.Seed, o.Generators, o.Params))
+	if err != nil {
+		return nil, "", err
+	}
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("the run exceeded --timeout %s", o.Timeout))
@@ -101,7 +107,7 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 	if err := reports.WriteResult(resultPath, res); err != nil {
 		return nil, dir, err
 	}
-	runErr := run(ctx, o, res, dir)
+	runErr := run(ctx, o, res, dir, spec)
 	res.End = time.Now().UTC()
 	if runErr != nil {
 		res.Complete = false
@@ -133,7 +139,7 @@ func writeReport(path string, rs []*reports.Result) error {
 
 // run does the work between the two result writes: environment, k6,
 // collection. The environment is always removed before it returns.
-func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (err error) {
+func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spec *Spec) (err error) {
 	fmt.Fprintf(o.Progress, "run: %s (%s profile), results in %s\n", o.Drill.Name, o.Profile, dir)
 	envOpts := []environments.Option{
 		environments.WithRunID(res.RunID),
@@ -175,23 +181,14 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (er
 	samples := filepath.Join(dir, "k6-samples.json.gz")
 	summary := filepath.Join(dir, "k6-summary.json")
 	hdr := filepath.Join(dir, "histograms.ndjson")
-	vars := append(env.Vars(),
-		"FIREDRILL_PROFILE="+o.Profile,
-		"FIREDRILL_SEED="+strconv.FormatInt(o.Seed, 10),
+	vars := append(env.Vars(), ScriptVars(o.Profile, o.Seed, o.Generators, o.Params)...)
+	vars = append(vars,
 		"FIREDRILL_OUT_DIR="+dir,
 		// Nothing leaves the machine: k6 would otherwise report usage home.
 		"K6_NO_USAGE_REPORT=true",
 	)
-	keys := make([]string, 0, len(o.Params))
-	for k := range o.Params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		vars = append(vars, "FIREDRILL_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+o.Params[k])
-	}
 	if o.Generators > 1 {
-		err := runGenerators(ctx, o, res, dir, vars, o.Generators)
+		err := runGenerators(ctx, o, res, dir, vars, o.Generators, spec)
 		resetToxics(ctx, o.Progress, env.ToxiproxyURL)
 		return err
 	}
@@ -208,42 +205,63 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string) (er
 	if err := col.readSamples(samples); err != nil && k6Err == nil {
 		k6Err = err
 	}
-	if err := col.readHDR(hdr); err != nil && k6Err == nil {
+	if err := col.readLedger(hdr); err != nil && k6Err == nil {
 		k6Err = err
 	}
-	length := time.Since(k6Start).Seconds()
-	res.Series = col.series()
-	res.Events = col.events
-	res.Phases = col.phases(res.Series, length)
-	res.Histograms = col.histograms(0, length+1)
 	if ths, err := readThresholds(summary); err == nil {
 		res.Thresholds = ths
 	}
 	if k6Err != nil {
+		col.fill(res, nil)
 		return describeCtx(ctx, k6Err)
 	}
 	// k6 logs an exception thrown in an iteration and carries on with exit
 	// code 0; a drill whose traffic or fault call threw proved nothing.
 	if exc := scriptException(filepath.Join(dir, "k6.log")); exc != "" {
+		col.fill(res, nil)
 		return fmt.Errorf("the script threw: %s", exc)
 	}
-	switch code {
-	case 0:
-		res.Verdict.Reached = reports.Held
-	case k6ThresholdsFailed:
-		res.Verdict.Reached = reports.Broken
-		var failed []string
-		for _, t := range res.Thresholds {
-			if !t.OK {
-				failed = append(failed, t.Metric+" "+t.Expression)
-			}
-		}
-		res.Verdict.Reason = "thresholds failed: " + strings.Join(failed, "; ")
-	default:
+	if code != 0 && code != k6ThresholdsFailed {
+		col.fill(res, nil)
 		return fmt.Errorf("k6 exited with code %d (see %s)", code, filepath.Join(dir, "k6.log"))
 	}
-	fmt.Fprintf(o.Progress, "run: %s %s: hypothesis %s (expected %s)\n", o.Drill.Name, o.Profile, res.Verdict.Reached, res.Verdict.Expected)
+	col.fill(res, spec)
+	progressVerdict(o.Progress, o.Drill.Name, res)
 	return nil
+}
+
+// progressVerdict prints the verdict a run reached and why.
+func progressVerdict(w io.Writer, drill string, res *reports.Result) {
+	fmt.Fprintf(w, "run: %s %s: %s (expected %s)", drill, res.Profile, res.Verdict.Reached, res.Verdict.Expected)
+	if res.Verdict.Reason != "" {
+		fmt.Fprintf(w, ": %s", res.Verdict.Reason)
+	}
+	fmt.Fprintln(w)
+}
+
+// ScriptVars are the variables a drill's script reads besides the
+// environment's endpoints: profile, seed, generators and parameters.
+func ScriptVars(profile string, seed int64, generators int, params map[string]string) []string {
+	vars := []string{
+		"FIREDRILL_PROFILE=" + profile,
+		"FIREDRILL_SEED=" + strconv.FormatInt(seed, 10),
+		"FIREDRILL_GENERATORS=" + strconv.Itoa(max(1, generators)),
+	}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vars = append(vars, ParamVar(k)+"="+params[k])
+	}
+	return vars
+}
+
+// ParamVar is the environment variable a drill parameter reaches its
+// script as: FIREDRILL_<NAME>.
+func ParamVar(name string) string {
+	return "FIREDRILL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // resetToxics is the backstop: whatever toxics the script left, none

@@ -295,6 +295,7 @@ func WriteSummary(w io.Writer, s *Summary) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	writeSignatures(w, s.Runs)
 	if s.Comparison == nil {
 		fmt.Fprintf(w, "baseline: none (%s): nothing compared, verdicts only\n", cmp.Or(s.NoBaseline, "no --baseline given"))
 	} else {
@@ -303,6 +304,11 @@ func WriteSummary(w io.Writer, s *Summary) {
 		for _, v := range s.Comparison.Verdicts {
 			if v.Regression {
 				fmt.Fprintf(w, "  REGRESSION %s %s: verdict passed %d/%d in base, %d/%d now\n", v.Drill, v.Profile, v.BasePassed, v.BaseRuns, v.HeadPassed, v.HeadRuns)
+			}
+		}
+		for _, c := range s.Comparison.Checks {
+			if c.Regression {
+				fmt.Fprintf(w, "  REGRESSION %s %s: %s %q came out as required %d/%d in base, %d/%d now\n", c.Drill, c.Profile, c.Kind, c.Name, c.BaseOK, c.BaseRuns, c.HeadOK, c.HeadRuns)
 			}
 		}
 		cannot := map[string]int{}
@@ -344,6 +350,50 @@ func WriteSummary(w io.Writer, s *Summary) {
 	default:
 		fmt.Fprintln(w, "nightly: PASS")
 	}
+}
+
+// writeSignatures says which incident lines each drill reproduced: every
+// signature check of the profiles that must break, with the repeats that
+// observed it.
+func writeSignatures(w io.Writer, runs []RunOutcome) {
+	type sig struct {
+		drill, name, cite string
+		observed, runs    int
+	}
+	var order []string
+	sigs := map[string]*sig{}
+	for _, r := range runs {
+		if r.Result == nil || r.Result.Verdict.Expected != reports.Broken {
+			continue
+		}
+		for _, c := range r.Result.Checks {
+			if c.Kind != reports.Signature {
+				continue
+			}
+			k := r.Drill + "\x00" + c.Name
+			sg := sigs[k]
+			if sg == nil {
+				sg = &sig{drill: r.Drill, name: c.Name, cite: c.Incident}
+				sigs[k] = sg
+				order = append(order, k)
+			}
+			sg.runs++
+			if c.OK() {
+				sg.observed++
+			}
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "incident lines reproduced (signatures of the profiles that must break):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, k := range order {
+		sg := sigs[k]
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d repeats\n", sg.drill, sg.cite, sg.name, sg.observed, sg.runs)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
 }
 
 // ReadResults reads the results of a nightly or baseline folder: its

@@ -32,15 +32,37 @@ type line struct {
 	s     *Series
 }
 
-// chart is one time-series chart with the run's fault windows shaded.
+// chart is one time-series chart with the run's fault windows shaded and
+// its markers (steps, protections) ticked on the top edge.
 type chart struct {
+	key      string // the chart's kind, shared by every run of a drill
 	id       string
 	title    string
 	unit     string
 	lines    []line
 	windows  []faultWindow
+	markers  []FaultEvent
 	duration float64 // seconds shown on the x axis
 	yMax     float64 // fixed top of the y axis; 0 picks one from the data
+}
+
+// top is the y axis top the chart's own data asks for.
+func (c *chart) top() float64 {
+	if c.yMax > 0 {
+		return c.yMax
+	}
+	hi := math.Inf(-1)
+	for _, l := range c.lines {
+		for _, v := range l.s.Values {
+			if f := float64(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
+				hi = math.Max(hi, f)
+			}
+		}
+	}
+	if math.IsInf(hi, -1) {
+		return 0
+	}
+	return niceCeil(hi * 1.05)
 }
 
 // faultWindow is one fault from injection to removal, in seconds since
@@ -51,13 +73,30 @@ type faultWindow struct {
 	Open     bool
 }
 
-// faultWindows pairs inject and remove events by fault, target and name, in
-// order; an injection with no removal runs to the end of the run.
-func faultWindows(events []FaultEvent, end float64) []faultWindow {
+// faultWindows are the run's fault phases; for a result without them
+// (schema 1), inject and remove events paired by fault, target and name,
+// an injection with no removal running to the end. Markers are not faults.
+func faultWindows(r *Result, end float64) []faultWindow {
+	var out []faultWindow
+	for _, p := range r.Phases {
+		if p.Kind != PhaseFault {
+			continue
+		}
+		label := p.Name
+		if len(p.Targets) > 0 {
+			label += " @ " + strings.Join(p.Targets, ", ")
+		}
+		out = append(out, faultWindow{Label: label, From: p.From, To: p.To, Open: r.openFault(p)})
+	}
+	if len(out) > 0 {
+		return out
+	}
 	type key struct{ fault, target, name string }
 	open := map[key][]int{}
-	var out []faultWindow
-	for _, e := range events {
+	for _, e := range r.Events {
+		if e.Marker {
+			continue
+		}
 		k := key{e.Fault, e.Target, e.Name}
 		switch e.Action {
 		case Inject:
@@ -141,6 +180,25 @@ func (c *chart) render(b *strings.Builder) {
 		fmt.Fprintf(b, `<rect class="fw" x="%.1f" y="%d" width="%.1f" height="%d"><title>%s</title></rect>`,
 			x0, padTop, x1-x0, plotH, html.EscapeString(w.Label+" "+fmtWindow(w)))
 		fmt.Fprintf(b, `<text class="fl" x="%.1f" y="%d">%s</text>`, x0+2, padTop+10+10*(i%3), html.EscapeString(w.Label))
+	}
+	// Markers: a tick on the top edge each, labelled where there is room.
+	lastLabel := math.Inf(-1)
+	for _, m := range c.markers {
+		if m.At > dur {
+			continue
+		}
+		x := px(m.At)
+		label := m.Fault
+		if m.Name != "" {
+			label = m.Name
+		}
+		tip := fmt.Sprintf("%s %s %s at %s", m.Fault, m.Target, m.Name, fmtClock(m.At))
+		fmt.Fprintf(b, `<path class="mk" d="M%.1f %d l-3 -5 h6 z"><title>%s</title></path><line class="mkl" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>`,
+			x, padTop, html.EscapeString(tip), x, padTop, x, padTop+plotH)
+		if x-lastLabel > 60 {
+			fmt.Fprintf(b, `<text class="ml" x="%.1f" y="%d">%s</text>`, x+2, padTop-7, html.EscapeString(label))
+			lastLabel = x
+		}
 	}
 
 	// Grid and axes.

@@ -98,8 +98,8 @@ func peakDBQueryRate(r *Result) (float64, bool) {
 func recoveryTime(r *Result) (float64, bool) {
 	v, ok := 0.0, false
 	for _, p := range r.Phases {
-		if s, has := p.Summary[SummaryRecovery]; has {
-			v, ok = math.Max(v, s), true
+		if s, has := p.Summary[SummaryRecovery]; has && !math.IsNaN(float64(s)) {
+			v, ok = math.Max(v, float64(s)), true
 		}
 		if rec, has := p.Summary[SummaryRecovered]; has && rec == 0 {
 			v, ok = math.Max(v, r.Duration()-p.From), true
@@ -194,14 +194,38 @@ type VerdictChange struct {
 	Failures   []string // why head runs failed
 }
 
+// CheckChange is one check of a drill and profile: how many runs of each
+// side it came out as required (passed, or observed).
+type CheckChange struct {
+	Drill, Profile    string
+	Kind, Name, Phase string
+	Expr, Incident    string
+	BaseOK, BaseRuns  int
+	HeadOK, HeadRuns  int
+	// Required: the check decides the profile's verdict (see Check.Required).
+	Required bool
+	// Regression: a required check that came out as required in every base
+	// run and not in some head run.
+	Regression bool
+	Failures   []string // the head runs' values where it did not
+}
+
+// Changed says whether the check came out differently in base and head.
+func (c CheckChange) Changed() bool {
+	return c.BaseRuns > 0 && float64(c.BaseOK)/float64(c.BaseRuns) != float64(c.HeadOK)/float64(max(c.HeadRuns, 1))
+}
+
 // Comparison is the outcome of comparing base results with head results.
 type Comparison struct {
 	BaseReleases, HeadReleases []string
 	Alpha, Tolerance           float64
 	Tolerances                 map[string]float64 // per key metric, over Tolerance
 	Verdicts                   []VerdictChange
-	Metrics                    []MetricChange
-	Notes                      []string // drills only on one side, skipped runs
+	// Checks are every check of every drill and profile, those whose
+	// outcome changed first.
+	Checks  []CheckChange
+	Metrics []MetricChange
+	Notes   []string // drills only on one side, skipped runs
 }
 
 // ToleranceText describes the tolerances in force: one figure, or each
@@ -218,11 +242,16 @@ func (c *Comparison) ToleranceText() string {
 	return "tolerance " + strings.Join(parts, ", ")
 }
 
-// Regressions counts metric and verdict regressions.
+// Regressions counts metric, check and verdict regressions.
 func (c *Comparison) Regressions() int {
 	n := 0
 	for _, v := range c.Verdicts {
 		if v.Regression {
+			n++
+		}
+	}
+	for _, ch := range c.Checks {
+		if ch.Regression {
 			n++
 		}
 	}
@@ -281,6 +310,7 @@ func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 			c.Notes = append(c.Notes, fmt.Sprintf("%s: new in head (%d runs), nothing to compare with", k, len(h)))
 		}
 		c.Verdicts = append(c.Verdicts, verdictChange(b, h))
+		c.Checks = append(c.Checks, checkChanges(b, h)...)
 		if len(b) == 0 {
 			continue
 		}
@@ -293,7 +323,65 @@ func Compare(base, head []*Result, opts CompareOptions) (*Comparison, error) {
 			c.Metrics = append(c.Metrics, compareMetric(m, pick(bg, hg, k), b, h, opts, unlike))
 		}
 	}
+	// Checks whose outcome changed come first, regressions first of all.
+	slices.SortStableFunc(c.Checks, func(a, b CheckChange) int {
+		return cmp.Or(-cmp.Compare(btoi(a.Regression), btoi(b.Regression)), -cmp.Compare(btoi(a.Changed()), btoi(b.Changed())))
+	})
 	return c, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkChanges compares each check of one drill and profile, by kind and
+// name, over the runs of each side. Runs without checks (schema 1) are left
+// out.
+func checkChanges(base, head []*Result) []CheckChange {
+	var order []string
+	byKey := map[string]*CheckChange{}
+	tally := func(rs []*Result, isHead bool) {
+		for _, r := range rs {
+			for _, ch := range r.Checks {
+				if ch.Automatic && ch.OK() {
+					continue // shown only when one fails
+				}
+				k := ch.Key()
+				cc := byKey[k]
+				if cc == nil {
+					cc = &CheckChange{Drill: r.Drill, Profile: r.Profile, Kind: ch.Kind, Name: ch.Name, Phase: ch.Phase,
+						Expr: ch.Expr, Incident: ch.Incident, Required: ch.Required(r.Verdict.Expected)}
+					byKey[k] = cc
+					order = append(order, k)
+				}
+				if isHead {
+					cc.HeadRuns++
+					if ch.OK() {
+						cc.HeadOK++
+					} else {
+						cc.Failures = append(cc.Failures, fmt.Sprintf("%s: %s, %s", cmp.Or(r.RunID, "run"), ch.Outcome, ch.Values()))
+					}
+				} else {
+					cc.BaseRuns++
+					if ch.OK() {
+						cc.BaseOK++
+					}
+				}
+			}
+		}
+	}
+	tally(base, false)
+	tally(head, true)
+	out := make([]CheckChange, 0, len(order))
+	for _, k := range order {
+		cc := byKey[k]
+		cc.Regression = cc.Required && cc.BaseRuns > 0 && cc.BaseOK == cc.BaseRuns && cc.HeadOK < cc.HeadRuns
+		out = append(out, *cc)
+	}
+	return out
 }
 
 // paramsDiffer names the first drill parameter whose values differ between
@@ -477,6 +565,20 @@ func WriteCompareText(w io.Writer, c *Comparison) error {
 			mark = "REGRESSION"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d passed\t%d/%d passed\t%s\n", v.Drill, v.Profile, v.BasePassed, v.BaseRuns, v.HeadPassed, v.HeadRuns, mark)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "DRILL\tPROFILE\tCHECK\tBASE\tHEAD\t")
+	for _, ch := range c.Checks {
+		mark := ""
+		switch {
+		case ch.Regression:
+			mark = "REGRESSION"
+		case ch.Changed() && !ch.Required:
+			mark = "changed (not required by this profile)"
+		case ch.Changed():
+			mark = "changed"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s %q\t%d/%d\t%d/%d\t%s\n", ch.Drill, ch.Profile, ch.Kind, ch.Name, ch.BaseOK, ch.BaseRuns, ch.HeadOK, ch.HeadRuns, mark)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "DRILL\tPROFILE\tMETRIC\tBASE\tHEAD\tCHANGE\tP\t")

@@ -214,7 +214,8 @@ func goldenComparison(t *testing.T) (*Comparison, []*Result) {
 		runs("hot-key-expiry", "protected", "v1.3.0", 1, 1, 1)...)
 	head := append(runs("hot-key-expiry", "unprotected", "v1.4.0", 5, 100, 1.5, 1.51, 1.49, 1.52, 1.48),
 		runs("hot-key-expiry", "protected", "v1.4.0", 1, 9, 1)...)
-	head[5].Verdict = Verdict{Expected: Held, Reached: Broken, Reason: "db_query_rate max<500 failed"}
+	head[5].Verdict = Verdict{Expected: Held, Reached: Broken, Reason: "steady state failed: fetches stay fast"}
+	head[5].Checks[2].Outcome = Fail
 	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
 	if err != nil {
 		t.Fatal(err)
@@ -250,15 +251,25 @@ func TestJUnitCounts(t *testing.T) {
 	if err := xml.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("junit is not XML: %v", err)
 	}
-	if len(got.Suites) != 2 {
-		t.Fatalf("%d suites, want verdicts and regressions", len(got.Suites))
+	if len(got.Suites) != 3 {
+		t.Fatalf("%d suites, want verdicts, checks and regressions", len(got.Suites))
 	}
 	v := got.Suites[0]
 	if v.Name != "verdicts" || v.Tests != 2 || v.Failures != 1 {
 		t.Errorf("verdicts suite: %d tests, %d failures; want 2 (one per drill x profile) and 1", v.Tests, v.Failures)
 	}
-	r := got.Suites[1]
-	if want := 2 + 2*len(KeyMetrics); r.Tests != want {
+	ch := got.Suites[1]
+	if ch.Name != "checks" || ch.Tests != 2*3 {
+		t.Errorf("checks suite %q: %d tests, want 6 (3 checks x 2 profiles)", ch.Name, ch.Tests)
+	}
+	r := got.Suites[2]
+	changed := 0
+	for _, cc := range c.Checks {
+		if cc.Regression || cc.Changed() {
+			changed++
+		}
+	}
+	if want := 2 + changed + 2*len(KeyMetrics); r.Tests != want {
 		t.Errorf("regressions suite: %d tests, want %d", r.Tests, want)
 	}
 	if r.Failures != c.Regressions() {
@@ -302,5 +313,27 @@ func TestToleranceText(t *testing.T) {
 	c.Tolerances = map[string]float64{"p99 latency": 0.25}
 	if got := c.ToleranceText(); !strings.Contains(got, "p99 latency 25%") || !strings.Contains(got, "hit ratio 5%") {
 		t.Errorf("per metric: %q", got)
+	}
+}
+
+// A required check that held in every base run and failed in head is a
+// regression of its own, listed first; a check that changed in a profile
+// whose verdict does not depend on it is shown, not judged.
+func TestCheckRegressions(t *testing.T) {
+	c, _ := goldenComparison(t)
+	if len(c.Checks) == 0 {
+		t.Fatal("no checks compared")
+	}
+	first := c.Checks[0]
+	if !first.Regression || first.Profile != "protected" || first.Name != "fetches stay fast" || first.HeadOK != 0 || first.BaseOK != 1 {
+		t.Errorf("first check change %+v, want the protected steady state that failed in head", first)
+	}
+	for _, cc := range c.Checks[1:] {
+		if cc.Regression {
+			t.Errorf("%+v is a regression; only the protected steady state is", cc)
+		}
+	}
+	if c.Regressions() != 2 { // the verdict and the check
+		t.Errorf("%d regressions, want 2", c.Regressions())
 	}
 }

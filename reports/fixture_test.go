@@ -88,9 +88,16 @@ func fixture(drill, profile string, secs int, seed uint64, scale float64) *Resul
 			series(SeriesErrorRate, "/s", func(t float64) float64 { return scale * 10 * hurt(t) * rng.Float64() }, "class", "too_many_connections"),
 		},
 		Phases: []Phase{
-			{Name: "before", From: 0, To: from, Summary: map[string]float64{"latency_p99_ms": 8.1 * scale, "db_query_rate": 65, "error_rate": 0}},
-			{Name: "during hot_set_expiry", From: from, To: to, Summary: map[string]float64{"latency_p99_ms": 40 * scale, "db_query_rate": 960, "error_rate": 20 * scale}},
-			{Name: "after", From: to, To: float64(secs), Summary: map[string]float64{"latency_p99_ms": 8.3 * scale, "db_query_rate": 64, "error_rate": 0, SummaryRecovery: 12 * scale, SummaryRecovered: 1}},
+			{Name: "before", Kind: PhaseBefore, From: 0, To: from, Summary: map[string]Float{"fetch_p99": Float(8.1 * scale), "db_rate": 65, "error_rate": 0, "served_ratio": 1}},
+			{Name: "hot_set_expiry", Kind: PhaseFault, Targets: []string{"memcached-0"}, From: from, To: to, Summary: map[string]Float{"fetch_p99": Float(40 * scale), "db_rate": 960, "error_rate": Float(20 * scale), "served_ratio": 0.97}},
+			{Name: "after", Kind: PhaseAfter, From: to, To: float64(secs), Summary: map[string]Float{"fetch_p99": Float(8.3 * scale), "db_rate": 64, "error_rate": 0, SummaryRecovery: Float(12 * scale), SummaryRecovered: 1}},
+		},
+		Checks: []Check{
+			{Name: "traffic ran", Kind: Precondition, Phase: "run", Expr: "offered > 0", Observed: ptr(Float(secs * 2000)), Outcome: Pass, Automatic: true},
+			{Name: "the hot set's expiry sends a burst of queries", Kind: Signature, Phase: "hot_set_expiry", Expr: "db_rate >= 10 x before",
+				Observed: ptr(Float(960)), Relative: "before", Reference: ptr(Float(65)), Bound: ptr(Float(650)), Outcome: outcomeOf(Signature, !protected), Incident: "000_e76083ecc6911798.txt:5"},
+			{Name: "fetches stay fast", Kind: SteadyState, Phase: "hot_set_expiry", Expr: "fetch_p99 <= 2 x before",
+				Observed: ptr(Float(40 * scale)), Relative: "before", Reference: ptr(Float(8.1 * scale)), Bound: ptr(Float(16.2 * scale)), Outcome: outcomeOf(SteadyState, protected)},
 		},
 		Thresholds: []Threshold{
 			{Metric: "db_query_rate", Expression: "max<500", OK: protected, Value: ptr(Float(scale * 960))},
@@ -98,11 +105,23 @@ func fixture(drill, profile string, secs int, seed uint64, scale float64) *Resul
 		},
 		Histograms: map[string]Histogram{HistLatency: hist},
 	}
-	r.Verdict = Verdict{Expected: Broken, Reached: Broken, Pass: true}
+	r.Verdict = Verdict{Expected: Broken, Reached: Broken, Pass: true, Observed: []string{"the hot set's expiry sends a burst of queries"}}
 	if protected {
-		r.Verdict = Verdict{Expected: Held, Reached: Held, Pass: true}
+		r.Verdict = Verdict{Expected: Held, Reached: Held, Pass: true, NotObserved: []string{"the hot set's expiry sends a burst of queries"}}
 	}
 	return r
+}
+
+func outcomeOf(kind string, ok bool) string {
+	switch {
+	case kind == Signature && ok:
+		return Observed
+	case kind == Signature:
+		return NotObserved
+	case ok:
+		return Pass
+	}
+	return Fail
 }
 
 // fixtureSet is every drill in both profiles.

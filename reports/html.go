@@ -94,9 +94,42 @@ type resultView struct {
 	Label    string
 	Charts   []template.HTML
 	Windows  []faultWindow
-	Phases   []Phase
-	PhaseKey []string
+	Markers  []FaultEvent
+	Phases   []phaseRow
+	PhaseCol []phaseColumn
+	Checks   []checkRow
+	Counts   string
 	Duration float64
+}
+
+// checkRow is one check as the report shows it.
+type checkRow struct {
+	Check
+	Required bool   // it decides this profile's verdict
+	Class    string // pass-row, fail-row or info-row
+	Observed string
+	Relative string // "before 3.8" when relative
+	Bound    string
+}
+
+// phaseColumn is a column of the phase table: a summary key and its label.
+type phaseColumn struct{ Key, Label string }
+
+// phaseColumns are the phase statistics the table shows, with readable
+// names; a column without data in any phase is left out.
+var phaseColumns = []phaseColumn{
+	{"duration_s", "length s"}, {"offered_rate", "offered /s"}, {"served_ratio", "served"}, {"failed", "failed"},
+	{"shed", "shed"}, {"unsent", "not sent"}, {"fetch_p50", "fetch p50 ms"}, {"fetch_p99", "fetch p99 ms"},
+	{"write_p99", "write p99 ms"}, {"lookup_p99", "lookup p99 ms"}, {"db_p99", "DB query p99 ms"},
+	{"db_rate", "DB queries /s"}, {"db_rate_peak", "DB peak /s"}, {"hit_ratio", "hit ratio"},
+	{"error_rate", "errors /s"}, {"connections_peak", "DB conns peak"}, {SummaryRecovery, "recovery s"},
+}
+
+// phaseRow is one phase with its cells in column order.
+type phaseRow struct {
+	Phase
+	Label string
+	Cells []string
 }
 
 // RenderHTML writes one self-contained HTML report of results: verdicts
@@ -134,6 +167,21 @@ func RenderHTML(w io.Writer, results []*Result) error {
 		d.Results = append(d.Results, rv)
 		d.Incident = cmp.Or(d.Incident, r.Incident)
 	}
+	// A drill's runs share their axes: "protected stays flat while
+	// unprotected collapses" is one picture.
+	for _, d := range v.Drills {
+		dur := 0.0
+		axes := map[string]float64{}
+		for _, rv := range d.Results {
+			dur = max(dur, rv.Duration)
+			for _, c := range resultCharts(rv.Result, rv.Anchor, nil, nil, rv.Duration) {
+				axes[c.key] = max(axes[c.key], c.top())
+			}
+		}
+		for _, rv := range d.Results {
+			rv.renderCharts(axes, dur)
+		}
+	}
 	// The report's date comes from the runs, not the clock, so rendering the
 	// same results twice gives the same bytes.
 	if !end.IsZero() {
@@ -157,21 +205,70 @@ func newResultView(r *Result, seen map[string]int) *resultView {
 	if r.RunID != "" {
 		rv.Label += " · " + r.RunID
 	}
-	rv.Windows = faultWindows(r.Events, rv.Duration)
-	for _, c := range resultCharts(r, anchor, rv.Windows, rv.Duration) {
+	rv.Windows = faultWindows(r, rv.Duration)
+	for _, e := range r.Events {
+		if e.Marker && e.Action == Inject && e.Fault != "traffic" {
+			rv.Markers = append(rv.Markers, e)
+		}
+	}
+	rv.Counts = r.Counts().String()
+	for _, c := range r.Checks {
+		row := checkRow{Check: c, Required: c.Required(r.Verdict.Expected), Observed: "no data"}
+		switch {
+		case !row.Required:
+			row.Class = "info-row"
+		case c.OK():
+			row.Class = "pass-row"
+		default:
+			row.Class = "fail-row"
+		}
+		if c.Observed != nil {
+			row.Observed = fmtNum(float64(*c.Observed))
+		}
+		if c.Reference != nil {
+			row.Relative = c.Relative + " " + fmtNum(float64(*c.Reference))
+		}
+		if c.Bound != nil {
+			row.Bound = fmtNum(float64(*c.Bound))
+		}
+		rv.Checks = append(rv.Checks, row)
+	}
+	for _, col := range phaseColumns {
+		for _, p := range r.Phases {
+			if _, ok := p.Summary[col.Key]; ok {
+				rv.PhaseCol = append(rv.PhaseCol, col)
+				break
+			}
+		}
+	}
+	for _, p := range r.Phases {
+		row := phaseRow{Phase: p, Label: p.Name}
+		if p.Kind == PhaseFault {
+			row.Label = "during " + p.Name
+		}
+		for _, col := range rv.PhaseCol {
+			v, ok := p.Summary[col.Key]
+			if !ok {
+				row.Cells = append(row.Cells, "–")
+				continue
+			}
+			row.Cells = append(row.Cells, fmtNum(float64(v)))
+		}
+		rv.Phases = append(rv.Phases, row)
+	}
+	return rv
+}
+
+// renderCharts draws a result's charts on the axes shared by its drill.
+func (rv *resultView) renderCharts(axes map[string]float64, dur float64) {
+	for _, c := range resultCharts(rv.Result, rv.Anchor, rv.Windows, rv.Markers, dur) {
+		if c.yMax == 0 {
+			c.yMax = axes[c.key]
+		}
 		var b strings.Builder
 		c.render(&b)
 		rv.Charts = append(rv.Charts, template.HTML(b.String())) // built by chart.render, which escapes every text
 	}
-	keys := map[string]bool{}
-	for _, p := range r.Phases {
-		for k := range p.Summary {
-			keys[k] = true
-		}
-	}
-	rv.Phases = r.Phases
-	rv.PhaseKey = sortedKeys(keys)
-	return rv
 }
 
 // Chart colours: distinguishable in print and for common colour blindness.
@@ -179,7 +276,7 @@ var palette = []string{"#0072b2", "#009e73", "#d55e00", "#cc79a7", "#e69f00", "#
 
 // resultCharts lays out the charts of one result. A chart whose series are
 // missing still appears, saying "no data", so the report's shape is stable.
-func resultCharts(r *Result, anchor string, ws []faultWindow, dur float64) []*chart {
+func resultCharts(r *Result, anchor string, ws []faultWindow, marks []FaultEvent, dur float64) []*chart {
 	one := func(metric string) *Series {
 		ss := r.Find(metric)
 		if len(ss) == 0 {
@@ -195,7 +292,7 @@ func resultCharts(r *Result, anchor string, ws []faultWindow, dur float64) []*ch
 		return best
 	}
 	mk := func(id, title, unit string, yMax float64, specs ...[3]string) *chart {
-		c := &chart{id: anchor + "-" + id, title: title, unit: unit, windows: ws, duration: dur, yMax: yMax}
+		c := &chart{key: id, id: anchor + "-" + id, title: title, unit: unit, windows: ws, markers: marks, duration: dur, yMax: yMax}
 		for i, sp := range specs {
 			if s := one(sp[0]); s != nil {
 				c.lines = append(c.lines, line{label: sp[1], color: palette[i%len(palette)], dash: sp[2] == "dash", s: s})
@@ -204,7 +301,9 @@ func resultCharts(r *Result, anchor string, ws []faultWindow, dur float64) []*ch
 		return c
 	}
 	charts := []*chart{
-		mk("latency", "Latency percentiles (ms)", "ms", 0,
+		mk("ops", "Operations per second (by due time)", "/s", 0,
+			[3]string{SeriesOpRate, "offered"}, [3]string{SeriesServedRate, "served"}),
+		mk("latency", "Fetch latency by due time (ms)", "ms", 0,
 			[3]string{SeriesLatencyP50, "p50"}, [3]string{SeriesLatencyP90, "p90"},
 			[3]string{SeriesLatencyP99, "p99"}, [3]string{SeriesLatencyMax, "max"}),
 		mk("hit", "Cache hit ratio", "", 1, [3]string{SeriesHitRatio, "hit ratio"}),
@@ -212,7 +311,7 @@ func resultCharts(r *Result, anchor string, ws []faultWindow, dur float64) []*ch
 		mk("conn", "Database connections vs the cap", "", 0,
 			[3]string{SeriesConnections, "connections"}, [3]string{SeriesConnCap, "cap", "dash"}),
 	}
-	errs := &chart{id: anchor + "-errors", title: "Errors per second by class", unit: "/s", windows: ws, duration: dur}
+	errs := &chart{key: "errors", id: anchor + "-errors", title: "Errors per second by class", unit: "/s", windows: ws, markers: marks, duration: dur}
 	ess := r.Find(SeriesErrorRate)
 	sort.SliceStable(ess, func(i, j int) bool { return ess[i].Tags["class"] < ess[j].Tags["class"] })
 	for i, s := range ess {

@@ -121,15 +121,18 @@ func TestRenderHTMLNoResults(t *testing.T) {
 	}
 }
 
+// A result of schema 1 has no fault phases: its windows come from the
+// events, markers left out.
 func TestFaultWindows(t *testing.T) {
-	ws := faultWindows([]FaultEvent{
+	ws := faultWindows(&Result{Events: []FaultEvent{
 		{At: 10, Fault: "latency", Action: Inject, Target: "mc-0"},
 		{At: 12, Fault: "latency", Action: Inject, Target: "mc-1"},
+		{At: 15, Fault: "scale", Action: Inject, Target: "processes=8", Marker: true},
 		{At: 20, Fault: "latency", Action: Remove, Target: "mc-1"},
 		{At: 30, Fault: "latency", Action: Remove, Target: "mc-0"},
 		{At: 40, Fault: "partition", Action: Inject, Target: "db"},
 		{At: 45, Fault: "partition", Action: Remove, Target: "other"}, // no match
-	}, 100)
+	}}, 100)
 	want := []faultWindow{
 		{Label: "latency @ mc-0", From: 10, To: 30},
 		{Label: "latency @ mc-1", From: 12, To: 20},
@@ -142,6 +145,17 @@ func TestFaultWindows(t *testing.T) {
 		if ws[i] != want[i] {
 			t.Errorf("window %d = %+v, want %+v", i, ws[i], want[i])
 		}
+	}
+	// With fault phases (schema 2), the windows are the phases: one per
+	// fault however many targets, markers never.
+	r := &Result{Phases: []Phase{
+		{Name: "before", Kind: PhaseBefore, From: 0, To: 10},
+		{Name: "latency", Kind: PhaseFault, Targets: []string{"mc-0", "mc-1"}, From: 10, To: 30},
+		{Name: "after", Kind: PhaseAfter, From: 30, To: 100},
+	}, Events: []FaultEvent{{At: 30, Fault: "latency", Action: Remove, Target: "mc-0"}}}
+	ws = faultWindows(r, 100)
+	if len(ws) != 1 || ws[0] != (faultWindow{Label: "latency @ mc-0, mc-1", From: 10, To: 30}) {
+		t.Errorf("windows of a result with phases: %+v", ws)
 	}
 }
 

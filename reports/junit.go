@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -61,10 +62,13 @@ func (s *junitSuite) add(c junitCase) {
 
 // WriteJUnit writes JUnit XML so any CI shows failing drills: a suite
 // "verdicts" with one test case per drill and profile of results (failing
-// when any of its runs failed its verdict), and when c is not nil a suite
-// "regressions" with one case per verdict change and per key metric
-// (failing on a regression, skipped when the comparison cannot tell).
-// Either argument may be empty.
+// when any of its runs failed its verdict), a suite "checks" with one case
+// per check of each drill and profile (failing when a check the profile's
+// verdict requires did not come out as required in some run; the others
+// say what they measured), and when c is not nil a suite "regressions"
+// with one case per verdict, check that changed and key metric (failing on
+// a regression, skipped when the comparison cannot tell). Either argument
+// may be empty.
 func WriteJUnit(w io.Writer, results []*Result, c *Comparison) error {
 	all := junitSuites{Name: "firedrill"}
 	if len(results) > 0 {
@@ -80,6 +84,9 @@ func WriteJUnit(w io.Writer, results []*Result, c *Comparison) error {
 			i = j
 		}
 		all.Suites = append(all.Suites, s)
+		if cs := checksSuite(rs); cs.Tests > 0 {
+			all.Suites = append(all.Suites, cs)
+		}
 	}
 	if c != nil {
 		s := junitSuite{Name: "regressions"}
@@ -89,6 +96,18 @@ func WriteJUnit(w io.Writer, results []*Result, c *Comparison) error {
 			if v.Regression {
 				tc.Failure = &junitMessage{Type: "verdict", Message: fmt.Sprintf("held in base, failed in head (%d of %d runs)", v.HeadRuns-v.HeadPassed, v.HeadRuns),
 					Text: strings.Join(v.Failures, "\n")}
+			}
+			s.add(tc)
+		}
+		for _, ch := range c.Checks {
+			if !ch.Regression && !ch.Changed() {
+				continue
+			}
+			tc := junitCase{Classname: "compare." + ch.Drill, Name: ch.Profile + " " + ch.Kind + " " + ch.Name,
+				SystemOut: text(fmt.Sprintf("%s: base %d/%d, head %d/%d", ch.Expr, ch.BaseOK, ch.BaseRuns, ch.HeadOK, ch.HeadRuns))}
+			if ch.Regression {
+				tc.Failure = &junitMessage{Type: "check", Message: fmt.Sprintf("%s %q came out as required in every base run, not in %d of %d head runs",
+					ch.Kind, ch.Name, ch.HeadRuns-ch.HeadOK, ch.HeadRuns), Text: strings.Join(ch.Failures, "\n")}
 			}
 			s.add(tc)
 		}
@@ -126,6 +145,47 @@ func WriteJUnit(w io.Writer, results []*Result, c *Comparison) error {
 	return nil
 }
 
+// checksSuite has one case per check of each drill and profile (rs
+// sorted), over their runs.
+func checksSuite(rs []*Result) junitSuite {
+	s := junitSuite{Name: "checks"}
+	type key struct{ drill, profile, check string }
+	var order []key
+	cases := map[key]*junitCase{}
+	var failures = map[key][]string{}
+	for _, r := range rs {
+		for _, ch := range r.Checks {
+			k := key{r.Drill, r.Profile, ch.Key()}
+			tc := cases[k]
+			if tc == nil {
+				name := r.Profile + " " + ch.Kind + ": " + ch.Name
+				if ch.Incident != "" {
+					name += " (" + ch.Incident + ")"
+				}
+				tc = &junitCase{Classname: "firedrill." + r.Drill, Name: name, SystemOut: text("")}
+				cases[k] = tc
+				order = append(order, k)
+			}
+			line := fmt.Sprintf("%s: %s [%s] %s: %s", cmp.Or(r.RunID, "run"), ch.Outcome, ch.Phase, ch.Expr, ch.Values())
+			if !ch.Required(r.Verdict.Expected) {
+				line += " (for information: this profile's verdict does not depend on it)"
+			}
+			tc.SystemOut.Text = strings.TrimPrefix(tc.SystemOut.Text+"\n"+line, "\n")
+			if ch.Required(r.Verdict.Expected) && !ch.OK() {
+				failures[k] = append(failures[k], line)
+			}
+		}
+	}
+	for _, k := range order {
+		tc := cases[k]
+		if f := failures[k]; len(f) > 0 {
+			tc.Failure = &junitMessage{Type: "check", Message: f[0], Text: strings.Join(f, "\n")}
+		}
+		s.add(*tc)
+	}
+	return s
+}
+
 // verdictCase is one drill and profile's verdict over its runs.
 func verdictCase(rs []*Result) junitCase {
 	r0 := rs[0]
@@ -135,15 +195,11 @@ func verdictCase(rs []*Result) junitCase {
 	for _, r := range rs {
 		secs += r.Duration()
 		line := fmt.Sprintf("%s: expected %s, reached %s", r.RunID, r.Verdict.Expected, r.Verdict.Reached)
-		for _, t := range r.Thresholds {
-			mark := "ok"
-			if !t.OK {
-				mark = "FAILED"
-			}
-			line += fmt.Sprintf("\n  %s %s: %s", mark, t.Metric, t.Expression)
-			if t.Value != nil {
-				line += " (was " + fmtNum(float64(*t.Value)) + ")"
-			}
+		if len(r.Checks) > 0 {
+			line += " (" + r.Counts().String() + ")"
+		}
+		if len(r.Verdict.Observed) > 0 {
+			line += "\n  signatures reproduced: " + signatureLines(r)
 		}
 		out = append(out, line)
 		if !r.Verdict.Pass {
@@ -166,4 +222,16 @@ func verdictCase(rs []*Result) junitCase {
 		}
 	}
 	return tc
+}
+
+// signatureLines lists the observed signatures with the incident lines
+// they cite.
+func signatureLines(r *Result) string {
+	var out []string
+	for _, c := range r.Checks {
+		if c.Kind == Signature && c.OK() {
+			out = append(out, fmt.Sprintf("%s (%s)", c.Name, c.Incident))
+		}
+	}
+	return strings.Join(out, "; ")
 }

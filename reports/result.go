@@ -10,27 +10,47 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // SchemaVersion is the version of the result.json schema written by this
 // build. Bump it on any change that an older reader would misread.
-const SchemaVersion = 1
+//
+// Version 2: checks (precondition, signature, steady state) decide the
+// verdict, which may be partial or invalid; time zero is the start of
+// traffic; phases carry exact statistics (Phase.Summary) and a kind. Version
+// 1 files (verdicts from k6 thresholds) are still read.
+const SchemaVersion = 2
 
-// Verdict outcomes. A drill's hypothesis either held (every threshold passed)
-// or broke (a threshold failed: the incident's signature appeared). Error means
-// the run could not decide (setup failure, script error, crash, interrupt).
+// Verdicts. A profile declared broken must reproduce every signature of its
+// incident; a profile declared held must keep every steady state.
 const (
-	Held   = "held"
+	// Held: no signature observed, every steady state kept.
+	Held = "held"
+	// Broken: every signature observed (the incident reproduced); for a
+	// profile declared held, a steady state that failed.
 	Broken = "broken"
-	Error  = "error"
+	// Partial: some signatures observed, not all.
+	Partial = "partial"
+	// Invalid: a precondition failed (no traffic, a fault never injected
+	// or never removed, a cold cache): the run proves nothing.
+	Invalid = "invalid"
+	// Error: the run could not decide (setup failure, script error, crash,
+	// interrupt).
+	Error = "error"
 )
+
+// Verdicts lists every verdict.
+var Verdicts = []string{Held, Broken, Partial, Invalid, Error}
 
 // Well-known series metric names. Series may carry more; the report draws
 // these.
 const (
-	SeriesOpRate       = "op_rate"           // cache operations per second
+	SeriesOpRate       = "op_rate"           // operations offered per second (by due time)
+	SeriesServedRate   = "served_rate"       // operations served (fresh or stale) per second, by due time
 	SeriesLatencyP50   = "latency_p50_ms"    // fetch latency percentiles, ms
 	SeriesLatencyP90   = "latency_p90_ms"    //
 	SeriesLatencyP99   = "latency_p99_ms"    //
@@ -52,7 +72,7 @@ const (
 	SummaryRecovery  = "recovery_s"
 	SummaryRecovered = "recovered" // 1 when the system recovered, 0 when it stayed down
 	// HistLatency is the whole-run fetch latency histogram.
-	HistLatency = "latency"
+	HistLatency = "fetch"
 )
 
 // Fault event actions.
@@ -83,10 +103,11 @@ type Result struct {
 	Parameters  map[string]string `json:"parameters"` // every drill parameter, as passed to k6
 	Seed        int64             `json:"seed"`
 
-	Events     []FaultEvent         `json:"events"`     // fault injections and removals
-	Series     []Series             `json:"series"`     // 1 s time series
-	Phases     []Phase              `json:"phases"`     // summaries before, during and after faults
-	Thresholds []Threshold          `json:"thresholds"` // the hypothesis, with outcomes
+	Events     []FaultEvent         `json:"events"`           // faults and markers, from the start of traffic
+	Series     []Series             `json:"series"`           // 1 s time series from the start of traffic
+	Phases     []Phase              `json:"phases"`           // exact statistics before, during and after faults
+	Checks     []Check              `json:"checks,omitempty"` // the drill's checks, judged: they decide the verdict
+	Thresholds []Threshold          `json:"thresholds"`       // k6's own thresholds, for k6 users; not the verdict
 	Verdict    Verdict              `json:"verdict"`
 	Histograms map[string]Histogram `json:"histograms,omitempty"` // whole-run latency, mergeable
 }
@@ -101,13 +122,16 @@ type Environment struct {
 	Host           string            `json:"host,omitempty"`
 }
 
-// FaultEvent is one injection or removal of a fault, at an offset from Start.
+// FaultEvent is one injection or removal of a fault, or a marker (a step or
+// protection: drawn on the timeline, never a phase), at an offset from the
+// start of traffic (0 for what a drill set up before it).
 type FaultEvent struct {
-	At     float64           `json:"at"`     // seconds since Result.Start
+	At     float64           `json:"at"`     // seconds since the start of traffic
 	Fault  string            `json:"fault"`  // e.g. "latency", "partition", "hot_set_expiry"
 	Action string            `json:"action"` // "inject" or "remove"
 	Target string            `json:"target"` // proxy, server or schema it hit
 	Name   string            `json:"name,omitempty"`
+	Marker bool              `json:"marker,omitempty"`
 	Attrs  map[string]string `json:"attrs,omitempty"`
 }
 
@@ -121,13 +145,28 @@ type Series struct {
 	Values []Float           `json:"values"`
 }
 
-// Phase summarises a window of the run, such as "before", "during latency",
-// "after".
+// Phase kinds.
+const (
+	PhaseWarmup = "warmup" // traffic filling the cache, not judged
+	PhaseBefore = "before" // steady traffic before the first fault
+	PhaseFault  = "fault"  // while one fault was in place
+	PhaseAfter  = "after"  // after the last fault was removed
+	PhaseWindow = "window" // a window the drill declares (e.g. +10 s to +40 s after a removal)
+	PhaseRun    = "run"    // the whole run, warm-up excluded
+)
+
+// Phase is a window of the run, such as "before", a fault's window
+// ("latency"), "after", with its exact statistics: latencies are
+// attributed to the phase their operation arrived in.
 type Phase struct {
-	Name       string               `json:"name"`
-	From       float64              `json:"from"` // seconds since Result.Start
-	To         float64              `json:"to"`
-	Summary    map[string]float64   `json:"summary"` // metric -> value over the window
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind,omitempty"`
+	Targets []string `json:"targets,omitempty"` // a fault phase's targets
+	From    float64  `json:"from"`              // seconds since the start of traffic
+	To      float64  `json:"to"`
+	// Summary is the phase's statistics by name (the metrics checks use:
+	// fetch_p99, served_ratio, db_rate_peak, ...).
+	Summary    map[string]Float     `json:"summary"`
 	Histograms map[string]Histogram `json:"histograms,omitempty"`
 }
 
@@ -148,6 +187,9 @@ type Verdict struct {
 	Reached  string `json:"reached"`
 	Pass     bool   `json:"pass"`
 	Reason   string `json:"reason,omitempty"`
+	// Observed and NotObserved name the signature checks of the run.
+	Observed    []string `json:"observed,omitempty"`
+	NotObserved []string `json:"not_observed,omitempty"`
 }
 
 // Histogram is an HDR histogram encoded with hdrhistogram-go's Encode (V2
@@ -158,25 +200,54 @@ type Histogram struct {
 	Encoded string `json:"encoded"`
 }
 
-// Float is a float64 whose NaN is written as JSON null.
+// Float is a float64 whose NaN is written as JSON null and whose
+// infinities as the strings "+Inf" and "-Inf" (a latency percentile that
+// falls on operations that never finished is +Inf).
 type Float float64
 
 // NaN is a missing value in a series.
 func NaN() Float { return Float(math.NaN()) }
 
-// MarshalJSON writes null for NaN and infinities.
+// String formats f as the shortest decimal that reads back as f; NaN is
+// "–" (no data) and infinities "+Inf" and "-Inf".
+func (f Float) String() string {
+	v := float64(f)
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// MarshalJSON writes null for NaN, "+Inf" and "-Inf" for infinities.
 func (f Float) MarshalJSON() ([]byte, error) {
 	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	switch {
+	case math.IsNaN(v):
 		return []byte("null"), nil
+	case math.IsInf(v, 1):
+		return []byte(`"+Inf"`), nil
+	case math.IsInf(v, -1):
+		return []byte(`"-Inf"`), nil
 	}
 	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
 }
 
 // UnmarshalJSON reads null as NaN.
 func (f *Float) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+	switch string(b) {
+	case "null":
 		*f = NaN()
+		return nil
+	case `"+Inf"`:
+		*f = Float(math.Inf(1))
+		return nil
+	case `"-Inf"`:
+		*f = Float(math.Inf(-1))
 		return nil
 	}
 	v, err := strconv.ParseFloat(string(b), 64)
@@ -257,7 +328,7 @@ func DecodeResult(name string, b []byte) (*Result, error) {
 	if probe.SchemaVersion == nil {
 		return nil, fmt.Errorf("%s: not a firedrill result (no schema_version field)", name)
 	}
-	if *probe.SchemaVersion != SchemaVersion {
+	if *probe.SchemaVersion != SchemaVersion && *probe.SchemaVersion != 1 {
 		return nil, fmt.Errorf("%s: %w %d (this firedrill reads version %d; re-render it with the firedrill that wrote it)",
 			name, ErrSchema, *probe.SchemaVersion, SchemaVersion)
 	}
@@ -305,10 +376,18 @@ func (r *Result) Validate() error {
 		}
 	}
 	for _, v := range []string{r.Verdict.Reached, r.Verdict.Expected} {
-		switch v {
-		case "", Held, Broken, Error:
+		if v != "" && !slices.Contains(Verdicts, v) {
+			return fmt.Errorf("malformed result: unknown verdict %q (want one of %s)", v, strings.Join(Verdicts, ", "))
+		}
+	}
+	for i, c := range r.Checks {
+		if !slices.Contains(CheckKinds, c.Kind) {
+			return fmt.Errorf("malformed result: check %d (%s) has kind %q (want one of %s)", i, c.Name, c.Kind, strings.Join(CheckKinds, ", "))
+		}
+		switch c.Outcome {
+		case Pass, Fail, Observed, NotObserved:
 		default:
-			return fmt.Errorf("malformed result: unknown verdict %q (want %s, %s or %s)", v, Held, Broken, Error)
+			return fmt.Errorf("malformed result: check %d (%s) has outcome %q", i, c.Name, c.Outcome)
 		}
 	}
 	return nil
@@ -359,4 +438,15 @@ func (s *Series) step() float64 {
 		return s.Step
 	}
 	return 1
+}
+
+// openFault says whether the fault of phase p was never removed: its
+// window runs to the end of the run and no removal of its kind follows.
+func (r *Result) openFault(p Phase) bool {
+	for _, e := range r.Events {
+		if !e.Marker && e.Fault == strings.SplitN(p.Name, ":", 2)[0] && e.Action == Remove && e.At >= p.From {
+			return false
+		}
+	}
+	return true
 }

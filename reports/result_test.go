@@ -31,7 +31,10 @@ func TestDecodeResultMalformed(t *testing.T) {
 		{"bad JSON", []byte(`{"schema_version": 1,`), "invalid JSON"},
 		{"not an object", []byte(`[1,2]`), "invalid JSON"},
 		{"no schema_version", edit(func(m map[string]any) { delete(m, "schema_version") }), "no schema_version field"},
-		{"wrong version", edit(func(m map[string]any) { m["schema_version"] = 2 }), "unsupported result schema version 2"},
+		{"wrong version", edit(func(m map[string]any) { m["schema_version"] = 3 }), "unsupported result schema version 3"},
+		{"bad check", edit(func(m map[string]any) {
+			m["checks"] = []any{map[string]any{"name": "x", "kind": "guess", "phase": "before", "expr": "a > 1", "outcome": "pass"}}
+		}), `kind "guess"`},
 		{"unknown field", edit(func(m map[string]any) { m["latency"] = 3 }), `unknown field "latency"`},
 		{"wrong type", edit(func(m map[string]any) { m["seed"] = "x" }), "malformed result"},
 		{"no drill", edit(func(m map[string]any) { m["drill"] = "" }), "drill is empty"},

@@ -28,7 +28,9 @@
 import cache from 'k6/x/cache';
 import database from 'k6/x/database';
 import { Gauge } from 'k6/metrics';
-import { cleanupFaults, digest, dbRate, inPhase, logTable, markFault, param, profile, seed } from './lib/firedrill.js';
+import {
+  cleanupFaults, digest, dbRate, drill, inPhase, logTable, markFault, param, precondition, profile, seed, signature, steady, window,
+} from './lib/firedrill.js';
 
 const rate = param('rate', 500); // fetches per second
 const rows = param('rows', 20000); // records, all cached in the steady phase
@@ -62,15 +64,23 @@ export const options = {
       maxDuration: `${steadyS + flipS + expiryS + 90}s`,
     },
   },
-  thresholds: {
-    // The flip costs the database fewer than 50 extra queries per 1000
-    // fetches (steady: about 0; a foreign format is a miss).
-    firedrill_flip_extra_db_per_1000: ['value<50'],
-    // The hot set's expiry never finds the database refusing connections.
-    'firedrill_errors{class:too_many_connections}': ['count<1'],
-    // It got traffic at all.
-    cache_hits: ['count>0'],
-  },
+  // Phases: before (the steady replay), format_flip (from the flip to the
+  // end: the fleet stays mixed), hot_set_expiry (the expiry replay), and
+  // "flipped", the flip's first replay before the expiry.
+  ext: drill({
+    windows: [window('flipped', { of: 'format_flip', from: 0, to: flipS })],
+    checks: [
+      precondition('the load was served before the flip', 'before', 'served_ratio >= 0.98'),
+      precondition('the cache was warm before the flip', 'before', 'hit_ratio >= 0.8'),
+      signature('steady database load rises after the flip', 'flipped', 'db_rate >= 1.2 x before',
+        '000_e76083ecc6911798.txt:4'),
+      signature('connections max out when the hot set expires', 'hot_set_expiry',
+        'errors{class=too_many_connections} >= 1', '000_e76083ecc6911798.txt:5'),
+      steady('the flip costs the database little', 'flipped', 'db_rate <= 1.1 x before + 5'),
+      steady('the database never refuses connections', 'run', 'errors{class=too_many_connections} == 0'),
+      steady('fetches are served through the expiry', 'hot_set_expiry', 'served_ratio >= 0.98'),
+    ],
+  }),
 };
 
 function protections() {
@@ -104,9 +114,11 @@ export function traffic() {
   console.log(digest('flipped', flipped));
 
   // The hot set is refilled with one short TTL and left to expire together.
+  markFault('hot_set_expiry', 'inject', `top-${hotSet}`);
   const expiry = inPhase('expiry', () => cache.replay(replayOpts({
     duration: `${expiryS}s`, warm: hotSet, ttl: `${expiryTTL}s`, flipFraction: flip,
   })));
+  markFault('hot_set_expiry', 'remove', `top-${hotSet}`);
   markFault('format_flip', 'remove', 'fleet', `${flip}`);
   console.log(digest('expiry', expiry));
 

@@ -17,7 +17,9 @@
  * fast, so the fleet degrades to database reads and keeps its capacity.
  */
 import cache from 'k6/x/cache';
-import { at, cleanupFaults, digest, memcachedProxies, param, profile, seed, toxicOff, toxicOn } from './lib/firedrill.js';
+import {
+  at, cleanupFaults, digest, drill, memcachedProxies, param, precondition, profile, seed, signature, steady, toxicOff, toxicOn,
+} from './lib/firedrill.js';
 
 const duration = param('duration', 60); // seconds of traffic
 const rate = param('rate', 300); // requests (fetch or fetch_multi) per second
@@ -30,7 +32,6 @@ const timeoutMs = param('timeout', protectedRun ? 200 : 2000); // client timeout
 const breaker = param('breaker', protectedRun ? 5 : 0); // consecutive failures that open a server's breaker (0: none)
 const multiFraction = param('multi_fraction', 0.3);
 const multiSize = param('multi_size', 6);
-const lateBudget = Math.ceil(rate * duration * 0.02);
 
 export const options = {
   setupTimeout: '120s',
@@ -43,16 +44,19 @@ export const options = {
     blackhole_on: at(`${faultFrom}s`, 'blackholeOn'),
     blackhole_off: at(`${faultTo}s`, 'blackholeOff'),
   },
-  thresholds: {
-    // Serving capacity holds: fewer than 2% of requests wait for a free
-    // slot (start 250 ms or more behind their arrival).
-    cache_late: [`count<${lateBudget}`],
-    // Request latency stays bounded: at most 10% of 100 ms intervals have
-    // a p99 over 1.5 s (unprotected, every interval of the window has a p99
-    // of a few timeouts).
-    cache_fetch_ms: ['p(90)<1500'],
-    cache_fetches: ['count>0'],
-  },
+  // The phase "timeout" is the blackhole's window (a Toxiproxy timeout
+  // toxic). A request that waits 250 ms or more for a serving slot is late.
+  ext: drill({
+    checks: [
+      precondition('requests were served before the blackhole', 'before', 'served_ratio >= 0.98'),
+      signature('requests take calls x timeout', 'timeout', `fetch_p99 >= 10 x before + ${timeoutMs}`,
+        '004_c305d8cfd50f32dd.txt:3'),
+      signature('serving capacity runs out', 'timeout', 'late_ratio >= 0.1', '004_c305d8cfd50f32dd.txt:3'),
+      steady('requests stay fast', 'timeout', 'fetch_p99 <= 2 x before + 250'),
+      steady('serving capacity holds', 'timeout', 'late_ratio <= 0.02'),
+      steady('requests are served', 'timeout', 'served_ratio >= 0.99'),
+    ],
+  }),
 };
 
 // The blackholed server: the last one, as a new cache added to the ring.

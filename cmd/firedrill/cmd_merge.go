@@ -28,13 +28,17 @@ func mergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("out", "", "folder for the merged result.json and report.html (required)")
 	release := fs.String("release", "", "release label of the system under test (default: `git describe`, or \"unversioned\")")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
+	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6): it reads the drill's checks")
+	seed := fs.Int64("seed", 1, "the seed the generators ran with")
+	var sets stringList
+	fs.Var(&sets, "set", "drill parameter `name=value` the generators ran with (repeatable): the checks are read under them")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: firedrill merge DRILL [--profile P] --out DIR FOLDER...
 
 Merges what several k6 generators of one run wrote into one result.json and
 report.html: HDR histograms merged and counters summed per second (exact, not
-averaged), fault events kept, and the drill's thresholds judged again on all
-samples together with k6's own threshold code. Each generator is a group of
+averaged), fault events kept, and the drill's checks judged on the merge (k6's
+own thresholds too, on all samples together). Each generator is a group of
 files in the FOLDERs, matched by name:
   <prefix>k6-samples<suffix>.json[.gz]   k6 --out json (required)
   <prefix>k6-summary<suffix>.json        k6 --summary-export (required for thresholds)
@@ -74,8 +78,16 @@ Flags:
 	if *release == "" {
 		*release = gitDescribe()
 	}
+	params, err := parseSets(sets)
+	if err != nil {
+		return err
+	}
+	spec, err := harness.InspectSpec(ctx, *k6, d, harness.ScriptVars(*profile, *seed, len(files), params))
+	if err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
 	fmt.Fprintf(stderr, "merge: %d generator(s)\n", len(files))
-	res, err := harness.MergeOutputs(d, *profile, *release, files)
+	res, err := harness.MergeOutputs(d, *profile, *release, files, spec)
 	if err != nil {
 		return err
 	}
@@ -94,7 +106,7 @@ Flags:
 	}
 	fmt.Fprintf(stdout, "%s\n%s\n", filepath.Join(*out, "result.json"), filepath.Join(*out, "report.html"))
 	if !res.Verdict.Pass {
-		return fmt.Errorf("merge: %s %s: expected the hypothesis %s, it %s (%s)", d.Name, *profile, res.Verdict.Expected, res.Verdict.Reached, res.Verdict.Reason)
+		return verdictErr([]*reports.Result{res})
 	}
 	return nil
 }

@@ -163,6 +163,24 @@ Flags:
 		fmt.Fprintln(stdout)
 		nightly.WriteSummary(stdout, s)
 	}
+	if err != nil && s != nil {
+		// The exit code of the worst run: could not decide (4), invalid
+		// (3), else a missed verdict or a regression (1).
+		var rs []*reports.Result
+		code := exitMissed
+		for _, r := range s.Runs {
+			if r.Result != nil {
+				rs = append(rs, r.Result)
+			} else if r.Err != nil {
+				code = exitError
+			}
+		}
+		var ve *exitErr
+		if errors.As(verdictErr(rs), &ve) {
+			code = max(code, ve.code)
+		}
+		return &exitErr{code: code, msg: err.Error()}
+	}
 	return err
 }
 

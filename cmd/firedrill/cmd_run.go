@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -104,6 +103,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *quiet {
 		k6out = io.Discard
 	}
+	var results []*reports.Result
 	var failed []string
 	for _, p := range profiles {
 		if ctx.Err() != nil {
@@ -121,32 +121,55 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		switch {
 		case err != nil && res == nil:
 			return err
-		case err != nil:
-			failed = append(failed, fmt.Sprintf("%s %s: %v", drill.Name, p, err))
-		case !res.Verdict.Pass:
-			msg := fmt.Sprintf("%s %s: expected the hypothesis %s, it %s", drill.Name, p, res.Verdict.Expected, reached(res))
-			if res.Verdict.Reason != "" {
-				msg += " (" + res.Verdict.Reason + ")"
-			}
-			failed = append(failed, msg)
-		default:
-			fmt.Fprintf(stderr, "run: %s %s: PASS (hypothesis %s as declared)\n", drill.Name, p, res.Verdict.Reached)
+		case err == nil:
+			_ = reports.WriteChecksText(stderr, res)
+		}
+		if res != nil {
+			results = append(results, res)
 		}
 	}
 	if ctx.Err() != nil {
 		failed = append(failed, "interrupted")
 	}
+	err = verdictErr(results)
 	if len(failed) > 0 {
-		return errors.New(strings.Join(failed, "\n  "))
+		msg := strings.Join(failed, "\n  ")
+		if err != nil {
+			msg = err.Error() + "\n  " + msg
+		}
+		return &exitErr{code: exitError, msg: msg}
 	}
-	return nil
+	return err
 }
 
-func reached(r *reports.Result) string {
-	if r.Verdict.Reached == reports.Error {
-		return "could not be decided"
+// verdictErr is nil when every result reached its declared verdict, and
+// otherwise an error listing the ones that did not, with the exit code of
+// the worst: a run that could not decide (4), an invalid run (3), a missed
+// verdict (1).
+func verdictErr(rs []*reports.Result) error {
+	var lines []string
+	code := 0
+	for _, r := range rs {
+		if r.Verdict.Pass {
+			continue
+		}
+		c, what := exitMissed, fmt.Sprintf("expected %s, reached %s", r.Verdict.Expected, r.Verdict.Reached)
+		switch r.Verdict.Reached {
+		case reports.Error:
+			c, what = exitError, "could not decide"
+		case reports.Invalid:
+			c, what = exitInvalid, "INVALID (a precondition failed; the run proves nothing)"
+		}
+		code = max(code, c)
+		if r.Verdict.Reason != "" {
+			what += ": " + r.Verdict.Reason
+		}
+		lines = append(lines, fmt.Sprintf("%s %s: %s", r.Drill, r.Profile, what))
 	}
-	return r.Verdict.Reached
+	if code == 0 {
+		return nil
+	}
+	return &exitErr{code: code, msg: strings.Join(lines, "\n  ")}
 }
 
 // gitDescribe labels the release under test by the working tree's git

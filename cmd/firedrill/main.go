@@ -55,14 +55,34 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
+// Exit codes of run, merge and nightly (documented in the README).
+const (
+	exitMissed  = 1 // a profile reached a verdict other than the one it declares (and every other failure)
+	exitUsage   = 2 // bad flags or arguments
+	exitInvalid = 3 // a precondition failed: the run proves nothing
+	exitError   = 4 // a run could not decide: setup failure, script error, crash, interrupt, timeout
+)
+
+// exitErr is an error with its own exit code.
+type exitErr struct {
+	code int
+	msg  string
+}
+
+func (e *exitErr) Error() string { return e.msg }
+
 func exitCode(err error, stderr io.Writer) int {
+	var ee *exitErr
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		return 2
+		return exitUsage
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "firedrill: %v\n", err)
+		return ee.code
 	default:
 		fmt.Fprintf(stderr, "firedrill: %v\n", err)
 		return 1

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,12 +111,12 @@ func TestRunPipelineEndToEnd(t *testing.T) {
 	// fault window than before it.
 	var after, during float64
 	for _, ph := range r.Phases {
-		v := ph.Summary[reports.SeriesLatencyP50+"_mean"]
-		switch {
-		case ph.Name == "after":
+		v := float64(ph.Summary["fetch_p50"])
+		switch ph.Name {
+		case "after":
 			after = v
-		case strings.HasPrefix(ph.Name, "during latency"):
-			during = max(during, v)
+		case "latency":
+			during = v
 		}
 	}
 	// Compared with the time after the toxic: the start of a run also
@@ -128,6 +130,55 @@ func TestRunPipelineEndToEnd(t *testing.T) {
 	}
 	if left := leftovers(t, r.RunID); left != "" {
 		t.Errorf("left behind: %s", left)
+	}
+}
+
+// A run whose precondition fails is invalid, with its own exit code, never
+// "incident reproduced"; a profile declared broken that shows one of its
+// two signatures is partial, a missed verdict. The test drills are in
+// scenarios/testdata.
+func TestVerdictExitCodes(t *testing.T) {
+	bin, k6 := buildCLI(t)
+	for _, c := range []struct {
+		drill   string
+		code    int
+		reached string
+		check   func(*reports.Result) string
+	}{
+		{"verdict-invalid", exitInvalid, reports.Invalid, func(r *reports.Result) string {
+			if !strings.Contains(r.Verdict.Reason, "the cache was warm before the fault") {
+				return "the reason does not name the failed precondition: " + r.Verdict.Reason
+			}
+			return ""
+		}},
+		{"verdict-partial", exitMissed, reports.Partial, func(r *reports.Result) string {
+			if strings.Join(r.Verdict.Observed, ",") != "fetches slow down" || strings.Join(r.Verdict.NotObserved, ",") != "a million fetches fail" {
+				return fmt.Sprintf("observed %q, not observed %q", r.Verdict.Observed, r.Verdict.NotObserved)
+			}
+			return ""
+		}},
+	} {
+		t.Run(c.drill, func(t *testing.T) {
+			out := t.TempDir()
+			cmd := exec.Command(bin, "run", c.drill, "--out", out, "--k6", k6, "--scenarios", "../../scenarios/testdata", "--quiet")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+				t.Fatalf("exit %v, want code %d\n%s", err, c.code, stderr.String())
+			}
+			r := readOnlyResult(t, out)
+			if !r.Complete || r.Verdict.Reached != c.reached || r.Verdict.Pass {
+				t.Fatalf("verdict %+v, want %s", r.Verdict, c.reached)
+			}
+			if msg := c.check(r); msg != "" {
+				t.Error(msg)
+			}
+			if left := leftovers(t, r.RunID); left != "" {
+				t.Errorf("left behind: %s", left)
+			}
+		})
 	}
 }
 

@@ -96,6 +96,50 @@ export function cleanupFaults() {
 }
 
 // ---------------------------------------------------------------------------
+// Checks: what decides a drill's verdict. A drill declares them in its
+// options, `ext: drill({ checks: [...] })`; firedrill reads them with
+// `k6 inspect` before the run and judges each on one phase of the run,
+// on exact data (the traffic engine's ledger: every offered operation by
+// its due time, with its outcome and latency). See the README's "Checks
+// and verdicts" for the phases and metrics.
+
+/**
+ * The drill's verdict spec for options.ext: { warmup, windows, checks }.
+ * warmup is the seconds of traffic (from its start) not judged.
+ */
+export function drill(spec) {
+  return { firedrill: spec };
+}
+
+/** A precondition: must pass in every profile, or the run is invalid. */
+export function precondition(name, phase, expr, extra) {
+  return Object.assign({ name, kind: 'precondition', phase, expr }, extra);
+}
+
+/**
+ * A signature of the incident, citing its report's line ("file:line"): a
+ * profile declared broken passes only when every signature is observed.
+ */
+export function signature(name, phase, expr, incident, extra) {
+  return Object.assign({ name, kind: 'signature', phase, expr, incident }, extra);
+}
+
+/** A steady state the protections must keep: a profile declared held passes only when every one holds. */
+export function steady(name, phase, expr, extra) {
+  return Object.assign({ name, kind: 'steady', phase, expr }, extra);
+}
+
+/**
+ * A phase of the drill's own, [from, to) seconds counted from the end of
+ * phase `after` (e.g. { after: 'latency', from: 10, to: 40 }), from the
+ * start of phase `of`, or from time zero when neither is given. It is cut
+ * at the end of traffic.
+ */
+export function window(name, where) {
+  return Object.assign({ name }, where);
+}
+
+// ---------------------------------------------------------------------------
 // Phases and measurements shared by the incident drills.
 
 
@@ -103,9 +147,16 @@ export function cleanupFaults() {
 // replay option (not a steering call) on the same timeline.
 const faultEvents = new Counter('firedrill_fault');
 
-/** Records a fault injection or removal on the run's timeline. */
+/** Records a fault injection or removal on the run's timeline: each fault opens a phase. */
 export function markFault(fault, action, target, name) {
   const tags = { fault, action, target };
+  if (name) tags.name = name;
+  faultEvents.add(1, tags);
+}
+
+/** Records a step or a protection (not a fault) on the timeline: a marker, never a phase. */
+export function markStep(step, action, target, name) {
+  const tags = { fault: step, action, target, marker: 'true' };
   if (name) tags.name = name;
   faultEvents.add(1, tags);
 }

@@ -1,0 +1,540 @@
+package harness
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/firedrill-dev/firedrill/reports"
+	"github.com/firedrill-dev/firedrill/traffic"
+)
+
+// Phase names the harness gives; a fault's phase is named after its kind.
+const (
+	phaseWarmup = "warmup"
+	phaseBefore = "before"
+	phaseAfter  = "after"
+	phaseRun    = "run"
+)
+
+// phase is a phase of the run and its window.
+type phase struct {
+	name, kind string
+	targets    []string
+	w          span
+}
+
+// faultWindow is one fault in place, on one or more targets.
+type faultWindow struct {
+	kind, name string
+	targets    []string
+	w          span
+}
+
+// faultWindows pairs the injections and removals of faults (markers are
+// not faults); one fault put on several targets within a second is one
+// window. A fault never removed lasts to the end.
+func (c *collector) faultWindows() []faultWindow {
+	var ws []faultWindow
+	open := map[string]int{} // key -> index in ws
+	for _, e := range c.events {
+		if e.Marker {
+			continue
+		}
+		key := e.Fault + "\x00" + e.Target + "\x00" + e.Name
+		switch e.Action {
+		case reports.Inject:
+			if _, ok := open[key]; ok {
+				continue // injected again while in place: one window
+			}
+			open[key] = len(ws)
+			ws = append(ws, faultWindow{kind: e.Fault, name: e.Name, targets: []string{e.Target}, w: span{e.At, math.Inf(1)}})
+		case reports.Remove:
+			if i, ok := open[key]; ok {
+				ws[i].w.to = e.At
+				delete(open, key)
+			}
+		}
+	}
+	for i := range ws {
+		if math.IsInf(ws[i].w.to, 1) {
+			ws[i].w.to = max(c.end, ws[i].w.from)
+		}
+	}
+	var out []faultWindow
+	for _, w := range ws {
+		merged := false
+		for i := range out {
+			o := &out[i]
+			if o.kind == w.kind && o.name == w.name && math.Abs(o.w.from-w.w.from) < 1 && math.Abs(o.w.to-w.w.to) < 1 {
+				o.targets = append(o.targets, w.targets...)
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, w)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].w.from < out[j].w.from })
+	return out
+}
+
+// phases splits the run: warm-up, before the first fault, each fault's
+// window (named after its kind; kind:name, or kind_2, when a kind comes
+// back), after the last one, the drill's own windows, and the whole run.
+func (c *collector) phases(spec *Spec) []phase {
+	warm := 0.0
+	if spec != nil {
+		warm = min(spec.Warmup, c.end)
+	}
+	var out []phase
+	if warm > 0 {
+		out = append(out, phase{name: phaseWarmup, kind: reports.PhaseWarmup, w: span{0, warm}})
+	}
+	fws := c.faultWindows()
+	byKind := map[string][]int{}
+	for i, f := range fws {
+		byKind[f.kind] = append(byKind[f.kind], i)
+	}
+	names := make([]string, len(fws))
+	for kind, idx := range byKind {
+		if len(idx) == 1 {
+			names[idx[0]] = kind
+			continue
+		}
+		// kind:name when the names tell the windows apart, else
+		// kind:target, else kind_1, kind_2, ...
+		label := func(f faultWindow) string { return f.name }
+		if !distinct(idx, fws, label) {
+			label = func(f faultWindow) string { return strings.Join(f.targets, ",") }
+		}
+		for n, i := range idx {
+			if distinct(idx, fws, label) {
+				names[i] = kind + ":" + label(fws[i])
+			} else {
+				names[i] = kind + "_" + strconv.Itoa(n+1)
+			}
+		}
+	}
+	if len(fws) > 0 {
+		first, last := math.Inf(1), 0.0
+		for _, f := range fws {
+			first, last = min(first, f.w.from), max(last, f.w.to)
+		}
+		out = append(out, phase{name: phaseBefore, kind: reports.PhaseBefore, w: span{warm, max(warm, first)}})
+		for i, f := range fws {
+			out = append(out, phase{name: names[i], kind: reports.PhaseFault, targets: f.targets, w: f.w})
+		}
+		if last < c.end {
+			out = append(out, phase{name: phaseAfter, kind: reports.PhaseAfter, w: span{last, c.end}})
+		}
+	}
+	if spec != nil {
+		for _, ws := range spec.Windows {
+			base := 0.0
+			if anchor := ws.After + ws.Of; anchor != "" {
+				p, ok := findPhase(out, anchor)
+				if !ok {
+					continue // judged as a missing phase by the checks that use it
+				}
+				base = p.w.from
+				if ws.After != "" {
+					base = p.w.to
+				}
+			}
+			w := span{base + ws.From, min(base+ws.To, c.end)}
+			out = append(out, phase{name: ws.Name, kind: reports.PhaseWindow, w: w})
+		}
+	}
+	out = append(out, phase{name: phaseRun, kind: reports.PhaseRun, w: span{warm, c.end}})
+	return out
+}
+
+// distinct says whether label tells the windows idx apart (and none is
+// empty).
+func distinct(idx []int, fws []faultWindow, label func(faultWindow) string) bool {
+	seen := map[string]bool{}
+	for _, i := range idx {
+		l := label(fws[i])
+		if l == "" || seen[l] {
+			return false
+		}
+		seen[l] = true
+	}
+	return true
+}
+
+func findPhase(ps []phase, name string) (phase, bool) {
+	for _, p := range ps {
+		if p.name == name {
+			return p, p.w.to > p.w.from
+		}
+	}
+	return phase{}, false
+}
+
+// Outcome and count names of the ledger a check can use, with {op=...}
+// (and {class=...} for failed).
+var ledgerNames = append([]string{"offered", "late"}, traffic.OutcomeNames[:]...)
+
+// metric is the value of a metric over window w, and false when w holds
+// no data for it. See the README's table of check metrics.
+func (c *collector) metric(name string, sel map[string]string, w span) (float64, bool) {
+	op := sel["op"]
+	for _, n := range ledgerNames {
+		if name == n {
+			if !c.hasLedger() {
+				return 0, false
+			}
+			if cl := sel["class"]; cl != "" && n == "failed" {
+				return float64(c.ledgerSum(w, op, "failed."+cl)), true
+			}
+			return float64(c.ledgerSum(w, op, n)), true
+		}
+	}
+	if base, ok := strings.CutSuffix(name, "_ratio"); ok && (base == "fresh" || slices.Contains(ledgerNames, base)) {
+		offered := c.ledgerSum(w, op, "offered")
+		if !c.hasLedger() || offered == 0 {
+			return 0, false
+		}
+		var n int64
+		switch base {
+		case "served":
+			n = c.ledgerSum(w, op, "served") + c.ledgerSum(w, op, "stale")
+		case "fresh":
+			n = c.ledgerSum(w, op, "served")
+		default:
+			v, ok := c.metric(base, sel, w)
+			if !ok {
+				return 0, false
+			}
+			n = int64(v)
+		}
+		return float64(n) / float64(offered), true
+	}
+	switch name {
+	case "duration_s":
+		return w.length(), w.length() > 0
+	case "offered_rate":
+		if !c.hasLedger() || w.length() <= 0 {
+			return 0, false
+		}
+		return float64(c.ledgerSum(w, op, "offered")) / w.length(), true
+	case "hit_ratio":
+		h, _ := c.sumOf(traffic.MetricHits, sel, w)
+		m, _ := c.sumOf(traffic.MetricMisses, sel, w)
+		if h+m == 0 {
+			return 0, false
+		}
+		return h / (h + m), true
+	case "db_rate":
+		if w.length() <= 0 {
+			return 0, false
+		}
+		q, _ := c.sumOf(traffic.MetricDBQueries, sel, w)
+		return q / w.length(), true
+	case "db_rate_peak":
+		ps := c.perSecond(traffic.MetricDBQueries, sel, w)
+		if len(ps) == 0 {
+			return 0, false
+		}
+		return slicesMax(ps), true
+	case "errors":
+		v, _ := c.sumOf(traffic.MetricErrors, sel, w)
+		return v, true
+	case "error_rate":
+		if w.length() <= 0 {
+			return 0, false
+		}
+		v, _ := c.sumOf(traffic.MetricErrors, sel, w)
+		return v / w.length(), true
+	case "connections_peak":
+		return c.peakGauge(traffic.MetricDBConns, sel, w)
+	case reports.SummaryRecovered:
+		return c.lastGauge("firedrill_recovered", sel, w)
+	case reports.SummaryRecovery:
+		return c.lastGauge("firedrill_recovery_s", sel, w)
+	}
+	if h, stat, ok := latencyName(name); ok {
+		return c.latency(h, stat, op, w)
+	}
+	switch c.types[name] {
+	case "counter":
+		v, _ := c.sumOf(name, sel, w) // a counter with no sample counted 0
+		return v, true
+	case "gauge":
+		return c.lastGauge(name, sel, w)
+	}
+	return 0, false
+}
+
+func slicesMax(v []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+// latencyOps says which operations' unfinished count belongs to each
+// latency histogram: an operation that never finished is slower than any
+// bound. Database queries are parts of operations and have none.
+var latencyOps = map[string]string{"fetch": traffic.OpFetch, "write": traffic.OpWrite, "lookup": traffic.OpLookup, "db": ""}
+
+// latencyName splits "fetch_p99" into histogram and statistic.
+func latencyName(name string) (hist, stat string, ok bool) {
+	h, stat, ok := strings.Cut(name, "_")
+	if _, known := latencyOps[h]; !ok || !known {
+		return "", "", false
+	}
+	switch {
+	case stat == "max", stat == "mean", stat == "count":
+		return h, stat, true
+	case len(stat) > 1 && stat[0] == 'p':
+		if _, err := percentile(stat); err == nil {
+			return h, stat, true
+		}
+	}
+	return "", "", false
+}
+
+// percentiles are the statistics "p50" ... "p9999" a latency metric takes.
+var percentiles = map[string]float64{"p50": 50, "p75": 75, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9, "p9999": 99.99}
+
+func percentile(stat string) (float64, error) {
+	if p, ok := percentiles[stat]; ok {
+		return p, nil
+	}
+	return 0, fmt.Errorf("bad percentile %q: want one of p50, p75, p90, p95, p99, p999, p9999", stat)
+}
+
+// latency is a statistic of histogram h over w in milliseconds, counting
+// its operations that never finished (unsent, unfinished) as slower than
+// any value: a percentile that falls on them is +Inf.
+func (c *collector) latency(h, stat, op string, w span) (float64, bool) {
+	hist := c.histogram(h, w)
+	var inf int64
+	if o, ok := latencyOps[h]; ok && o != "" {
+		if op != "" && op != o {
+			return 0, false
+		}
+		inf = c.ledgerSum(w, o, "unsent") + c.ledgerSum(w, o, "unfinished")
+	}
+	var n int64
+	if hist != nil {
+		n = hist.TotalCount()
+	}
+	if n+inf == 0 {
+		return 0, false
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	switch stat {
+	case "count":
+		return float64(n), true
+	case "max":
+		if inf > 0 {
+			return math.Inf(1), true
+		}
+		return ms(hist.Max()), true
+	case "mean":
+		if inf > 0 {
+			return math.Inf(1), true
+		}
+		return hist.Mean() / 1000, true
+	}
+	p, _ := percentile(stat)
+	return quantileWithInf(hist, n, inf, p), true
+}
+
+// quantileWithInf is the p-th percentile, in ms, of n recorded values and
+// inf values above all of them.
+func quantileWithInf(h *hdrhistogram.Histogram, n, inf int64, p float64) float64 {
+	total := n + inf
+	rank := int64(math.Ceil(p / 100 * float64(total)))
+	rank = max(rank, 1)
+	if rank > n {
+		return math.Inf(1)
+	}
+	return float64(h.ValueAtQuantile(100*float64(rank)/float64(n))) / 1000
+}
+
+// summaryNames are the statistics every phase's summary carries (more are
+// available to checks).
+var summaryNames = []string{
+	"duration_s", "offered", "offered_rate", "served_ratio", "failed", "shed", "unsent", "unfinished", "late",
+	"fetch_p50", "fetch_p99", "fetch_max", "db_p99", "write_p99", "lookup_p99",
+	"hit_ratio", "db_rate", "db_rate_peak", "error_rate", "connections_peak",
+	reports.SummaryRecovered, reports.SummaryRecovery,
+}
+
+func (c *collector) summary(w span) map[string]reports.Float {
+	out := map[string]reports.Float{}
+	for _, n := range summaryNames {
+		if v, ok := c.metric(n, nil, w); ok {
+			out[n] = reports.Float(roundSig(v))
+		}
+	}
+	return out
+}
+
+func roundSig(v float64) float64 {
+	if math.IsInf(v, 0) || v == 0 {
+		return v
+	}
+	return math.Round(v*1000) / 1000
+}
+
+func round(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// judge evaluates the checks of profile on the phases, after the
+// automatic preconditions.
+func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Check {
+	var out []reports.Check
+	if spec == nil {
+		return nil
+	}
+	run, _ := findPhase(ps, phaseRun)
+	offered, _ := c.metric("offered", nil, run.w)
+	out = append(out, auto("traffic ran", "offered > 0", phaseRun, offered, offered > 0,
+		"no operation was offered: the replay never started"))
+	out = append(out, auto("every fault was removed", "faults_open == 0", phaseRun, float64(len(c.open)), len(c.open) == 0,
+		"still in place at the end: "+strings.Join(c.open, "; ")))
+	if c.hasLedger() {
+		var sum int64
+		for _, n := range traffic.OutcomeNames {
+			sum += c.ledgerSum(span{math.Inf(-1), math.Inf(1)}, "", n)
+		}
+		all := c.ledgerSum(span{math.Inf(-1), math.Inf(1)}, "", "offered")
+		out = append(out, auto("every offered operation was accounted for", "offered - outcomes == 0", phaseRun,
+			float64(all-sum), all == sum, fmt.Sprintf("%d offered, %d ended (served, stale, shed, failed, unsent or unfinished)", all, sum)))
+	}
+	missing := map[string]bool{}
+	for _, cs := range spec.For(profile) {
+		ch := reports.Check{Name: cs.Name, Kind: cs.Kind, Phase: cs.Phase, Expr: cs.Expr, Incident: cs.Incident, Relative: cs.parsed.rel}
+		ok, note := c.evaluate(cs.parsed, cs.Phase, ps, &ch)
+		ch.Note = note
+		if strings.HasPrefix(note, "no phase") {
+			missing[strings.Fields(note)[2]] = true
+		}
+		ch.Outcome = outcome(cs.Kind, ok)
+		out = append(out, ch)
+	}
+	for _, name := range sortedKeys(missing) {
+		out = append(out, auto("phase "+name+" took place", "duration_s > 0", name, 0, false,
+			"no phase "+name+": the fault was never injected, or the window fell outside the run"))
+	}
+	return out
+}
+
+func auto(name, exp, phase string, v float64, ok bool, failNote string) reports.Check {
+	f := reports.Float(v)
+	ch := reports.Check{Name: name, Kind: reports.Precondition, Phase: phase, Expr: exp, Observed: &f,
+		Outcome: outcome(reports.Precondition, ok), Automatic: true}
+	if !ok {
+		ch.Note = failNote
+	}
+	return ch
+}
+
+func outcome(kind string, ok bool) string {
+	switch {
+	case kind == reports.Signature && ok:
+		return reports.Observed
+	case kind == reports.Signature:
+		return reports.NotObserved
+	case ok:
+		return reports.Pass
+	}
+	return reports.Fail
+}
+
+// evaluate fills ch's observed, reference and bound values and says
+// whether the expression held; note explains a check without data.
+func (c *collector) evaluate(e expr, phaseName string, ps []phase, ch *reports.Check) (bool, string) {
+	p, ok := findPhase(ps, phaseName)
+	if !ok {
+		return false, "no phase " + phaseName + " in this run"
+	}
+	v, ok := c.metric(e.metric, e.sel, p.w)
+	if !ok {
+		return false, fmt.Sprintf("no data: %s had nothing to measure %s on", phaseName, e.metric)
+	}
+	fv := reports.Float(roundSig(v))
+	ch.Observed = &fv
+	bound := e.k
+	if e.rel != "" {
+		rp, ok := findPhase(ps, e.rel)
+		if !ok {
+			return false, "no phase " + e.rel + " in this run"
+		}
+		rv, ok := c.metric(e.metric, e.sel, rp.w)
+		if !ok {
+			return false, fmt.Sprintf("no data: %s had nothing to measure %s on", e.rel, e.metric)
+		}
+		fr := reports.Float(roundSig(rv))
+		ch.Reference = &fr
+		bound = e.k*rv + e.plus
+	}
+	fb := reports.Float(roundSig(bound))
+	ch.Bound = &fb
+	return e.holds(v, bound), ""
+}
+
+// decide turns judged checks into the verdict a profile reached: invalid
+// when a precondition failed; for a profile declared broken, broken when
+// every signature was observed, partial when some were, held when none
+// were; for a profile declared held, broken when a steady state failed,
+// held otherwise.
+func decide(expected string, checks []reports.Check) (reached, reason string, observed, notObserved []string) {
+	var failedPre, failedSteady []string
+	for _, c := range checks {
+		switch c.Kind {
+		case reports.Precondition:
+			if !c.OK() {
+				failedPre = append(failedPre, c.Name)
+			}
+		case reports.Signature:
+			if c.OK() {
+				observed = append(observed, c.Name)
+			} else {
+				notObserved = append(notObserved, c.Name)
+			}
+		case reports.SteadyState:
+			if !c.OK() {
+				failedSteady = append(failedSteady, c.Name)
+			}
+		}
+	}
+	if len(failedPre) > 0 {
+		return reports.Invalid, "precondition failed: " + strings.Join(failedPre, "; "), observed, notObserved
+	}
+	if expected == reports.Broken {
+		switch {
+		case len(observed) == 0:
+			return reports.Held, "no signature observed: " + strings.Join(notObserved, "; "), observed, notObserved
+		case len(notObserved) > 0:
+			return reports.Partial, fmt.Sprintf("%d of %d signatures observed; not observed: %s", len(observed),
+				len(observed)+len(notObserved), strings.Join(notObserved, "; ")), observed, notObserved
+		}
+		return reports.Broken, "every signature observed: " + strings.Join(observed, "; "), observed, notObserved
+	}
+	if len(failedSteady) > 0 {
+		return reports.Broken, "steady state failed: " + strings.Join(failedSteady, "; "), observed, notObserved
+	}
+	return reports.Held, "", observed, notObserved
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
