@@ -344,3 +344,21 @@ func TestReadThresholdsBothForms(t *testing.T) {
 		}
 	}
 }
+
+// A drill's own windows count from a phase's end (after) or start (of),
+// and are cut at the end of traffic; a warm-up comes off "before" and
+// "run".
+func TestDeclaredWindows(t *testing.T) {
+	c := newFixture().collector(t)
+	spec := mustSpec(t, `{"warmup": 1, "checks":[{"name":"h","kind":"steady","phase":"run","expr":"offered > 0"}],
+		"windows":[{"name":"recovery","after":"latency","from":1,"to":3},{"name":"early","of":"latency","from":0,"to":1},
+		{"name":"tail","from":8,"to":20}]}`)
+	var got []string
+	for _, p := range c.phases(spec) {
+		got = append(got, p.name+" "+trimFloat(p.w.from)+"-"+trimFloat(p.w.to))
+	}
+	want := "warmup 0-1, before 1-3, latency 3-6, after 6-10, recovery 7-9, early 3-4, tail 8-10, run 1-10"
+	if join(got) != want {
+		t.Errorf("phases:\n got %s\nwant %s", join(got), want)
+	}
+}

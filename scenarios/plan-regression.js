@@ -55,7 +55,9 @@ export const options = {
     warmup: warmupS,
     checks: [
       precondition('fetches were served before the regression', 'before', 'served_ratio{op=fetch} >= 0.98'),
-      precondition('the cache was warm before the regression', 'before', 'hit_ratio >= 0.8'),
+      // The 20,000 most popular records, cached in setup, are 73% of
+      // Zipf(0.99) traffic over 1,000,000 keys; a cold cache is near 0.
+      precondition('the cache was warm before the regression', 'before', 'hit_ratio >= 0.6'),
       precondition('lookups ran before the regression', 'before', 'offered{op=lookup} >= 10'),
       signature('the other queries on the server slow down', 'plan_regression', 'db_p99 >= 10 x before',
         '003_91731a899d8186bf.txt:9'),
