@@ -156,7 +156,7 @@ const faultMetric = "firedrill_fault"
 // "Metric" lines were lost (a merge of partial files).
 var knownTypes = func() map[string]string {
 	m := map[string]string{}
-	for name, k := range traffic.MetricKinds {
+	for name, k := range traffic.MetricKinds() {
 		switch k {
 		case traffic.Counter:
 			m[name] = "counter"

@@ -32,12 +32,9 @@ type Engine struct {
 	sink  Sink
 	dsn   string
 	flip  atomic.Uint64 // float64 bits: share of processes on the other format
-	rate  atomic.Uint64 // float64 bits
-	// manualRate is set by SetRate: the ramp stops steering the rate.
-	manualRate atomic.Bool
-	rateMu     sync.Mutex // orders a ramp step against SetRate
-	prot       atomic.Pointer[Protections]
-	mix        atomic.Pointer[Mix]
+	pace  atomic.Pointer[pacing]
+	prot  atomic.Pointer[Protections]
+	mix   atomic.Pointer[Mix]
 	// built once, not per operation: the lookup and each tenant's update
 	lookupQuery   string
 	tenantUpdates []string
@@ -73,8 +70,8 @@ type process struct {
 	group    singleflight.Group
 	refresh  sync.Map
 	retiring atomic.Bool
-	// retryBudget is the process's retry budget (nil: unlimited).
-	retryBudget *retryBudget
+	// budget is the process's retry budget (nil: unlimited).
+	budget *budgetWindow
 }
 
 // New validates cfg and connects nothing yet but the memcached clients
@@ -90,9 +87,10 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("option theta: %w", err)
 	}
-	mc, err := memcache.New(cfg.CacheAddrs, memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout),
-		memcache.WithDialTimeout(cfg.CacheConnectTimeout), memcache.WithMux(cfg.CacheMux),
-		memcache.WithBreaker(cfg.CacheBreaker, cfg.CacheBreakerCooldown))
+	copts := []memcache.Option{memcache.WithMaxConns(cfg.CacheConns), memcache.WithTimeout(cfg.CacheTimeout),
+		memcache.WithDialTimeout(cfg.CacheConnectTimeout), memcache.WithMux(cfg.CacheMux)}
+	copts = append(copts, cfg.Protections.clientOptions()...)
+	mc, err := memcache.New(cfg.CacheAddrs, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("option memcached: %w", err)
 	}
@@ -118,8 +116,8 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		bgSem: make(chan struct{}, 64), started: make(chan struct{}),
 	}
 	e.flip.Store(math.Float64bits(cfg.FlipFraction))
-	e.rate.Store(math.Float64bits(cfg.Rate))
-	p := cfg.Protections
+	e.pace.Store(&pacing{p: newPacer(&e.cfg, rand.New(rand.NewPCG(cfg.Seed, 0x7061)))})
+	p := cfg.Protections.clone()
 	e.prot.Store(&p)
 	e.lookupQuery = "SELECT id, version FROM " + cfg.Table + " WHERE ref = ?"
 	e.tenantUpdates = make([]string, cfg.Tenants)
@@ -156,8 +154,10 @@ func (e *Engine) newProcess(i int) (*process, error) {
 	db.SetMaxOpenConns(e.cfg.PoolSize)
 	db.SetMaxIdleConns(e.cfg.PoolSize)
 	p := &process{idx: i, db: db}
-	if e.cfg.Retry.Budget > 0 {
-		p.retryBudget = newRetryBudget(e.cfg.Retry.Budget, e.cfg.Retry.BudgetWindow, time.Now())
+	for _, name := range e.prot.Load().on {
+		if h, ok := e.prot.Load().set[name].(processHook); ok {
+			h.newProcess(p, time.Now())
+		}
 	}
 	return p, nil
 }
@@ -168,15 +168,22 @@ func (e *Engine) SetRate(r float64) error {
 	if !(r >= 0) || math.IsInf(r, 0) {
 		return fmt.Errorf("set rate: %v must be >= 0", r)
 	}
-	e.rateMu.Lock()
-	e.manualRate.Store(true)
-	e.rate.Store(math.Float64bits(r))
-	e.rateMu.Unlock()
+	var p Pacer = ConstantPacer{Freq: r}
+	if e.cfg.Arrivals == "poisson" {
+		p = NewPoissonPacer(r, rand.New(rand.NewPCG(e.cfg.Seed, 0x7062)))
+	}
+	e.pace.Store(&pacing{p: p, origin: time.Now()})
 	return nil
 }
 
 // Rate returns the current arrival rate.
-func (e *Engine) Rate() float64 { return math.Float64frombits(e.rate.Load()) }
+func (e *Engine) Rate() float64 {
+	pc := e.pace.Load()
+	if pc.origin.IsZero() {
+		return pc.p.Rate(0)
+	}
+	return pc.p.Rate(time.Since(pc.origin))
+}
 
 // FlipFormat moves a share of the fleet (processes 0..round(f*P)-1) to the
 // other cache format, as a rolling deploy does; 0 rolls back.
@@ -188,10 +195,19 @@ func (e *Engine) FlipFormat(f float64) error {
 	return nil
 }
 
-// SetProtections replaces the protection switches. DBLimit applies to
-// processes started afterwards and to existing ones at their next query.
+// SetProtections replaces the protections from the next operation on. Those
+// that configure the memcached client (the breaker) are set when the
+// replay starts and cannot change while it runs; per-process state (a
+// retry budget's window) comes with processes started afterwards.
 func (e *Engine) SetProtections(p Protections) error {
+	p = p.clone()
 	if err := p.validate(); err != nil {
+		return err
+	}
+	if err := p.checkKinds(e.CurrentMix()); err != nil {
+		return err
+	}
+	if err := e.prot.Load().sameClient(p); err != nil {
 		return err
 	}
 	e.prot.Store(&p)
@@ -202,6 +218,9 @@ func (e *Engine) SetProtections(p Protections) error {
 // flag turning a query off does.
 func (e *Engine) SetMix(m Mix) error {
 	if err := m.validate(); err != nil {
+		return fmt.Errorf("set mix: %w", err)
+	}
+	if err := e.prot.Load().checkKinds(m); err != nil {
 		return fmt.Errorf("set mix: %w", err)
 	}
 	e.mix.Store(&m)
@@ -215,8 +234,8 @@ func (e *Engine) CurrentMix() Mix { return *e.mix.Load() }
 // metric interval), so a script can steer on it while the replay runs.
 func (e *Engine) Totals() Totals { return e.stats.snapshot() }
 
-// Protections returns the current switches.
-func (e *Engine) Protections() Protections { return *e.prot.Load() }
+// Protections returns a copy of the current protections.
+func (e *Engine) Protections() Protections { return e.prot.Load().clone() }
 
 // Scale changes the fleet to n processes, each with its own pool, as an
 // autoscaler does; removed processes finish their work and close.
@@ -262,7 +281,17 @@ func (e *Engine) readerFor(p *process, nprocs int) format.Reader {
 	if p.idx < int(math.Round(f*float64(nprocs))) {
 		v = other(v)
 	}
-	return format.Reader{Version: v, Compatible: e.prot.Load().CompatRead}
+	return e.reader(v)
+}
+
+// reader decodes entries of format v, as the protections' read hooks say
+// (a dual read).
+func (e *Engine) reader(v format.Version) format.Reader {
+	r := format.Reader{Version: v}
+	for _, h := range e.prot.Load().read {
+		r = h.reader(r)
+	}
+	return r
 }
 
 func other(v format.Version) format.Version {
@@ -293,7 +322,7 @@ func (e *Engine) ExpireHotSet(ctx context.Context, k int) (int, error) {
 	if uint64(k) > e.cfg.Keys {
 		return 0, fmt.Errorf("expire hot set: %d keys > keyspace %d", k, e.cfg.Keys)
 	}
-	return expireKeys(ctx, e.admin, e.kb, HotSetIDs(k, e.cfg.Keys), e.prot.Load().StaleWhileRevalidate)
+	return expireKeys(ctx, e.admin, e.kb, HotSetIDs(k, e.cfg.Keys), e.prot.Load().grace())
 }
 
 func expireKeys(ctx context.Context, mc *memcache.Client, kb KeyBuilder, ids []uint64, swr time.Duration) (int, error) {
@@ -380,10 +409,12 @@ type op struct {
 
 // Summary is what Run returns.
 type Summary struct {
-	Operations, Unsent                                      int64
-	Fetches, Hits, Misses, DBQueries, Late                  int64
-	Coalesced, FillWaits, StaleServed, LeaseWon, EarlyFresh int64
-	Lookups, BreakerOpens, TenantWrites                     int64
+	Operations, Unsent                     int64
+	Fetches, Hits, Misses, DBQueries, Late int64
+	Lookups, TenantWrites                  int64
+	// Protections are the protections' counters by summary key
+	// (coalesced, leaseWon, breakerOpens, ...; see each Spec's Counters).
+	Protections map[string]int64
 	// Errors counts errors by class; OpErrors by the operation that failed
 	// (fetch, write, lookup).
 	Errors, OpErrors                                      map[string]int64
@@ -391,9 +422,8 @@ type Summary struct {
 	LookupP50, LookupP99, WriteP50, WriteP99              time.Duration
 	Elapsed                                               time.Duration
 	Processes                                             int
-	// Retries counts reads retried by the retry layer; RetriesDenied the
-	// retries its budget refused.
-	Retries, RetriesDenied int64
+	// Retries counts reads retried by the app's retry layer.
+	Retries int64
 }
 
 // HitRatio is hits over fetches.
@@ -452,6 +482,7 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	deadline := start.Add(e.cfg.Duration)
 	e.startAt = start
+	e.pace.Store(&pacing{p: e.pace.Load().p, origin: start})
 	close(e.started)
 	work := make(chan op)
 	var wg sync.WaitGroup
@@ -469,10 +500,7 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 		e.flusher(start, hw, stopFlush)
 	}()
 
-	if len(e.cfg.Stages) > 0 {
-		go e.ramp(ctx, start, stopFlush)
-	}
-	sent, unsent := e.dispatch(ctx, work, start, deadline)
+	sent, unsent := e.dispatch(ctx, work, deadline)
 	close(work)
 	wg.Wait()
 	e.bg.Wait()
@@ -484,31 +512,6 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 		return s, err
 	}
 	return s, nil
-}
-
-// ramp steers the rate along the stages in 100 ms steps (the dispatcher
-// paces each step as a constant-rate segment) until SetRate takes over.
-func (e *Engine) ramp(ctx context.Context, start time.Time, stop <-chan struct{}) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		e.rateMu.Lock()
-		manual := e.manualRate.Load()
-		if !manual {
-			e.rate.Store(math.Float64bits(rateAt(e.cfg.Rate, e.cfg.Stages, time.Since(start))))
-		}
-		e.rateMu.Unlock()
-		if manual {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-stop:
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func (e *Engine) closeAll() {
@@ -526,115 +529,97 @@ func (e *Engine) closeAll() {
 	}
 }
 
-// dispatch is the open-loop pacer: arrival i is due at start + i/rate
-// whatever the latency. When every worker is busy it blocks, and the ops
-// then start late (measured from their due time and counted in cache_late)
-// rather than being skipped, so overload shows instead of hiding.
-func (e *Engine) dispatch(ctx context.Context, work chan<- op, start, deadline time.Time) (sent, unsent int64) {
+// pacing is the pacer arrivals follow and when it started; SetRate
+// replaces it.
+type pacing struct {
+	p      Pacer
+	origin time.Time
+}
+
+// dispatch is the open-loop dispatcher: arrival n is due when the pacer
+// says, whatever the latency. When every worker is busy it blocks, and the
+// ops then start late (measured from their due time and counted in
+// cache_late) rather than being skipped, so overload shows instead of
+// hiding.
+func (e *Engine) dispatch(ctx context.Context, work chan<- op, deadline time.Time) (sent, unsent int64) {
 	rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x6f70))
-	next := start
-	var seq uint64
-	segStart, segRate, segN := start, -1.0, int64(0)
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	var (
+		cur  *pacing
+		n    uint64
+		seq  uint64
+		next time.Time
+		have bool // next is arrival n's due time
+	)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		rate := e.Rate()
-		if rate <= 0 {
-			// paused: re-check every 10 ms, and keep the schedule anchored
-			// to now so resuming does not release a burst.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(10 * time.Millisecond):
+		if pc := e.pace.Load(); pc != cur {
+			cur, n, have = pc, 0, false
+		}
+		if !have {
+			off, ok := cur.p.Due(n)
+			if !ok {
+				// paused (rate 0): wait for steering
+				if !sleepCtx(ctx, 10*time.Millisecond) || !time.Now().Before(deadline) {
+					return
+				}
+				continue
 			}
-			next = time.Now()
-			if !next.Before(deadline) {
-				return
-			}
-			continue
+			next, have = cur.origin.Add(off), true
 		}
 		if !next.Before(deadline) {
 			return
 		}
 		if wait := time.Until(next); wait > 0 {
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
+			// at most 100 ms at a time, so a new rate is not waited out
+			timer.Reset(min(wait, 100*time.Millisecond))
 			select {
 			case <-ctx.Done():
 				return
 			case <-timer.C:
 			}
+			if time.Now().Before(next) {
+				continue
+			}
 		}
 		o := e.generate(rng, seq, next)
 		seq++
+		n++
+		have = false
 		e.stats.ledger.offer(o.intended, o.kind)
 		select {
 		case work <- o:
 			sent++
+			continue
 		default:
-			// all workers busy: wait, but never past the deadline
-			dl := time.NewTimer(time.Until(deadline))
-			select {
-			case work <- o:
-				sent++
-				dl.Stop()
-			case <-ctx.Done():
-				dl.Stop()
-				e.stats.ledger.finish(histShards, o.intended, o.kind, Unfinished, 0, false)
-				return
-			case <-dl.C:
-				// This one and every arrival due before the deadline came
-				// due and never started: the ledger counts them unsent.
-				e.stats.ledger.finish(histShards, o.intended, o.kind, Unsent, 0, false)
+		}
+		// all workers busy: wait, but never past the deadline
+		dl := time.NewTimer(time.Until(deadline))
+		select {
+		case work <- o:
+			sent++
+			dl.Stop()
+		case <-ctx.Done():
+			dl.Stop()
+			e.stats.ledger.finish(histShards, o.intended, o.kind, Unfinished, 0, false)
+			return
+		case <-dl.C:
+			// This one and every arrival due before the deadline came due
+			// and never started: the ledger counts them unsent.
+			e.stats.ledger.finish(histShards, o.intended, o.kind, Unsent, 0, false)
+			unsent++
+			for {
+				off, ok := cur.p.Due(n)
+				if !ok || !cur.origin.Add(off).Before(deadline) {
+					return
+				}
+				u := e.generate(rng, seq, cur.origin.Add(off))
+				seq++
+				n++
+				e.stats.ledger.unsent(u.intended, u.kind)
 				unsent++
-				unsent += e.unsentUntil(rng, seq, o.intended, segStart, segN+1, segRate, rate, deadline)
-				return
 			}
 		}
-		if rate != segRate {
-			// a new constant-rate segment starts at this arrival
-			segStart, segN, segRate = next, 0, rate
-		}
-		segN++
-		if e.cfg.Arrivals == "poisson" {
-			next = next.Add(time.Duration(rng.ExpFloat64() / rate * float64(time.Second)))
-		} else {
-			// computed from the segment origin, not accumulated, so rounding
-			// cannot drift and rate x duration arrivals are never exceeded
-			next = segStart.Add(time.Duration(float64(segN) / rate * float64(time.Second)))
-		}
-	}
-}
-
-// unsentUntil counts, in the ledger, the arrivals the pacer would have
-// made due after last and before deadline had a serving slot been free.
-func (e *Engine) unsentUntil(rng *rand.Rand, seq uint64, last, segStart time.Time, segN int64, segRate, rate float64, deadline time.Time) int64 {
-	if rate != segRate {
-		segStart, segN = last, 1
-	}
-	var n int64
-	next := last
-	for {
-		if e.cfg.Arrivals == "poisson" {
-			next = next.Add(time.Duration(rng.ExpFloat64() / rate * float64(time.Second)))
-		} else {
-			next = segStart.Add(time.Duration(float64(segN) / rate * float64(time.Second)))
-			segN++
-		}
-		if !next.Before(deadline) {
-			return n
-		}
-		o := e.generate(rng, seq, next)
-		seq++
-		e.stats.ledger.unsent(o.intended, o.kind)
-		n++
 	}
 }
 
@@ -722,19 +707,23 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 		opErrs[c] = int64(v)
 	}
 	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	prot := map[string]int64{}
+	for _, sp := range registry {
+		for _, c := range sp.Counters {
+			prot[c.Summary] = tot(c.Metric)
+		}
+	}
 	return Summary{
 		Operations: sent, Unsent: unsent,
 		Fetches: tot(MetricFetches), Hits: tot(MetricHits), Misses: tot(MetricMisses),
-		DBQueries: tot(MetricDBQueries), Late: tot(MetricLate), Coalesced: tot(MetricCoalesced),
-		FillWaits: tot(MetricFillWaits), StaleServed: tot(MetricStaleServed), LeaseWon: tot(MetricLeaseWon),
-		EarlyFresh: tot(MetricEarly), Lookups: tot(MetricLookups), BreakerOpens: tot(MetricBreakerOpen),
-		Errors: errs, OpErrors: opErrs,
+		DBQueries: tot(MetricDBQueries), Late: tot(MetricLate), Lookups: tot(MetricLookups),
+		Protections: prot, Errors: errs, OpErrors: opErrs,
 		LookupP50: us(s.tot[hLookup].ValueAtQuantile(50)), LookupP99: us(s.tot[hLookup].ValueAtQuantile(99)),
 		WriteP50: us(s.tot[hWrite].ValueAtQuantile(50)), WriteP99: us(s.tot[hWrite].ValueAtQuantile(99)), TenantWrites: tot(MetricTenantWrite),
 		FetchP50: us(s.tot[hFetch].ValueAtQuantile(50)), FetchP99: us(s.tot[hFetch].ValueAtQuantile(99)),
 		FetchP999: us(s.tot[hFetch].ValueAtQuantile(99.9)), FetchMax: us(s.tot[hFetch].Max()),
 		DBP50: us(s.tot[hDB].ValueAtQuantile(50)), DBP99: us(s.tot[hDB].ValueAtQuantile(99)),
 		Elapsed: elapsed, Processes: e.Processes(),
-		Retries: tot(MetricRetries), RetriesDenied: tot(MetricRetriesDenied),
+		Retries: tot(MetricRetries),
 	}
 }

@@ -258,7 +258,17 @@ func stampedeConfig(p traffic.Protections) traffic.Config {
 	return c
 }
 
-func defaultProtections() traffic.Protections { return traffic.NewConfig().Protections }
+func defaultProtections() traffic.Protections { return traffic.NewProtections() }
+
+// protections are the defaults with the options m (as a script gives them).
+func protections(t *testing.T, m map[string]any) traffic.Protections {
+	t.Helper()
+	p := traffic.NewProtections()
+	if err := p.Apply(m); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // expirySpike is DB queries in the second after expireHotSet, minus the
 // steady rate of the second before it.
@@ -273,7 +283,7 @@ func expirySpike(t *testing.T, p traffic.Protections) (float64, traffic.Summary)
 	})
 	before := rec.sum(traffic.MetricDBQueries, at.Add(-time.Second), at)
 	after := rec.sum(traffic.MetricDBQueries, at, at.Add(time.Second))
-	t.Logf("protections %+v: db queries 1s before %v, 1s after %v; summary %+v", p, before, after, s)
+	t.Logf("protections %v: db queries 1s before %v, 1s after %v; summary %+v", p.On(), before, after, s)
 	return after - before, s
 }
 
@@ -282,17 +292,15 @@ func TestHotSetExpirySpikesAndProtectionsReduceIt(t *testing.T) {
 	if base < 400 {
 		t.Fatalf("unprotected hot-set expiry spike = %v extra queries, want a stampede (> 2x the 200 hot keys)", base)
 	}
-	cases := map[string]func(*traffic.Protections){
-		"coalesce":             func(p *traffic.Protections) { p.Coalesce = true },
-		"fillLock":             func(p *traffic.Protections) { p.FillLock, p.FillLockTries = true, 20 },
-		"leases":               func(p *traffic.Protections) { p.Leases, p.LeaseTries = true, 50 },
-		"staleWhileRevalidate": func(p *traffic.Protections) { p.StaleWhileRevalidate = time.Minute },
+	cases := map[string]map[string]any{
+		"coalesce":             {"coalesce": true},
+		"fillLock":             {"fillLock": true, "fillLockTries": int64(20)},
+		"leases":               {"leases": true, "leaseTries": int64(50)},
+		"staleWhileRevalidate": {"staleWhileRevalidate": "1m"},
 	}
-	for name, set := range cases {
+	for name, opts := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := defaultProtections()
-			set(&p)
-			spike, _ := expirySpike(t, p)
+			spike, _ := expirySpike(t, protections(t, opts))
 			if spike >= base*0.7 {
 				t.Errorf("%s: spike %v extra queries, unprotected %v: want at least 30%% lower", name, spike, base)
 			}
@@ -300,9 +308,7 @@ func TestHotSetExpirySpikesAndProtectionsReduceIt(t *testing.T) {
 	}
 	t.Run("dbLimit", func(t *testing.T) {
 		flushAll(t)
-		p := defaultProtections()
-		p.DBLimit = 2
-		c := stampedeConfig(p)
+		c := stampedeConfig(protections(t, map[string]any{"dbLimit": int64(2)}))
 		rec, at, s := drill(t, c, 2*time.Second, func(e *traffic.Engine) { _, _ = e.ExpireHotSet(context.Background(), 0) })
 		peak := rec.peak(traffic.MetricDBInflight, at, at.Add(time.Second))
 		if peak > float64(2*c.Processes) {
@@ -312,25 +318,6 @@ func TestHotSetExpirySpikesAndProtectionsReduceIt(t *testing.T) {
 			t.Errorf("expected shed queries: %+v", s.Errors)
 		}
 	})
-}
-
-// A synchronized natural expiry: everything warmed at once with one TTL.
-func naturalExpiryPeak(t *testing.T, p traffic.Protections) float64 {
-	t.Helper()
-	flushAll(t)
-	c := stampedeConfig(p)
-	c.TTL = 3 * time.Second
-	c.Duration = 5 * time.Second
-	// a small keyspace that is all warm and all requested, so the only
-	// misses are expiries
-	c.Keys, c.HotSet, c.Warm = 500, 500, 500
-	c.QueryDelay = 20 * time.Millisecond
-	rec, _, s := drill(t, c, 0, nil)
-	start := s.Elapsed
-	_ = start
-	peak := rec.topSum(traffic.MetricDBQueries, 3)
-	t.Logf("protections %+v: db queries in the 3 busiest 100ms intervals %v; summary %+v", p, peak, s)
-	return peak
 }
 
 func TestFormatFlipRaisesDBQueries(t *testing.T) {
@@ -353,9 +340,7 @@ func TestFormatFlipRaisesDBQueries(t *testing.T) {
 	if after < before+200 {
 		t.Errorf("format flip of half the fleet: db queries/s %v -> %v, want a clear rise", before, after)
 	}
-	p := defaultProtections()
-	p.CompatRead = true
-	cb, ca := run(p)
+	cb, ca := run(protections(t, map[string]any{"compatRead": true}))
 	t.Logf("flip with compatRead: db queries/s before %v, after %v", cb, ca)
 	if ca > cb+50 {
 		t.Errorf("compatRead: db queries/s %v -> %v, want no rise", cb, ca)

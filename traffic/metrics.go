@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,16 +53,44 @@ const (
 	MetricRetriesDenied = "db_retries_denied"
 )
 
-// MetricKinds lists every metric the engine emits with its kind, so an
-// adapter can register them all up front.
-var MetricKinds = map[string]Kind{
+// baseMetrics are the metrics the engine itself emits, with their kinds.
+var baseMetrics = map[string]Kind{
 	MetricFetches: Counter, MetricHits: Counter, MetricMisses: Counter,
 	MetricDBQueries: Counter, MetricErrors: Counter, MetricLate: Counter,
-	MetricCoalesced: Counter, MetricFillWaits: Counter, MetricStaleServed: Counter,
-	MetricLeaseWon: Counter, MetricEarly: Counter, MetricLookups: Counter, MetricBreakerOpen: Counter, MetricTenantWrite: Counter, MetricWriteMs: Trend,
+	MetricLookups: Counter, MetricTenantWrite: Counter, MetricWriteMs: Trend,
 	MetricFetchMs: Trend, MetricDBQueryMs: Trend, MetricLookupMs: Trend,
-	MetricDBInflight: Gauge, MetricDBConns: Gauge,
-	MetricRetries: Counter, MetricRetriesDenied: Counter,
+	MetricDBInflight: Gauge, MetricDBConns: Gauge, MetricRetries: Counter,
+}
+
+// MetricKinds lists every metric the engine emits with its kind, its
+// protections' counters included, so an adapter can register them all up
+// front.
+func MetricKinds() map[string]Kind {
+	out := make(map[string]Kind, len(baseMetrics)+8)
+	for k, v := range baseMetrics {
+		out[k] = v
+	}
+	for _, m := range protectionCounters() {
+		out[m] = Counter
+	}
+	return out
+}
+
+// protectionCounters are the registered protections' counters, sorted,
+// each once.
+func protectionCounters() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range registry {
+		for _, c := range s.Counters {
+			if !seen[c.Metric] {
+				seen[c.Metric] = true
+				out = append(out, c.Metric)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Sample is one aggregated value for one interval.
@@ -110,20 +139,16 @@ func classIndex(c string) int {
 	return len(classes) - 1
 }
 
-// per-process scalar counters
+// per-process scalar counters of the engine itself; the protections'
+// counters follow them, by name (stats.named).
 const (
 	cDBQueries = iota
-	cCoalesced
-	cFillWaits
-	cStaleServed
-	cLeaseWon
-	cEarly
 	cLookups
 	cTenantWrites
 	numScalar
 )
 
-var scalarNames = [numScalar]string{MetricDBQueries, MetricCoalesced, MetricFillWaits, MetricStaleServed, MetricLeaseWon, MetricEarly, MetricLookups, MetricTenantWrite}
+var scalarNames = [numScalar]string{MetricDBQueries, MetricLookups, MetricTenantWrite}
 
 // Operation tags of firedrill_errors (tag op): which kind of operation
 // failed, so a drill can hold reads to a budget while a fault's own victims
@@ -148,6 +173,7 @@ var fetchNames = [numFetch]string{MetricFetches, MetricHits, MetricMisses}
 
 type procStats struct {
 	scalar [numScalar]atomic.Int64
+	named  []atomic.Int64 // the protections' counters, by stats.names
 	fetch  []atomic.Int64 // [server][format(0 legacy,1 current)][numFetch]
 }
 
@@ -179,8 +205,11 @@ type stats struct {
 
 	dbInflight     atomic.Int64
 	dbInflightPeak atomic.Int64
-	// the retry layer's counters (retry.go), drained by collect
-	retries, retriesDenied atomic.Int64
+	// the retry layer's counter (retry.go), drained by collect
+	retries atomic.Int64
+	// names are the protections' counters; index maps a name to its slot
+	names []string
+	index map[string]int
 
 	// owned by the flusher; the totals maps are also read by Totals, under totMu
 	totMu   sync.Mutex
@@ -192,9 +221,14 @@ type stats struct {
 }
 
 func newStats(servers int) *stats {
-	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}, opErrTotals: map[string]float64{}, ledger: newLedger()}
+	s := &stats{servers: servers, totals: map[string]float64{}, errTotals: map[string]float64{}, opErrTotals: map[string]float64{}, ledger: newLedger(),
+		names: protectionCounters(), index: map[string]int{}}
+	for i, n := range s.names {
+		s.index[n] = i
+	}
 	for i := range s.procs {
 		s.procs[i].fetch = make([]atomic.Int64, servers*2*numFetch)
+		s.procs[i].named = make([]atomic.Int64, len(s.names))
 	}
 	for k := range s.iv {
 		s.iv[k], s.tot[k] = newHist(), newHist()
@@ -214,6 +248,16 @@ func (s *stats) fetch(proc, server int, current bool, which int) {
 }
 
 func (s *stats) add(proc, which int, n int64) { s.procs[proc].scalar[which].Add(n) }
+
+// addNamed adds n to a protection's counter metric; a name no protection
+// registered is a programming error.
+func (s *stats) addNamed(proc int, metric string, n int64) {
+	i, ok := s.index[metric]
+	if !ok {
+		panic("traffic: counter " + metric + " is not a registered protection's")
+	}
+	s.procs[proc].named[i].Add(n)
+}
 
 func (s *stats) errorClass(op opKind, class string) { s.errs[op][classIndex(class)].Add(1) }
 
@@ -253,9 +297,14 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 				s.totals[scalarNames[i]] += float64(v)
 			}
 		}
-		if p >= nprocs && ptag == "" {
-			// retired processes can still hold counts from their last ops
-			// only for one interval; scanning them is cheap.
+		for i := range ps.named {
+			if v := ps.named[i].Swap(0); v != 0 {
+				if ptag == "" {
+					ptag = strconv.Itoa(p)
+				}
+				out = append(out, Sample{Metric: s.names[i], Kind: Counter, Time: t, Value: float64(v), Tags: map[string]string{"process": ptag}})
+				s.totals[s.names[i]] += float64(v)
+			}
 		}
 		for srv := 0; srv < s.servers; srv++ {
 			for f := 0; f < 2; f++ {

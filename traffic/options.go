@@ -12,53 +12,6 @@ import (
 	"github.com/firedrill-dev/firedrill/traffic/format"
 )
 
-// Protections are the switches a drill proves. Each is off by default, so a
-// drill reproduces the incident first and then turns them on one by one.
-type Protections struct {
-	// Coalesce merges concurrent fills of one key inside one process
-	// (singleflight), as a per-process request coalescer does. Default off.
-	Coalesce bool
-	// FillLock is IdentityCache's fill lock: one filler per key takes a lock
-	// in memcached, others wait FillLockWait and re-read up to FillLockTries
-	// times, then fall back to the database. Default off.
-	FillLock bool
-	// FillLockWait is the wait between re-reads (default 50 ms).
-	FillLockWait time.Duration
-	// FillLockTries is how many re-reads a loser makes (default 3).
-	FillLockTries int
-	// Leases uses memcached's meta protocol (mg N): on a miss exactly one
-	// client wins the lease and fills; others wait LeaseWait and retry up to
-	// LeaseTries times, then fall back to the database. Default off.
-	Leases bool
-	// LeaseTTL is the placeholder lifetime (default 3 s).
-	LeaseTTL time.Duration
-	// LeaseWait is the wait between retries of a lease loser (default 20 ms).
-	LeaseWait time.Duration
-	// LeaseTries is how many retries a loser makes (default 5).
-	LeaseTries int
-	// StaleWhileRevalidate keeps entries this long past their logical
-	// expiry and serves them stale while one refresh per key and process runs
-	// in the background. 0 (default) is off.
-	StaleWhileRevalidate time.Duration
-	// TTLJitter shortens each TTL by a uniform random fraction in
-	// [0, TTLJitter), so entries filled together do not expire together.
-	// 0 (default) is off, as IdentityCache's store-wide TTL.
-	TTLJitter float64
-	// XFetch is probabilistic early refresh (Vattani et al., VLDB 2015): a
-	// reader refreshes before expiry with probability growing as expiry
-	// nears, scaled by the last fill time and XFetchBeta. Default off.
-	XFetch bool
-	// XFetchBeta scales XFetch's eagerness (default 1).
-	XFetchBeta float64
-	// DBLimit caps concurrent database queries per process; a query over the
-	// cap fails fast with error class "shed" instead of queueing for the
-	// pool. 0 (default) is off.
-	DBLimit int
-	// CompatRead lets readers decode both cache formats (dual read), so a
-	// format flip does not turn foreign entries into misses. Default off.
-	CompatRead bool
-}
-
 // Config is the full replay configuration. Build it with NewConfig and
 // options, or with ConfigFromMap from a JS-style option map.
 type Config struct {
@@ -137,15 +90,6 @@ type Config struct {
 	DBTimeout time.Duration
 	// CacheConnectTimeout bounds dialling a memcached server (default 250 ms).
 	CacheConnectTimeout time.Duration
-	// CacheBreaker is a circuit breaker per memcached server: after this
-	// many consecutive timeouts or connection failures of one server, calls
-	// to it fail fast (error class breaker_open; a fetch then reads the
-	// database) for CacheBreakerCooldown, after which one trial call is let
-	// through. 0 (default) is off.
-	CacheBreaker int
-	// CacheBreakerCooldown is how long an open breaker fails fast before a
-	// trial call (default 1 s).
-	CacheBreakerCooldown time.Duration
 	// CacheConns caps connections per memcached server (default 64).
 	CacheConns int
 	// CacheMux sends gets and sets over one multiplexed meta-protocol
@@ -172,16 +116,17 @@ type Config struct {
 	// makes it, without burning the harness's CPU. Queries whose client
 	// gave up still run and count (default 0: off).
 	QueryContention time.Duration
-	// Retry is the app's retry layer around fill reads (retry.go): options
-	// retries, retryBackoff, retryJitter, retryBudget, retryBudgetWindow.
-	// Off by default.
-	Retry RetryPolicy
+	// Retries is how many times the app's retry layer retries a failed
+	// read of a fill (retry.go), as an ORM's does; the protection
+	// retryBudget adds a backoff, jitter and a budget (default 0: none).
+	Retries int
 	// Interval is the metric push interval (default 100 ms, the minimum).
 	Interval time.Duration
 	// HDROut appends per-second HDR histograms as NDJSON (default: env
 	// FIREDRILL_HDR_OUT; empty is off).
 	HDROut string
-	// Protections are the switches; all off by default.
+	// Protections are the registered protections with their options; all
+	// off by default (protection.go, protect_*.go).
 	Protections Protections
 }
 
@@ -229,6 +174,37 @@ type Mix struct {
 	TenantWriteFraction float64
 }
 
+// kinds are the operation kinds the mix has, as protections name them.
+func (m Mix) kinds() []string {
+	var out []string
+	if m.WriteFraction+m.MultiFraction+m.LookupFraction+m.TenantWriteFraction < 1 {
+		out = append(out, KindFetch)
+	}
+	if m.MultiFraction > 0 {
+		out = append(out, KindMulti)
+	}
+	if m.WriteFraction+m.TenantWriteFraction > 0 {
+		out = append(out, KindWrite)
+	}
+	if m.LookupFraction > 0 {
+		out = append(out, KindLookup)
+	}
+	return out
+}
+
+// share names the option that gives the mix operations of kind.
+func (m Mix) share(kind string) string {
+	switch kind {
+	case KindMulti:
+		return fmt.Sprintf("multiFraction %v", m.MultiFraction)
+	case KindWrite:
+		return fmt.Sprintf("writeFraction %v, tenantWriteFraction %v", m.WriteFraction, m.TenantWriteFraction)
+	case KindLookup:
+		return fmt.Sprintf("lookupFraction %v", m.LookupFraction)
+	}
+	return "single fetches, the rest of the mix"
+}
+
 func (m Mix) validate() error {
 	for _, f := range []struct {
 		name string
@@ -251,46 +227,37 @@ type Option func(*Config)
 // environment, changed by opts.
 func NewConfig(opts ...Option) Config {
 	c := Config{
-		CacheAddrs:           splitList(os.Getenv("FIREDRILL_MEMCACHED")),
-		AdminCacheAddrs:      splitList(os.Getenv("FIREDRILL_MEMCACHED_DIRECT")),
-		DSN:                  os.Getenv("FIREDRILL_MYSQL_DSN"),
-		Table:                "cache_records",
-		Rate:                 1000,
-		Duration:             30 * time.Second,
-		Arrivals:             "uniform",
-		Rows:                 1_000_000,
-		Theta:                0.99,
-		HotSet:               100,
-		Warm:                 -1,
-		TTL:                  60 * time.Second,
-		Processes:            4,
-		PoolSize:             10,
-		MaxInflight:          1024,
-		MultiSize:            10,
-		Format:               format.Legacy,
-		Seed:                 1,
-		LateAfter:            10 * time.Millisecond,
-		CacheTimeout:         500 * time.Millisecond,
-		DBTimeout:            time.Second,
-		CacheConns:           64,
-		TenantPrefix:         "firedrill_tenant_",
-		Tenants:              10,
-		TenantRows:           1000,
-		CacheConnectTimeout:  250 * time.Millisecond,
-		CacheBreakerCooldown: time.Second,
-		CacheVersion:         8,
-		Model:                "Record",
-		Interval:             100 * time.Millisecond,
-		HDROut:               os.Getenv("FIREDRILL_HDR_OUT"),
-		Retry:                RetryPolicy{BudgetWindow: 10 * time.Second},
-		Protections: Protections{
-			FillLockWait:  50 * time.Millisecond,
-			FillLockTries: 3,
-			LeaseTTL:      3 * time.Second,
-			LeaseWait:     20 * time.Millisecond,
-			LeaseTries:    5,
-			XFetchBeta:    1,
-		},
+		CacheAddrs:          splitList(os.Getenv("FIREDRILL_MEMCACHED")),
+		AdminCacheAddrs:     splitList(os.Getenv("FIREDRILL_MEMCACHED_DIRECT")),
+		DSN:                 os.Getenv("FIREDRILL_MYSQL_DSN"),
+		Table:               "cache_records",
+		Rate:                1000,
+		Duration:            30 * time.Second,
+		Arrivals:            "uniform",
+		Rows:                1_000_000,
+		Theta:               0.99,
+		HotSet:              100,
+		Warm:                -1,
+		TTL:                 60 * time.Second,
+		Processes:           4,
+		PoolSize:            10,
+		MaxInflight:         1024,
+		MultiSize:           10,
+		Format:              format.Legacy,
+		Seed:                1,
+		LateAfter:           10 * time.Millisecond,
+		CacheTimeout:        500 * time.Millisecond,
+		DBTimeout:           time.Second,
+		CacheConns:          64,
+		TenantPrefix:        "firedrill_tenant_",
+		Tenants:             10,
+		TenantRows:          1000,
+		CacheConnectTimeout: 250 * time.Millisecond,
+		CacheVersion:        8,
+		Model:               "Record",
+		Interval:            100 * time.Millisecond,
+		HDROut:              os.Getenv("FIREDRILL_HDR_OUT"),
+		Protections:         NewProtections(),
 	}
 	if s, err := strconv.ParseUint(os.Getenv("FIREDRILL_SEED"), 10, 64); err == nil {
 		c.Seed = s
@@ -408,10 +375,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option cacheConns: must be >= 1")
 	case c.CacheConnectTimeout <= 0:
 		return fmt.Errorf("option cacheConnectTimeout: must be > 0")
-	case c.CacheBreaker < 0:
-		return fmt.Errorf("option cacheBreaker: %d must be >= 0 (0 is off)", c.CacheBreaker)
-	case c.CacheBreakerCooldown <= 0:
-		return fmt.Errorf("option cacheBreakerCooldown: must be > 0")
 	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
 		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
 	case c.QueryContention < 0 || c.QueryContention > time.Second:
@@ -425,37 +388,16 @@ func (c *Config) Validate() error {
 	if c.Format != format.Legacy && c.Format != format.Current {
 		return fmt.Errorf("option format: unknown format %d", c.Format)
 	}
-	if err := c.Retry.validate(); err != nil {
+	if c.Retries < 0 || c.Retries > 100 {
+		return fmt.Errorf("option retries: %d must be in [0, 100] (0 is off)", c.Retries)
+	}
+	if c.Protections.set == nil {
+		c.Protections = NewProtections()
+	}
+	if err := c.Protections.validate(); err != nil {
 		return err
 	}
-	return c.Protections.validate()
-}
-
-func (p *Protections) validate() error {
-	switch {
-	case p.FillLockWait <= 0:
-		return fmt.Errorf("option protections.fillLockWait: must be > 0")
-	case p.FillLockTries < 0:
-		return fmt.Errorf("option protections.fillLockTries: must be >= 0")
-	case p.LeaseTTL < time.Second:
-		return fmt.Errorf("option protections.leaseTTL: must be >= 1s")
-	case p.LeaseWait <= 0:
-		return fmt.Errorf("option protections.leaseWait: must be > 0")
-	case p.LeaseTries < 0:
-		return fmt.Errorf("option protections.leaseTries: must be >= 0")
-	case p.StaleWhileRevalidate < 0:
-		return fmt.Errorf("option protections.staleWhileRevalidate: must be >= 0")
-	case p.TTLJitter < 0 || p.TTLJitter >= 1:
-		return fmt.Errorf("option protections.ttlJitter: %v must be in [0, 1)", p.TTLJitter)
-	case p.XFetchBeta <= 0:
-		return fmt.Errorf("option protections.xfetchBeta: must be > 0")
-	case p.DBLimit < 0:
-		return fmt.Errorf("option protections.dbLimit: must be >= 0")
-	}
-	if p.FillLock && p.Leases {
-		return fmt.Errorf("option protections: fillLock and leases are alternatives; turn on one")
-	}
-	return nil
+	return c.Protections.checkKinds(c.Mix)
 }
 
 // ConfigFromMap builds a Config from a JS-style option map (as k6 hands an
@@ -558,10 +500,6 @@ func ApplyMap(c *Config, m map[string]any) error {
 			c.CacheConns, err = asInt(v)
 		case "cacheConnectTimeout":
 			c.CacheConnectTimeout, err = asDuration(v)
-		case "cacheBreaker":
-			c.CacheBreaker, err = asInt(v)
-		case "cacheBreakerCooldown":
-			c.CacheBreakerCooldown, err = asDuration(v)
 		case "cacheMux":
 			c.CacheMux, err = asBool(v)
 		case "namespace":
@@ -579,15 +517,7 @@ func ApplyMap(c *Config, m map[string]any) error {
 		case "queryContention":
 			c.QueryContention, err = asDuration(v)
 		case "retries":
-			c.Retry.Retries, err = asInt(v)
-		case "retryBackoff":
-			c.Retry.Backoff, err = asDuration(v)
-		case "retryJitter":
-			c.Retry.Jitter, err = asJitter(v)
-		case "retryBudget":
-			c.Retry.Budget, err = asFloat(v)
-		case "retryBudgetWindow":
-			c.Retry.BudgetWindow, err = asDuration(v)
+			c.Retries, err = asInt(v)
 		case "hdrOut":
 			c.HDROut, err = asString(v)
 		case "protections":
@@ -596,7 +526,10 @@ func ApplyMap(c *Config, m map[string]any) error {
 				err = fmt.Errorf("must be an object, got %T", v)
 				break
 			}
-			if err := ApplyProtections(&c.Protections, pm); err != nil {
+			if c.Protections.set == nil {
+				c.Protections = NewProtections()
+			}
+			if err := c.Protections.Apply(pm); err != nil {
 				return err
 			}
 		default:
@@ -604,50 +537,6 @@ func ApplyMap(c *Config, m map[string]any) error {
 		}
 		if err != nil {
 			return fmt.Errorf("option %s: %w", k, err)
-		}
-	}
-	return nil
-}
-
-// ApplyProtections applies a protections option map to p.
-func ApplyProtections(p *Protections, m map[string]any) error {
-	for _, k := range sortedKeys(m) {
-		v := m[k]
-		var err error
-		switch k {
-		case "coalesce":
-			p.Coalesce, err = asBool(v)
-		case "fillLock":
-			p.FillLock, err = asBool(v)
-		case "fillLockWait":
-			p.FillLockWait, err = asDuration(v)
-		case "fillLockTries":
-			p.FillLockTries, err = asInt(v)
-		case "leases":
-			p.Leases, err = asBool(v)
-		case "leaseTTL":
-			p.LeaseTTL, err = asDuration(v)
-		case "leaseWait":
-			p.LeaseWait, err = asDuration(v)
-		case "leaseTries":
-			p.LeaseTries, err = asInt(v)
-		case "staleWhileRevalidate":
-			p.StaleWhileRevalidate, err = asDuration(v)
-		case "ttlJitter":
-			p.TTLJitter, err = asFloat(v)
-		case "xfetch":
-			p.XFetch, err = asBool(v)
-		case "xfetchBeta":
-			p.XFetchBeta, err = asFloat(v)
-		case "dbLimit":
-			p.DBLimit, err = asInt(v)
-		case "compatRead":
-			p.CompatRead, err = asBool(v)
-		default:
-			return fmt.Errorf("unknown option \"protections.%s\"", k)
-		}
-		if err != nil {
-			return fmt.Errorf("option protections.%s: %w", k, err)
 		}
 	}
 	return nil

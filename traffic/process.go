@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -122,7 +121,28 @@ type row struct {
 
 func (e *Engine) rowID(id uint64) uint64 { return id%e.cfg.Rows + 1 }
 
-// load reads one row through process p's pool, retried as cfg.Retry says.
+// sharedError is the error of a fill another caller ran for this one
+// (coalescing): it fails this operation too, but was counted once, by the
+// caller that ran it.
+type sharedError struct{ err error }
+
+func (e sharedError) Error() string { return e.err.Error() }
+func (e sharedError) Unwrap() error { return e.err }
+
+// db runs one database call of the current operation through the
+// protections' database hooks (a concurrency limit that sheds).
+func (w *worker) db(p *process, call func() error) error {
+	hooks := w.e.prot.Load().db
+	next := call
+	for i := len(hooks) - 1; i >= 0; i-- {
+		h, inner := hooks[i], next
+		next = func() error { return h.db(p, inner) }
+	}
+	return next()
+}
+
+// load reads one row through process p's pool, retried as the app's retry
+// layer and the protections say.
 func (w *worker) load(ctx context.Context, p *process, id uint64) (row, error) {
 	return retrying(ctx, w, p, func() (row, error) { return w.loadOnce(ctx, p, id) })
 }
@@ -130,134 +150,74 @@ func (w *worker) load(ctx context.Context, p *process, id uint64) (row, error) {
 // loadOnce is one attempt of load.
 func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, error) {
 	e := w.e
-	if !p.admit(e.prot.Load().DBLimit) {
-		return row{}, errShed
-	}
-	defer p.busy.Add(-1)
-	e.stats.dbEnter()
-	defer e.stats.dbLeave()
-	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
-	defer cancel()
-	e.stats.add(p.idx, cDBQueries, 1) // counted when issued: demand on the database
-	t0 := time.Now()
 	var r row
-	err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?"+e.delayClause(), e.rowID(id)).Scan(&r.version, &r.payload)
-	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
-	if err != nil {
-		return row{}, fmt.Errorf("select row %d: %w", id, err)
-	}
-	return r, nil
+	err := w.db(p, func() error {
+		e.stats.dbEnter()
+		defer e.stats.dbLeave()
+		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+		defer cancel()
+		e.stats.add(p.idx, cDBQueries, 1) // counted when issued: demand on the database
+		t0 := time.Now()
+		err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?"+e.delayClause(), e.rowID(id)).Scan(&r.version, &r.payload)
+		e.stats.record(w.idx, w.due, time.Since(t0), hDB)
+		if err != nil {
+			return fmt.Errorf("select row %d: %w", id, err)
+		}
+		return nil
+	})
+	return r, err
 }
 
-// ttl draws an entry's TTL: the configured TTL, shortened by up to
-// TTLJitter when that protection is on.
-func (w *worker) ttl(prot *Protections) time.Duration {
-	t := w.e.cfg.TTL
-	if prot.TTLJitter > 0 {
-		t = time.Duration(float64(t) * (1 - prot.TTLJitter*w.rng.Float64()))
+// encodeEntry builds the bytes and the memcached TTL of a fresh entry: the
+// configured TTL, shaped by the protections' TTL hooks (jitter, a grace
+// period for stale reads).
+func (w *worker) encodeEntry(v format.Version, r row, fill time.Duration) ([]byte, int) {
+	logical, stored := w.e.cfg.TTL, w.e.cfg.TTL
+	for _, h := range w.e.prot.Load().ttl {
+		logical, stored = h.ttl(w, logical, stored)
 	}
-	return t
-}
-
-// encodeEntry builds the bytes and the memcached TTL of a fresh entry.
-func (w *worker) encodeEntry(prot *Protections, v format.Version, r row, fill time.Duration) ([]byte, int) {
-	ttl := w.ttl(prot)
-	memTTL := ttl + prot.StaleWhileRevalidate
 	b, _ := format.Encode(w.buf[:0], format.Entry{
-		Version: v, ExpiresAt: time.Now().Add(ttl).UnixMilli(),
+		Version: v, ExpiresAt: time.Now().Add(logical).UnixMilli(),
 		FillMillis: uint32(fill.Milliseconds()), RowVersion: r.version, Payload: r.payload,
 	})
 	w.buf = b
-	return b, ttlSeconds(memTTL)
+	return b, ttlSeconds(stored)
 }
 
-// fillOnce loads id and stores its entry; it is the unit coalescing
-// shares. It returns the error that lost the row (the read); a set that
-// does not land is counted here and costs only the cache entry.
-func (w *worker) fillOnce(ctx context.Context, p *process, key string, id uint64, v format.Version) error {
-	prot := w.e.prot.Load()
-	if prot.FillLock {
-		return w.fillLocked(ctx, p, key, id, v, prot)
-	}
-	t0 := time.Now()
-	r, err := w.load(ctx, p, id)
-	if err != nil {
-		return err
-	}
-	b, ttl := w.encodeEntry(prot, v, r, time.Since(t0))
-	if prot.Leases {
-		w.countErr(ctx, w.e.cache.MetaSet(ctx, key, b, ttl))
-	} else {
-		w.countErr(ctx, w.e.cache.Set(ctx, key, b, ttl))
-	}
-	return nil
-}
-
-// fill runs fillOnce, coalesced per process when that protection is on.
-// A caller that waited on another's fill shares its outcome: when that
-// fill failed, so did the caller's operation (the error counted once, by
-// the filler).
+// fill refills key and ends the operation failed when the row was lost (a
+// caller that shared another's failed fill fails without counting it
+// again).
 func (w *worker) fill(ctx context.Context, p *process, key string, id uint64, v format.Version) {
-	if w.e.prot.Load().Coalesce {
-		leader := false
-		_, err, _ := p.group.Do(key+"|"+v.String(), func() (any, error) {
-			leader = true
-			return nil, w.fillOnce(ctx, p, key, id, v)
-		})
-		if !leader {
-			w.e.stats.add(p.idx, cCoalesced, 1)
-			if err != nil {
-				w.failed(Classify(err))
-			}
-			return
-		}
-		w.fail(ctx, err)
+	err := w.fillThrough(ctx, p, key, id, v)
+	var sh sharedError
+	if errors.As(err, &sh) {
+		w.failed(Classify(sh.err))
 		return
 	}
-	w.fail(ctx, w.fillOnce(ctx, p, key, id, v))
+	w.fail(ctx, err)
 }
 
-// fillLocked is IdentityCache's fill lock: the winner of an add on the
-// lock key fills; losers wait and re-read, then fall back to the database
-// without writing (so a slow filler is not overwritten by stale loads).
-func (w *worker) fillLocked(ctx context.Context, p *process, key string, id uint64, v format.Version, prot *Protections) error {
-	mc := w.e.cache
-	lockKey := key + ":lock"
-	lockTTL := ttlSeconds(time.Duration(prot.FillLockTries+1)*prot.FillLockWait + w.e.cfg.DBTimeout)
-	err := mc.Add(ctx, lockKey, []byte("1"), lockTTL)
-	switch {
-	case err == nil:
+// fillThrough loads id and stores its entry through the protections' fill
+// hooks (coalescing, a fill lock, leases). It returns the error that lost
+// the row; a store that does not land is counted and costs only the entry.
+func (w *worker) fillThrough(ctx context.Context, p *process, key string, id uint64, v format.Version) error {
+	f := &fillCall{ctx: ctx, w: w, p: p, key: key, id: id, v: v, store: w.e.cache.Set}
+	next := func() error {
 		t0 := time.Now()
 		r, err := w.load(ctx, p, id)
 		if err != nil {
-			_ = mc.Delete(ctx, lockKey)
 			return err
 		}
-		b, ttl := w.encodeEntry(prot, v, r, time.Since(t0))
-		w.countErr(ctx, mc.Set(ctx, key, b, ttl))
-		_ = mc.Delete(ctx, lockKey)
+		b, ttl := w.encodeEntry(v, r, time.Since(t0))
+		w.countErr(ctx, f.store(ctx, key, b, ttl))
 		return nil
-	case errors.Is(err, memcache.ErrNotStored):
-		reader := format.Reader{Version: v, Compatible: prot.CompatRead}
-		for i := 0; i < prot.FillLockTries; i++ {
-			w.e.stats.add(p.idx, cFillWaits, 1)
-			if !sleepCtx(ctx, prot.FillLockWait) {
-				return ctx.Err()
-			}
-			val, err := mc.Get(ctx, key)
-			if err == nil {
-				if _, derr := reader.Decode(val); derr == nil {
-					return nil
-				}
-			}
-		}
-		_, err = w.load(ctx, p, id)
-		return err
-	default:
-		w.countErr(ctx, err)
-		_, err = w.load(ctx, p, id)
-		return err
 	}
+	hooks := w.e.prot.Load().fill
+	for i := len(hooks) - 1; i >= 0; i-- {
+		h, inner := hooks[i], next
+		next = func() error { return h.fill(f, inner) }
+	}
+	return next()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -271,53 +231,55 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// xfetchDue is XFetch's test: refresh early when
-// now - delta*beta*ln(U) >= expiry.
-func (w *worker) xfetchDue(ent format.Entry, now time.Time, beta float64) bool {
-	delta := float64(max(ent.FillMillis, 1))
-	u := w.rng.Float64()
-	if u == 0 {
-		u = math.SmallestNonzeroFloat64
+// onHit is what a reader does with an entry it decoded: the first
+// protection whose hit hook asks for something other than serving it as
+// it is (stale-while-revalidate, XFetch) decides; else an expired entry is
+// a miss.
+func (w *worker) onHit(ent format.Entry, now time.Time) hitAction {
+	expired := now.UnixMilli() >= ent.ExpiresAt
+	for _, h := range w.e.prot.Load().hit {
+		if a := h.onHit(w, ent, now, expired); a != serve && a != treatAsMiss {
+			return a
+		}
 	}
-	return float64(now.UnixMilli())-delta*beta*math.Log(u) >= float64(ent.ExpiresAt)
+	if expired {
+		return treatAsMiss
+	}
+	return serve
 }
 
 // fetch is IdentityCache's fetch: get, and on a miss (or an entry this
 // process cannot decode) read through and fill.
 func (w *worker) fetch(ctx context.Context, p *process, nprocs int, id uint64) {
 	e := w.e
-	prot := e.prot.Load()
 	key := e.kb.Key(id)
 	srv := e.cache.ServerIndex(key)
 	reader := e.readerFor(p, nprocs)
 	cur := reader.Version == format.Current
 	e.stats.fetch(p.idx, srv, cur, fFetches)
-	if prot.Leases {
-		w.fetchLeased(ctx, p, key, id, srv, reader, prot)
-		return
-	}
 	val, err := e.cache.GetInto(ctx, key, w.vbuf)
-	if err == nil {
+	switch {
+	case err == nil && len(val) == 0:
+		// a lease's placeholder: another reader is filling it
+	case err == nil:
 		w.vbuf = val // the decoded entry is used only within this fetch
 		ent, derr := reader.Decode(val)
 		switch {
 		case derr == nil:
-			now := time.Now()
-			if now.UnixMilli() < ent.ExpiresAt {
-				if prot.XFetch && w.xfetchDue(ent, now, prot.XFetchBeta) {
-					e.stats.add(p.idx, cEarly, 1)
-					e.stats.fetch(p.idx, srv, cur, fHits)
-					w.fill(ctx, p, key, id, reader.Version)
-					return
-				}
+			switch w.onHit(ent, time.Now()) {
+			case serve:
 				e.stats.fetch(p.idx, srv, cur, fHits)
 				return
-			}
-			if prot.StaleWhileRevalidate > 0 {
+			case serveStale:
 				w.stale = true
-				e.stats.add(p.idx, cStaleServed, 1)
+				w.counter(p, MetricStaleServed, 1)
 				e.stats.fetch(p.idx, srv, cur, fHits)
 				w.refreshInBackground(p, key, id, reader.Version)
+				return
+			case refreshEarly:
+				w.counter(p, MetricEarly, 1)
+				e.stats.fetch(p.idx, srv, cur, fHits)
+				w.fill(ctx, p, key, id, reader.Version)
 				return
 			}
 		case errors.Is(derr, format.ErrForeign):
@@ -325,7 +287,7 @@ func (w *worker) fetch(ctx context.Context, p *process, nprocs int, id uint64) {
 		default:
 			w.countErr(ctx, derr)
 		}
-	} else if !errors.Is(err, memcache.ErrCacheMiss) {
+	case !errors.Is(err, memcache.ErrCacheMiss):
 		w.countErr(ctx, err)
 	}
 	e.stats.fetch(p.idx, srv, cur, fMisses)
@@ -351,71 +313,15 @@ func (w *worker) refreshInBackground(p *process, key string, id uint64, v format
 		defer func() { <-e.bgSem }()
 		defer p.refresh.Delete(key)
 		bw := &worker{e: e, idx: w.idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, id)), kind: w.kind, due: w.due, failClass: -1}
-		bw.countErr(e.runCtx, bw.fillOnce(e.runCtx, p, key, id, v))
+		bw.countErr(e.runCtx, bw.fillThrough(e.runCtx, p, key, id, v))
 	}()
 }
 
-// fetchLeased uses memcached leases: mg with N vivifies a miss so exactly
-// one client wins (W) and fills; the others see an empty placeholder (Z)
-// and wait, re-read, then fall back to the database without writing.
-func (w *worker) fetchLeased(ctx context.Context, p *process, key string, id uint64, srv int, reader format.Reader, prot *Protections) {
-	e := w.e
-	cur := reader.Version == format.Current
-	vivify := ttlSeconds(prot.LeaseTTL)
-	for try := 0; ; try++ {
-		r, err := e.cache.MetaGet(ctx, key, vivify, 0)
-		if err != nil {
-			w.countErr(ctx, err)
-			e.stats.fetch(p.idx, srv, cur, fMisses)
-			_, err = w.load(ctx, p, id)
-			w.fail(ctx, err)
-			return
-		}
-		if r.Found && len(r.Value) > 0 {
-			ent, derr := reader.Decode(r.Value)
-			if derr == nil && (time.Now().UnixMilli() < ent.ExpiresAt || prot.StaleWhileRevalidate > 0) {
-				if time.Now().UnixMilli() >= ent.ExpiresAt {
-					w.stale = true
-					e.stats.add(p.idx, cStaleServed, 1)
-					w.refreshInBackground(p, key, id, reader.Version)
-				}
-				e.stats.fetch(p.idx, srv, cur, fHits)
-				return
-			}
-			if derr != nil && !errors.Is(derr, format.ErrForeign) {
-				w.countErr(ctx, derr)
-			}
-			// expired or foreign: refill; a foreign value does not carry a
-			// lease, so this reader refills like the incident's did.
-			e.stats.fetch(p.idx, srv, cur, fMisses)
-			w.fill(ctx, p, key, id, reader.Version)
-			return
-		}
-		if r.Won || !r.Found {
-			e.stats.add(p.idx, cLeaseWon, 1)
-			e.stats.fetch(p.idx, srv, cur, fMisses)
-			w.fill(ctx, p, key, id, reader.Version)
-			return
-		}
-		// empty placeholder held by another client
-		if try >= prot.LeaseTries {
-			e.stats.fetch(p.idx, srv, cur, fMisses)
-			_, err = w.load(ctx, p, id)
-			w.fail(ctx, err)
-			return
-		}
-		e.stats.add(p.idx, cFillWaits, 1)
-		if !sleepCtx(ctx, prot.LeaseWait) {
-			return
-		}
-	}
-}
-
 // fetchMulti is IdentityCache's fetch_multi: one multi-get, one multi-row
-// SELECT for all misses, then a set per miss. It takes no lock.
+// SELECT for all misses, then a set per miss. It takes no lock. Stale and
+// early-refresh decisions are per key, as a single fetch makes them.
 func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []uint64) {
 	e := w.e
-	prot := e.prot.Load()
 	reader := e.readerFor(p, nprocs)
 	cur := reader.Version == format.Current
 	keys := make([]string, len(ids))
@@ -423,12 +329,29 @@ func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []u
 		keys[i] = e.kb.Key(id)
 		e.stats.fetch(p.idx, e.cache.ServerIndex(keys[i]), cur, fFetches)
 	}
-	hit := make(map[string]bool, len(keys))
+	served := make(map[string]bool, len(keys)) // keys answered from the cache
+	refill := map[string]bool{}                // served, but refilled now (XFetch)
+	stale := map[string]bool{}                 // served expired, refreshed in the background
+	now := time.Now()
 	err := e.cache.GetMulti(ctx, keys, func(k string, v []byte) {
+		if len(v) == 0 {
+			return // a lease's placeholder: a miss
+		}
 		ent, derr := reader.Decode(v)
-		if derr == nil && time.Now().UnixMilli() < ent.ExpiresAt {
-			hit[k] = true
-		} else if derr != nil && !errors.Is(derr, format.ErrForeign) {
+		switch {
+		case derr == nil:
+			switch w.onHit(ent, now) {
+			case serve:
+				served[k] = true
+			case serveStale:
+				served[k], stale[k] = true, true
+				w.stale = true
+				w.counter(p, MetricStaleServed, 1)
+			case refreshEarly:
+				served[k], refill[k] = true, true
+				w.counter(p, MetricEarly, 1)
+			}
+		case !errors.Is(derr, format.ErrForeign):
 			w.countErr(ctx, derr)
 		}
 	})
@@ -436,11 +359,17 @@ func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []u
 	var missIDs []uint64
 	var missKeys []string
 	for i, k := range keys {
-		if hit[k] {
+		if served[k] {
 			e.stats.fetch(p.idx, e.cache.ServerIndex(k), cur, fHits)
-			continue
+			if stale[k] {
+				w.refreshInBackground(p, k, ids[i], reader.Version)
+			}
+			if !refill[k] {
+				continue
+			}
+		} else {
+			e.stats.fetch(p.idx, e.cache.ServerIndex(k), cur, fMisses)
 		}
-		e.stats.fetch(p.idx, e.cache.ServerIndex(k), cur, fMisses)
 		missIDs = append(missIDs, ids[i])
 		missKeys = append(missKeys, k)
 	}
@@ -450,6 +379,10 @@ func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []u
 	t0 := time.Now()
 	rows, err := w.loadMany(ctx, p, missIDs)
 	if err != nil {
+		if len(refill) == len(missIDs) {
+			w.countErr(ctx, err) // only early refreshes failed: every key was served
+			return
+		}
 		w.fail(ctx, err)
 		return
 	}
@@ -459,7 +392,7 @@ func (w *worker) fetchMulti(ctx context.Context, p *process, nprocs int, ids []u
 		if !ok {
 			continue
 		}
-		b, ttl := w.encodeEntry(prot, reader.Version, r, fillDur)
+		b, ttl := w.encodeEntry(reader.Version, r, fillDur)
 		w.countErr(ctx, e.cache.Set(ctx, missKeys[i], b, ttl))
 	}
 }
@@ -471,12 +404,6 @@ func (w *worker) loadMany(ctx context.Context, p *process, ids []uint64) (map[ui
 // loadManyOnce is one attempt of loadMany.
 func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (map[uint64]row, error) {
 	e := w.e
-	if !p.admit(e.prot.Load().DBLimit) {
-		return nil, errShed
-	}
-	defer p.busy.Add(-1)
-	e.stats.dbEnter()
-	defer e.stats.dbLeave()
 	var sb strings.Builder
 	sb.WriteString("SELECT id, version, payload FROM ")
 	sb.WriteString(e.cfg.Table)
@@ -489,29 +416,37 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 	}
 	sb.WriteByte(')')
 	sb.WriteString(e.delayClause())
-	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
-	defer cancel()
-	e.stats.add(p.idx, cDBQueries, 1)
-	t0 := time.Now()
 	out := make(map[uint64]row, len(ids))
-	rs, err := p.db.QueryContext(qctx, sb.String())
-	if err == nil {
-		for rs.Next() {
-			var id uint64
-			var r row
-			if err = rs.Scan(&id, &r.version, &r.payload); err != nil {
-				break
-			}
-			out[id] = r
-		}
+	err := w.db(p, func() error {
+		e.stats.dbEnter()
+		defer e.stats.dbLeave()
+		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+		defer cancel()
+		e.stats.add(p.idx, cDBQueries, 1)
+		t0 := time.Now()
+		rs, err := p.db.QueryContext(qctx, sb.String())
 		if err == nil {
-			err = rs.Err()
+			for rs.Next() {
+				var id uint64
+				var r row
+				if err = rs.Scan(&id, &r.version, &r.payload); err != nil {
+					break
+				}
+				out[id] = r
+			}
+			if err == nil {
+				err = rs.Err()
+			}
+			_ = rs.Close()
 		}
-		_ = rs.Close()
-	}
-	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
+		e.stats.record(w.idx, w.due, time.Since(t0), hDB)
+		if err != nil {
+			return fmt.Errorf("select %d rows: %w", len(ids), err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("select %d rows: %w", len(ids), err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -519,25 +454,23 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 // lookup is a query by the indexed ref column that no cache fronts, as an
 // app's find-by-external-id: cheap through idx_ref, a full scan of the
 // table without it (the plan-regression fault). It goes through the
-// process's pool and the DB limit like a fill, so a slow lookup takes
+// process's pool and the database hooks like a fill, so a slow lookup takes
 // connections from reads, which is how one bad plan hurts every query.
 func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 	e := w.e
-	if !p.admit(e.prot.Load().DBLimit) {
-		w.fail(ctx, errShed)
-		return
-	}
-	defer p.busy.Add(-1)
-	e.stats.dbEnter()
-	defer e.stats.dbLeave()
-	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
-	defer cancel()
-	e.stats.add(p.idx, cLookups, 1)
-	var got, version uint64
-	err := p.db.QueryRowContext(qctx, e.lookupQuery, RefFor(e.rowID(id))).Scan(&got, &version)
-	if err != nil {
-		w.fail(ctx, fmt.Errorf("lookup ref of row %d: %w", id, err))
-	}
+	err := w.db(p, func() error {
+		e.stats.dbEnter()
+		defer e.stats.dbLeave()
+		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+		defer cancel()
+		e.stats.add(p.idx, cLookups, 1)
+		var got, version uint64
+		if err := p.db.QueryRowContext(qctx, e.lookupQuery, RefFor(e.rowID(id))).Scan(&got, &version); err != nil {
+			return fmt.Errorf("lookup ref of row %d: %w", id, err)
+		}
+		return nil
+	})
+	w.fail(ctx, err)
 }
 
 // tenantWrite updates one row of one tenant's table (the per-tenant
@@ -548,41 +481,48 @@ func (w *worker) tenantWrite(ctx context.Context, p *process, n uint64) {
 	e := w.e
 	rows := uint64(e.cfg.TenantRows)
 	tenant, id := int(n/rows), n%rows+1
-	e.stats.dbEnter()
-	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
-	t0 := time.Now()
-	_, err := p.db.ExecContext(qctx, e.tenantUpdates[tenant], id)
-	cancel()
-	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
-	e.stats.dbLeave()
-	e.stats.add(p.idx, cDBQueries, 1)
-	e.stats.add(p.idx, cTenantWrites, 1)
-	if err != nil {
-		w.fail(ctx, fmt.Errorf("update tenant %d row %d: %w", tenant, id, err))
-	}
+	w.fail(ctx, w.exec(ctx, p, cTenantWrites, e.tenantUpdates[tenant], id, func(err error) error {
+		return fmt.Errorf("update tenant %d row %d: %w", tenant, id, err)
+	}))
 }
 
 // write updates a row and invalidates its entry, as IdentityCache's
 // after-commit expiry does.
 func (w *worker) write(ctx context.Context, p *process, id uint64) {
 	e := w.e
-	e.stats.dbEnter()
-	qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
-	t0 := time.Now()
-	_, err := p.db.ExecContext(qctx, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id))
-	cancel()
-	e.stats.record(w.idx, w.due, time.Since(t0), hDB)
-	e.stats.dbLeave()
-	e.stats.add(p.idx, cDBQueries, 1)
+	err := w.exec(ctx, p, -1, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id), func(err error) error {
+		return fmt.Errorf("update row %d: %w", id, err)
+	})
 	if err != nil {
-		w.fail(ctx, fmt.Errorf("update row %d: %w", id, err))
+		w.fail(ctx, err)
 		return
 	}
 	w.countErr(ctx, e.cache.Delete(ctx, e.kb.Key(id)))
 }
 
-// warm fills the n most popular keys at one instant (setup, not counted in
-// metrics), in the fleet's initial format, each with the drawn TTL.
+// exec runs one write statement through the database hooks; counter, when
+// not negative, is also counted (tenant writes).
+func (w *worker) exec(ctx context.Context, p *process, counter int, q string, arg uint64, wrap func(error) error) error {
+	e := w.e
+	return w.db(p, func() error {
+		e.stats.dbEnter()
+		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
+		t0 := time.Now()
+		_, err := p.db.ExecContext(qctx, q, arg)
+		cancel()
+		e.stats.record(w.idx, w.due, time.Since(t0), hDB)
+		e.stats.dbLeave()
+		e.stats.add(p.idx, cDBQueries, 1)
+		if counter >= 0 {
+			e.stats.add(p.idx, counter, 1)
+		}
+		if err != nil {
+			return wrap(err)
+		}
+		return nil
+	})
+}
+
 func (e *Engine) warm(ctx context.Context, n int) error {
 	db, err := sql.Open("mysql", e.dsn)
 	if err != nil {
@@ -592,7 +532,6 @@ func (e *Engine) warm(ctx context.Context, n int) error {
 	db.SetMaxOpenConns(4)
 	ids := HotSetIDs(n, e.cfg.Keys)
 	w := &worker{e: e, rng: rand.New(rand.NewPCG(e.cfg.Seed, 0x7761726d))}
-	prot := e.prot.Load()
 	v := e.cfg.Format
 	const batch = 500
 	for i := 0; i < len(ids); i += batch {
@@ -603,7 +542,7 @@ func (e *Engine) warm(ctx context.Context, n int) error {
 		}
 		for _, id := range chunk {
 			r := rows[e.rowID(id)]
-			b, ttl := w.encodeEntry(prot, v, r, time.Millisecond+e.cfg.QueryDelay)
+			b, ttl := w.encodeEntry(v, r, time.Millisecond+e.cfg.QueryDelay)
 			if err := e.cache.Set(ctx, e.kb.Key(id), b, ttl); err != nil {
 				return fmt.Errorf("set: %w", err)
 			}
@@ -637,18 +576,6 @@ func (w *worker) loadManyDB(ctx context.Context, db *sql.DB, ids []uint64) (map[
 		out[id] = r
 	}
 	return out, rs.Err()
-}
-
-// admit is the database concurrency limit: it fails fast instead of
-// queueing for the pool when limit queries are already running (limit 0 is
-// off). Every admitted call must be paired with busy.Add(-1).
-func (p *process) admit(limit int) bool {
-	n := p.busy.Add(1)
-	if limit > 0 && n > int64(limit) {
-		p.busy.Add(-1)
-		return false
-	}
-	return true
 }
 
 // delayClause is the QueryDelay condition appended to fill queries.

@@ -43,7 +43,7 @@ func TestRetryDelayDoublesCapsAndJitters(t *testing.T) {
 
 func TestRetryBudgetAllowsItsShareOverTheWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	b := newRetryBudget(0.1, 10*time.Second, t0)
+	b := newBudgetWindow(0.1, 10*time.Second, t0)
 	if b.withdraw(t0) {
 		t.Fatal("a retry allowed before any first attempt")
 	}
@@ -80,7 +80,7 @@ func TestRetryBudgetAllowsItsShareOverTheWindow(t *testing.T) {
 
 func TestRetryBudgetSlides(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	b := newRetryBudget(1, time.Second, t0) // 10 buckets of 100 ms
+	b := newBudgetWindow(1, time.Second, t0) // 10 buckets of 100 ms
 	for i := 0; i < 10; i++ {
 		b.deposit(t0.Add(time.Duration(i) * 100 * time.Millisecond))
 	}
@@ -97,30 +97,33 @@ func TestRetryBudgetSlides(t *testing.T) {
 func TestRetryOptions(t *testing.T) {
 	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
 	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
-	c, err := ConfigFromMap(map[string]any{"retries": int64(3), "retryBackoff": "20ms", "retryJitter": true,
-		"retryBudget": 0.2, "queryContention": "25ms"})
+	c, err := ConfigFromMap(map[string]any{"retries": int64(3), "queryContention": "25ms", "protections": map[string]any{
+		"retryBackoff": "20ms", "retryJitter": true, "retryBudget": 0.2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := RetryPolicy{Retries: 3, Backoff: 20 * time.Millisecond, Jitter: 1, Budget: 0.2, BudgetWindow: 10 * time.Second}
-	if c.Retry != want || c.QueryContention != 25*time.Millisecond {
-		t.Errorf("retry = %+v contention %v; want %+v", c.Retry, c.QueryContention, want)
+	rb := c.Protections.Get("retryBudget").(*retryBudget)
+	want := retryBudget{Budget: 0.2, Window: 10 * time.Second, Backoff: 20 * time.Millisecond, Jitter: 1}
+	if c.Retries != 3 || *rb != want || c.QueryContention != 25*time.Millisecond || !rb.Enabled() {
+		t.Errorf("retries %d budget %+v contention %v; want 3, %+v", c.Retries, *rb, c.QueryContention, want)
 	}
-	if c, err := ConfigFromMap(map[string]any{"retryJitter": 0.3}); err != nil || c.Retry.Jitter != 0.3 {
-		t.Errorf("retryJitter 0.3: %v %v", c.Retry.Jitter, err)
+	if c, err := ConfigFromMap(map[string]any{"protections": map[string]any{"retryJitter": 0.3}}); err != nil ||
+		c.Protections.Get("retryBudget").(*retryBudget).Jitter != 0.3 {
+		t.Errorf("retryJitter 0.3: %v", err)
 	}
-	if c, err := ConfigFromMap(nil); err != nil || c.Retry.Retries != 0 || c.Retry.Budget != 0 {
-		t.Errorf("defaults: %+v %v", c.Retry, err)
+	if c, err := ConfigFromMap(nil); err != nil || c.Retries != 0 || c.Protections.Get("retryBudget").Enabled() {
+		t.Errorf("defaults: retries %d, %v", c.Retries, err)
 	}
 	for m, msg := range map[string]map[string]any{
-		"option retries":           {"retries": int64(-1)},
-		"option retries:":          {"retries": 1.5},
-		"option retryBackoff":      {"retryBackoff": "-1s"},
-		"option retryJitter":       {"retryJitter": 1.5},
-		"option retryJitter: must": {"retryJitter": "yes"},
-		"option retryBudget":       {"retryBudget": -0.1},
-		"option retryBudgetWindow": {"retryBudgetWindow": "1ms"},
-		"option queryContention":   {"queryContention": "2s"},
+		"option retries":                       {"retries": int64(-1)},
+		"option retries:":                      {"retries": 1.5},
+		"option protections.retryBackoff":      {"protections": map[string]any{"retryBackoff": "-1s"}},
+		"option protections.retryJitter":       {"protections": map[string]any{"retryJitter": 1.5}},
+		"option protections.retryJitter: must": {"protections": map[string]any{"retryJitter": "yes"}},
+		"option protections.retryBudget":       {"protections": map[string]any{"retryBudget": -0.1}},
+		"option protections.retryBudgetWindow": {"protections": map[string]any{"retryBudgetWindow": "1ms"}},
+		"option queryContention":               {"queryContention": "2s"},
+		`unknown option "retryBudget"`:         {"retryBudget": 0.1}, // it moved under protections
 	} {
 		_, err := ConfigFromMap(msg)
 		if err == nil || !strings.Contains(err.Error(), m) {
@@ -130,9 +133,8 @@ func TestRetryOptions(t *testing.T) {
 }
 
 func TestRetryingStopsAtRetriesAndBudget(t *testing.T) {
-	cfg := NewConfig()
-	cfg.Retry = RetryPolicy{Retries: 3, BudgetWindow: 10 * time.Second}
-	e := &Engine{cfg: cfg, stats: newStats(1)}
+	e := engineWith(t, nil)
+	e.cfg.Retries = 3
 	w := &worker{e: e, rng: rand.New(rand.NewPCG(1, 1))}
 	p := &process{}
 	fail := errors.New("boom")
@@ -154,17 +156,20 @@ func TestRetryingStopsAtRetriesAndBudget(t *testing.T) {
 	}
 	// A budget of 0.5 retries per first attempt: two failing reads give
 	// one retry in all.
-	e.stats.retries.Store(0)
-	p.retryBudget = newRetryBudget(0.5, 10*time.Second, time.Now())
+	e = engineWith(t, map[string]any{"retryBudget": 0.5})
+	e.cfg.Retries = 3
+	w.e = e
+	e.prot.Load().Get("retryBudget").(processHook).newProcess(p, time.Now())
 	calls = 0
 	for i := 0; i < 2; i++ {
 		_, _ = retrying(context.Background(), w, p, func() (int, error) { calls++; return 0, fail })
 	}
-	if calls != 3 || e.stats.retries.Load() != 1 || e.stats.retriesDenied.Load() != 2 {
-		t.Errorf("budget 0.5: %d calls, %d retries, %d denied; want 3, 1, 2", calls, e.stats.retries.Load(), e.stats.retriesDenied.Load())
+	denied := e.stats.procs[0].named[e.stats.index[MetricRetriesDenied]].Load()
+	if calls != 3 || e.stats.retries.Load() != 1 || denied != 2 {
+		t.Errorf("budget 0.5: %d calls, %d retries, %d denied; want 3, 1, 2", calls, e.stats.retries.Load(), denied)
 	}
 	// Off: one call.
-	e.cfg.Retry.Retries = 0
+	e.cfg.Retries = 0
 	calls = 0
 	_, _ = retrying(context.Background(), w, p, func() (int, error) { calls++; return 0, fail })
 	if calls != 1 {

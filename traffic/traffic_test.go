@@ -47,9 +47,10 @@ func TestConfigFromMapDefaultsAndValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.CacheAddrs) != 2 || c.Seed != 77 || c.Rate != 2000 || c.Duration != 5*time.Second ||
-		c.TTL != 3*time.Second || c.Format != format.Current || !c.Protections.Coalesce ||
-		c.Protections.TTLJitter != 0.2 || c.Protections.FillLockWait != 10*time.Millisecond {
-		t.Errorf("config = %+v", c)
+		c.TTL != 3*time.Second || c.Format != format.Current || !c.Protections.Get("coalesce").Enabled() ||
+		c.Protections.Get("ttlJitter").(*ttlJitter).Fraction != 0.2 || c.Protections.Get("fillLock").(*fillLock).Wait != 10*time.Millisecond ||
+		c.Protections.Get("fillLock").Enabled() || strings.Join(c.Protections.On(), ",") != "coalesce,ttlJitter" {
+		t.Errorf("config = %+v, protections on %v", c, c.Protections.On())
 	}
 	if c.Keys != c.Rows || c.Warm != c.HotSet || c.Theta != 0.99 {
 		t.Errorf("derived defaults: keys %d rows %d warm %d hot %d", c.Keys, c.Rows, c.Warm, c.HotSet)
@@ -79,11 +80,17 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"protections": map[string]any{"coalesce": "yes"}}, "option protections.coalesce"},
 		{map[string]any{"lookupFraction": 0.6, "writeFraction": 0.5}, "writeFraction+multiFraction+lookupFraction+tenantWriteFraction: together 1.1"},
 		{map[string]any{"multiFraction": float64(2)}, "option multiFraction"},
-		{map[string]any{"cacheBreaker": float64(-1)}, "option cacheBreaker"},
+		{map[string]any{"protections": map[string]any{"breaker": float64(-1)}}, "option protections.breaker"},
+		{map[string]any{"cacheBreaker": int64(5)}, `unknown option "cacheBreaker"`}, // it moved under protections
 		{map[string]any{"tenantWriteFraction": float64(-0.1)}, "option tenantWriteFraction"},
 		{map[string]any{"tenantPrefix": "x`; DROP"}, "option tenantPrefix"},
 		{map[string]any{"tenants": int64(0)}, "option tenants"},
-		{map[string]any{"cacheBreakerCooldown": "0s"}, "option cacheBreakerCooldown"},
+		{map[string]any{"protections": map[string]any{"breakerCooldown": "0s"}}, "option protections.breakerCooldown"},
+		// IdentityCache's fetch_multi takes no fill lock and no lease;
+		// coalescing works on single fetches.
+		{map[string]any{"multiFraction": 0.3, "protections": map[string]any{"fillLock": true}}, "protection fillLock does not work on fetch_multi"},
+		{map[string]any{"multiFraction": 0.3, "protections": map[string]any{"leases": true}}, "protection leases does not work on fetch_multi"},
+		{map[string]any{"multiFraction": 0.3, "protections": map[string]any{"coalesce": true}}, "protection coalesce does not work on fetch_multi"},
 		{map[string]any{"cacheConnectTimeout": "x"}, "option cacheConnectTimeout"},
 		{map[string]any{"stages": "up"}, "option stages"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "5s"}}}, "stages[0]: target is missing"},
@@ -150,29 +157,56 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// engineWith is an engine with the protections of opts, for tests of
+// hooks that need no server.
+func engineWith(t *testing.T, opts map[string]any) *Engine {
+	t.Helper()
+	p := NewProtections()
+	if err := p.Apply(opts); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{cfg: Config{TTL: 10 * time.Second}, stats: newStats(1)}
+	e.prot.Store(&p)
+	return e
+}
+
 func TestTTLJitterOnlyShortensAndSpreads(t *testing.T) {
-	e := &Engine{cfg: Config{TTL: 10 * time.Second}}
-	w := &worker{e: e, rng: rand.New(rand.NewPCG(1, 1))}
-	if got := w.ttl(&Protections{}); got != 10*time.Second {
-		t.Errorf("no jitter: ttl %v", got)
+	w := &worker{e: engineWith(t, nil), rng: rand.New(rand.NewPCG(1, 1))}
+	if _, ttl := w.encodeEntry(format.Legacy, row{}, 0); ttl != 10 {
+		t.Errorf("no jitter: ttl %v s", ttl)
 	}
-	lo, hi := time.Hour, time.Duration(0)
+	w.e = engineWith(t, map[string]any{"ttlJitter": 0.5})
+	lo, hi := 100, 0
 	for i := 0; i < 1000; i++ {
-		d := w.ttl(&Protections{TTLJitter: 0.5})
-		lo, hi = min(lo, d), max(hi, d)
+		_, ttl := w.encodeEntry(format.Legacy, row{}, 0)
+		lo, hi = min(lo, ttl), max(hi, ttl)
 	}
-	if lo < 5*time.Second || hi > 10*time.Second || hi-lo < 4*time.Second {
-		t.Errorf("jittered TTLs in [%v, %v], want spread over [5s, 10s]", lo, hi)
+	if lo < 5 || hi > 10 || hi-lo < 4 {
+		t.Errorf("jittered TTLs in [%v, %v] s, want spread over [5, 10]", lo, hi)
+	}
+	// With a grace period for stale reads the stored TTL keeps it whole.
+	w.e = engineWith(t, map[string]any{"ttlJitter": 0.5, "staleWhileRevalidate": "30s"})
+	for i := 0; i < 100; i++ {
+		b, ttl := w.encodeEntry(format.Legacy, row{}, 0)
+		ent, err := format.Reader{Version: format.Legacy}.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logical := time.Until(time.UnixMilli(ent.ExpiresAt)).Seconds()
+		if d := float64(ttl) - logical; d < 29 || d > 31.5 {
+			t.Fatalf("stored %d s, logical %.1f s: the grace is %.1f s, want 30", ttl, logical, d)
+		}
 	}
 }
 
 func TestXFetchProbabilityRisesNearExpiry(t *testing.T) {
 	w := &worker{rng: rand.New(rand.NewPCG(1, 1))}
+	x := &xfetch{On: true, Beta: 1}
 	now := time.UnixMilli(1_000_000)
 	frac := func(left time.Duration) float64 {
 		n := 0
 		for i := 0; i < 10000; i++ {
-			if w.xfetchDue(format.Entry{ExpiresAt: now.Add(left).UnixMilli(), FillMillis: 100}, now, 1) {
+			if x.onHit(w, format.Entry{ExpiresAt: now.Add(left).UnixMilli(), FillMillis: 100}, now, false) == refreshEarly {
 				n++
 			}
 		}
@@ -183,28 +217,30 @@ func TestXFetchProbabilityRisesNearExpiry(t *testing.T) {
 	if far > 0.001 || near < 0.55 || near > 0.67 {
 		t.Errorf("xfetch refresh probability far=%.4f near=%.4f", far, near)
 	}
-	if !w.xfetchDue(format.Entry{ExpiresAt: now.UnixMilli() - 1, FillMillis: 1}, now, 1) {
-		t.Error("expired entry must be due")
+	if x.onHit(w, format.Entry{ExpiresAt: now.UnixMilli() - 1, FillMillis: 1}, now, true) != treatAsMiss {
+		t.Error("an expired entry is a miss")
 	}
 }
 
 func TestDBLimitFailsFast(t *testing.T) {
+	d := &dbLimit{Limit: 2}
 	p := &process{}
-	if !p.admit(2) || !p.admit(2) {
-		t.Fatal("first two must be admitted")
+	release := make(chan struct{})
+	held := make(chan error, 2)
+	for range 2 {
+		go func() { held <- d.db(p, func() error { <-release; return nil }) }()
 	}
-	if p.admit(2) {
-		t.Error("third must be shed")
+	for p.busy.Load() != 2 {
+		time.Sleep(time.Millisecond)
 	}
-	p.busy.Add(-1)
-	if !p.admit(2) {
-		t.Error("admitted again after one finished")
+	if err := d.db(p, func() error { return nil }); !errors.Is(err, errShed) {
+		t.Errorf("a third query while two run: %v, want shed", err)
 	}
-	q := &process{}
-	for i := 0; i < 100; i++ {
-		if !q.admit(0) {
-			t.Fatal("limit 0 is off")
-		}
+	close(release)
+	<-held
+	<-held
+	if err := d.db(p, func() error { return nil }); err != nil || p.busy.Load() != 0 {
+		t.Errorf("after they finished: %v, %d busy", err, p.busy.Load())
 	}
 }
 

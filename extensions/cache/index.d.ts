@@ -24,6 +24,7 @@
  *  Exact latency distributions: FIREDRILL_HDR_OUT NDJSON (HDR histograms per second).
  *  Gauges db_inflight (peak in the interval), db_connections.
  *  Counters db_retries, db_retries_denied: reads the retry layer retried, and retries its budget refused.
+ *  Each protection's counters are listed in its Spec (traffic/protect_*.go).
  */
 
 export type Duration = string | number;
@@ -54,29 +55,55 @@ export interface SeedResult {
   table: string;
 }
 
+/**
+ * The protections (traffic/protect_*.go, one file each). Each key belongs to
+ * one protection; its own name turns it on. Combinations that cannot work are
+ * refused with an error naming both: fillLock with leases; fillLock, leases or
+ * coalesce with fetch_multi (multiFraction), which IdentityCache reads in one
+ * query with no lock. A test keeps this list and its defaults equal to the
+ * registry's.
+ */
 export interface Protections {
-  /** Per-process request coalescing of fills (default false). */
+  /** A circuit breaker per memcached server: after this many failures in a row, calls fail fast (class breaker_open; fetches read the database) (default 0). */
+  breaker?: number;
+  /** How long an open breaker fails fast before one trial call (default "1s"). */
+  breakerCooldown?: Duration;
+  /** One fill per key at a time inside a process; the other callers share its result (default false). */
   coalesce?: boolean;
-  /** IdentityCache fill lock (default false); losers wait fillLockWait (50ms) up to fillLockTries (3) times, then read the DB. */
-  fillLock?: boolean;
-  fillLockWait?: Duration;
-  fillLockTries?: number;
-  /** memcached meta-protocol leases, mg N (default false); losers wait leaseWait (20ms) up to leaseTries (5); placeholder lives leaseTTL (3s). */
-  leases?: boolean;
-  leaseTTL?: Duration;
-  leaseWait?: Duration;
-  leaseTries?: number;
-  /** Serve entries up to this long past expiry while one background refresh runs (default 0 = off). */
-  staleWhileRevalidate?: Duration;
-  /** Shorten each TTL by a random fraction in [0, ttlJitter) (default 0 = off). */
-  ttlJitter?: number;
-  /** XFetch probabilistic early refresh (default false), eagerness xfetchBeta (1). */
-  xfetch?: boolean;
-  xfetchBeta?: number;
-  /** Max concurrent DB queries per process; excess fails fast as class "shed" (default 0 = off). */
-  dbLimit?: number;
-  /** Readers decode both cache formats (default false). */
+  /** Readers decode both cache formats, so a format flip does not turn entries into misses (default false). */
   compatRead?: boolean;
+  /** At most this many database queries at once per process; the rest are shed (class shed), not queued (default 0). */
+  dbLimit?: number;
+  /** IdentityCache's fill lock: one filler per key across processes (default false). */
+  fillLock?: boolean;
+  /** A fill lock loser's wait between re-reads (default "50ms"). */
+  fillLockWait?: Duration;
+  /** How many times a fill lock loser re-reads before reading the database (default 3). */
+  fillLockTries?: number;
+  /** memcached leases (mg N): the first reader of a missing key fills it, the others wait (default false). */
+  leases?: boolean;
+  /** How long a lease's placeholder lives (default "3s"). */
+  leaseTTL?: Duration;
+  /** A lease loser's wait between re-reads (default "20ms"). */
+  leaseWait?: Duration;
+  /** How many times a lease loser re-reads before reading the database (default 5). */
+  leaseTries?: number;
+  /** At most this many retries per first attempt, per process, over retryBudgetWindow (default 0). */
+  retryBudget?: number;
+  /** The retry budget's sliding window (default "10s"). */
+  retryBudgetWindow?: Duration;
+  /** The wait before the first retry, doubling each time up to 10s (default "0s"). */
+  retryBackoff?: Duration;
+  /** Shorten each retry's wait by a random fraction in [0, retryJitter); true is 1, full jitter (default 0). */
+  retryJitter?: boolean | number;
+  /** Serve an entry this long past its expiry while one refresh per key runs in the background (default "0s"). */
+  staleWhileRevalidate?: Duration;
+  /** Shorten each TTL by a random fraction in [0, ttlJitter), so entries filled together expire apart (default 0). */
+  ttlJitter?: number;
+  /** XFetch: refresh an entry early, with a probability growing as its expiry nears (default false). */
+  xfetch?: boolean;
+  /** XFetch's eagerness (default 1). */
+  xfetchBeta?: number;
 }
 
 export interface ReplayOptions {
@@ -142,13 +169,6 @@ export interface ReplayOptions {
   cacheConns?: number;
   /** Dial timeout per memcached connection, default "250ms". */
   cacheConnectTimeout?: Duration;
-  /**
-   * Circuit breaker per memcached server: after this many consecutive timeouts or connection
-   * failures calls to it fail fast (class breaker_open; fetches read the database) for
-   * cacheBreakerCooldown (default "1s"), then one trial call. Default 0 (off).
-   */
-  cacheBreaker?: number;
-  cacheBreakerCooldown?: Duration;
   /** Key parts: namespace (""), cacheVersion (8), model ("Record"), schemaHash (hash of the table's columns). */
   namespace?: string;
   cacheVersion?: number;
@@ -163,18 +183,11 @@ export interface ReplayOptions {
    */
   queryContention?: Duration;
   /**
-   * The app's retry layer around fill reads: up to `retries` extra attempts per read (default 0 = off),
-   * the first after retryBackoff (default 0 = at once), doubling each time (capped at 10s), each delay
-   * shortened by a random fraction in [0, retryJitter) (true = 1, full jitter; default 0). retryBudget
-   * caps retries at that fraction of first attempts over the last retryBudgetWindow (default "10s"),
-   * per process, as gRPC/Finagle retry budgets (default 0 = unlimited). Only a read's last error counts
-   * in firedrill_errors.
+   * The app's retry layer around fill reads: up to `retries` extra attempts per read, at once
+   * (default 0 = off); the protection retryBudget adds a backoff, jitter and a budget. Only a
+   * read's last error counts in firedrill_errors.
    */
   retries?: number;
-  retryBackoff?: Duration;
-  retryJitter?: boolean | number;
-  retryBudget?: number;
-  retryBudgetWindow?: Duration;
   /** Metric push interval, default and minimum "100ms". */
   interval?: Duration;
   /** HDR NDJSON output path, default FIREDRILL_HDR_OUT. */
@@ -191,18 +204,20 @@ export interface ReplaySummary {
   hitRatio: number;
   dbQueries: number;
   late: number;
+  /** The protections' counters (whether on or not). */
   coalesced: number;
   fillWaits: number;
   staleServed: number;
   leaseWon: number;
   earlyRefreshes: number;
+  breakerOpens: number;
+  retriesDenied: number;
   errors: { [cls: string]: number };
   /** Errors by the operation that failed: fetch, write, lookup. */
   opErrors: { [op: string]: number };
   lookups: number;
   lookupP50Ms: number;
   lookupP99Ms: number;
-  breakerOpens: number;
   tenantWrites: number;
   /** Latency of writes (updates of records and of tenant rows). */
   writeP50Ms: number;
@@ -216,9 +231,8 @@ export interface ReplaySummary {
   elapsedS: number;
   processes: number;
   achievedRate: number;
-  /** Reads the retry layer retried, and retries its budget refused. */
+  /** Reads the retry layer retried. */
   retries: number;
-  retriesDenied: number;
 }
 
 /** Creates the records table, or reuses it when seeded with the same parameters. */

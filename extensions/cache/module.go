@@ -49,7 +49,7 @@ type ModuleInstance struct {
 func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
 	reg := vu.InitEnv().Registry
 	mi := &ModuleInstance{root: r, vu: vu, metrics: map[string]*metrics.Metric{}}
-	for name, kind := range traffic.MetricKinds {
+	for name, kind := range traffic.MetricKinds() {
 		var m *metrics.Metric
 		switch kind {
 		case traffic.Counter:
@@ -198,19 +198,24 @@ func summaryMap(s traffic.Summary) map[string]any {
 	for k, v := range s.OpErrors {
 		opErrs[k] = v
 	}
-	return map[string]any{
+	out := map[string]any{
 		"operations": s.Operations, "unsent": s.Unsent, "fetches": s.Fetches, "hits": s.Hits,
 		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "late": s.Late,
-		"coalesced": s.Coalesced, "fillWaits": s.FillWaits, "staleServed": s.StaleServed,
-		"leaseWon": s.LeaseWon, "earlyRefreshes": s.EarlyFresh, "errors": errs, "opErrors": opErrs,
+		"errors": errs, "opErrors": opErrs,
 		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
-		"breakerOpens": s.BreakerOpens, "tenantWrites": s.TenantWrites, "writeP50Ms": ms(s.WriteP50), "writeP99Ms": ms(s.WriteP99),
+		"tenantWrites": s.TenantWrites, "writeP50Ms": ms(s.WriteP50), "writeP99Ms": ms(s.WriteP99),
 		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
 		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
 		"elapsedS": s.Elapsed.Seconds(), "processes": s.Processes,
 		"achievedRate": float64(s.Operations) / max(s.Elapsed.Seconds(), 1e-9),
-		"retries":      s.Retries, "retriesDenied": s.RetriesDenied,
+		"retries":      s.Retries,
 	}
+	// The protections' counters, by the summary keys they register
+	// (coalesced, leaseWon, breakerOpens, retriesDenied, ...).
+	for k, v := range s.Protections {
+		out[k] = v
+	}
+	return out
 }
 
 func (mi *ModuleInstance) running(op string) (*traffic.Engine, error) {
@@ -403,7 +408,7 @@ func (mi *ModuleInstance) Protections(opts map[string]any) (map[string]any, erro
 		}
 	}
 	p := eng.Protections()
-	if err := traffic.ApplyProtections(&p, m); err != nil {
+	if err := p.Apply(m); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := eng.SetProtections(p); err != nil {
@@ -416,17 +421,7 @@ func (mi *ModuleInstance) Protections(opts map[string]any) (map[string]any, erro
 		}
 		mi.pushFault("protection", action, k, name)
 	}
-	return protectionsMap(p), nil
-}
-
-func protectionsMap(p traffic.Protections) map[string]any {
-	return map[string]any{
-		"coalesce": p.Coalesce, "fillLock": p.FillLock, "fillLockWait": p.FillLockWait.String(),
-		"fillLockTries": p.FillLockTries, "leases": p.Leases, "leaseTTL": p.LeaseTTL.String(),
-		"leaseWait": p.LeaseWait.String(), "leaseTries": p.LeaseTries,
-		"staleWhileRevalidate": p.StaleWhileRevalidate.String(), "ttlJitter": p.TTLJitter,
-		"xfetch": p.XFetch, "xfetchBeta": p.XFetchBeta, "dbLimit": p.DBLimit, "compatRead": p.CompatRead,
-	}
+	return eng.Protections().Status(), nil
 }
 
 // Status reports the running replay's steering state, or { running: false }.
@@ -440,7 +435,7 @@ func (mi *ModuleInstance) Status() map[string]any {
 	m := eng.CurrentMix()
 	tot := eng.Totals()
 	return map[string]any{
-		"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": protectionsMap(eng.Protections()),
+		"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": eng.Protections().Status(),
 		"mix":      mixMap(m),
 		"counters": int64Map(tot.Counters), "errors": int64Map(tot.Errors), "opErrors": int64Map(tot.OpErrors),
 	}
