@@ -96,6 +96,8 @@ type collector struct {
 	end          float64 // seconds: end of traffic
 	events       []reports.FaultEvent
 	open         []string // faults injected and never removed
+	// recovery is the drill's recovery rule judged (fill), nil without one
+	recovery *reports.Recovery
 }
 
 func newCollector(fallback time.Time) *collector {

@@ -257,9 +257,26 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 	case "connections_peak":
 		return c.peakGauge(traffic.MetricDBConns, sel, w)
 	case reports.SummaryRecovered:
+		if r := c.recovery; r != nil {
+			if r.RecoveryS == nil && r.Note != "" && r.Note != noHealthyWindow {
+				return 0, false // the rule could not be applied
+			}
+			return b2f(r.Recovered), true
+		}
 		return c.lastGauge("firedrill_recovered", sel, w)
 	case reports.SummaryRecovery:
+		if r := c.recovery; r != nil {
+			if r.RecoveryS == nil {
+				return 0, false
+			}
+			return float64(*r.RecoveryS), true
+		}
 		return c.lastGauge("firedrill_recovery_s", sel, w)
+	case "relapse_s":
+		if r := c.recovery; r != nil && r.RelapseS != nil {
+			return float64(*r.RelapseS), true
+		}
+		return 0, false
 	}
 	if h, stat, ok := latencyName(name); ok {
 		return c.latency(h, stat, op, w)
@@ -272,6 +289,13 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 		return c.lastGauge(name, sel, w)
 	}
 	return 0, false
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func slicesMax(v []float64) float64 {

@@ -129,6 +129,10 @@ func (c *collector) fill(res *reports.Result, spec *Spec) {
 	res.Events = c.events
 	res.Series = c.series()
 	ps := c.phases(spec)
+	if spec != nil {
+		c.recovery = c.judgeRecovery(spec.Recovery, ps)
+		res.Recovery = c.recovery
+	}
 	res.Phases = nil
 	for _, p := range ps {
 		res.Phases = append(res.Phases, reports.Phase{

@@ -34,6 +34,9 @@ type Spec struct {
 	// Windows are phases of the drill's own, such as "recovery": from 10 s
 	// to 40 s after the trigger's removal.
 	Windows []WindowSpec `json:"windows,omitempty"`
+	// Recovery, when set, has the harness judge recovery after a trigger
+	// (metrics recovered, recovery_s, relapse_s).
+	Recovery *RecoverySpec `json:"recovery,omitempty"`
 	// Checks decide the verdict.
 	Checks []CheckSpec `json:"checks"`
 }
@@ -138,6 +141,11 @@ func (s *Spec) Validate(d Drill) error {
 	}
 	if s.Warmup < 0 {
 		return fmt.Errorf("warmup %v: must be >= 0 seconds", s.Warmup)
+	}
+	if s.Recovery != nil {
+		if err := s.Recovery.validate(); err != nil {
+			return err
+		}
 	}
 	seen := map[string]bool{}
 	for i, w := range s.Windows {
@@ -268,4 +276,48 @@ func ParseSpec(d Drill, raw []byte) (*Spec, error) {
 		return nil, fmt.Errorf("drill %s: options.ext.firedrill: %w", d.Name, err)
 	}
 	return &s, nil
+}
+
+// RecoverySpec asks the harness to judge recovery after a trigger, as the
+// metastability literature measures it (Huang et al., OSDI 2022): the run
+// is recovered at the first window of Window seconds that starts at least
+// Settle seconds after the trigger's phase ends, in which the mean fetch
+// latency is at most LatencyFactor x the before phase's and at most
+// ErrorBudget of the offered operations are not served. The harness
+// watches to the end of the run: a later window that fails again is a
+// relapse, and the run counts as not recovered.
+type RecoverySpec struct {
+	After         string  `json:"after"`
+	Window        float64 `json:"window,omitempty"`
+	Settle        float64 `json:"settle,omitempty"`
+	LatencyFactor float64 `json:"latency_factor,omitempty"`
+	ErrorBudget   float64 `json:"error_budget,omitempty"`
+}
+
+// withDefaults fills the literature's values: windows of 30 s from 10 s
+// after the removal, latency within 1.1x, and 1% of operations not served.
+func (r RecoverySpec) withDefaults() RecoverySpec {
+	if r.Window == 0 {
+		r.Window = 30
+	}
+	if r.Settle == 0 {
+		r.Settle = 10
+	}
+	if r.LatencyFactor == 0 {
+		r.LatencyFactor = 1.1
+	}
+	if r.ErrorBudget == 0 {
+		r.ErrorBudget = 0.01
+	}
+	return r
+}
+
+func (r RecoverySpec) validate() error {
+	switch {
+	case r.After == "":
+		return errors.New("recovery: after names the trigger's phase (a fault's kind)")
+	case r.Window < 0 || r.Settle < 0 || r.LatencyFactor < 0 || r.ErrorBudget < 0 || r.ErrorBudget >= 1:
+		return fmt.Errorf("recovery: window %v, settle %v, latency_factor %v must be >= 0 and error_budget %v in [0, 1)", r.Window, r.Settle, r.LatencyFactor, r.ErrorBudget)
+	}
+	return nil
 }

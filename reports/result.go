@@ -107,6 +107,7 @@ type Result struct {
 	Series     []Series             `json:"series"`           // 1 s time series from the start of traffic
 	Phases     []Phase              `json:"phases"`           // exact statistics before, during and after faults
 	Checks     []Check              `json:"checks,omitempty"` // the drill's checks, judged: they decide the verdict
+	Recovery   *Recovery            `json:"recovery,omitempty"` // recovery after a trigger, when the drill asks
 	Thresholds []Threshold          `json:"thresholds"`       // k6's own thresholds, for k6 users; not the verdict
 	Verdict    Verdict              `json:"verdict"`
 	Histograms map[string]Histogram `json:"histograms,omitempty"` // whole-run latency, mergeable
@@ -168,6 +169,28 @@ type Phase struct {
 	// fetch_p99, served_ratio, db_rate_peak, ...).
 	Summary    map[string]Float     `json:"summary"`
 	Histograms map[string]Histogram `json:"histograms,omitempty"`
+}
+
+// Recovery is the harness's judgement of recovery after a trigger, by the
+// rule of the metastability literature: the first window of Window seconds,
+// starting at least Settle seconds after the trigger's removal, whose mean
+// fetch latency is at most LatencyFactor x the before phase's and whose
+// unserved share is at most ErrorBudget; watched to the end of the run, a
+// later unhealthy window is a relapse and the run is not recovered.
+type Recovery struct {
+	After         string  `json:"after"`  // the trigger's phase
+	Window        float64 `json:"window"` // seconds
+	Settle        float64 `json:"settle"`
+	LatencyFactor float64 `json:"latency_factor"`
+	ErrorBudget   float64 `json:"error_budget"`
+	RemovedAt     float64 `json:"removed_at"` // seconds since the start of traffic
+	BeforeMeanMs  Float   `json:"before_mean_ms"`
+	Recovered     bool    `json:"recovered"`
+	// RecoveryS is the time from the removal to the start of the first
+	// healthy window; RelapseS to the start of a later unhealthy one.
+	RecoveryS *Float `json:"recovery_s,omitempty"`
+	RelapseS  *Float `json:"relapse_s,omitempty"`
+	Note      string `json:"note,omitempty"`
 }
 
 // Threshold is one k6 threshold expression and its outcome.

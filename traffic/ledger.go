@@ -72,6 +72,7 @@ var HistNames = [numHists]string{hFetch: "fetch", hDB: "db", hLookup: "lookup", 
 // flusher, off the hot path) and counts.
 type tally struct {
 	vals    [numHists][]uint32 // µs
+	sum     [numHists]int64    // µs, so a window's mean needs no histogram
 	offered [numLedgerOps]int64
 	late    [numLedgerOps]int64
 	out     [numLedgerOps][numOutcomes]int64
@@ -82,6 +83,7 @@ func (t *tally) reset() {
 	for k := range t.vals {
 		t.vals[k] = t.vals[k][:0]
 	}
+	t.sum = [numHists]int64{}
 	t.offered, t.late = [numLedgerOps]int64{}, [numLedgerOps]int64{}
 	t.out = [numLedgerOps][numOutcomes]int64{}
 	t.failed = [numLedgerOps][len(classes)]int64{}
@@ -160,6 +162,7 @@ func (l *ledger) latency(shard int, due time.Time, d time.Duration, kinds ...his
 	t := s.at(bucketKey(due))
 	for _, k := range kinds {
 		t.vals[k] = append(t.vals[k], v)
+		t.sum[k] += int64(v)
 	}
 	s.mu.Unlock()
 }
@@ -204,6 +207,8 @@ func (l *ledger) fold(also func(k histKind, v int64)) {
 				if len(vs) == 0 {
 					continue
 				}
+				a.counts[HistNames[k]+".count"] += int64(len(vs))
+				a.counts[HistNames[k]+".sum_us"] += t.sum[k]
 				if a.h[k] == nil {
 					a.h[k] = l.hist()
 				}
@@ -250,7 +255,9 @@ func (l *ledger) hist() *hdr.Histogram {
 // 100 ms bucket of due times starting at T (unix seconds), either one
 // latency histogram (Metric, Unit, Encoded: hdrhistogram-go's V2
 // compressed encoding, base64) or the operation counts (Counts: keys
-// "<op>.offered", "<op>.<outcome>", "<op>.failed.<class>", "<op>.late").
+// "<op>.offered", "<op>.<outcome>", "<op>.failed.<class>", "<op>.late",
+// and per histogram "<hist>.count" and "<hist>.sum_us", its latencies'
+// number and sum).
 // A bucket may appear on several lines (operations finishing in different
 // seconds, several generators): readers add counts and merge histograms.
 type LedgerLine struct {

@@ -94,7 +94,7 @@ func TestLedgerAttributesByDueTime(t *testing.T) {
 	counts, hists := readLedger(t, path)
 	b0, b2 := float64(t0.Unix()), float64(t0.Unix())+0.2
 	want0 := map[string]int64{"fetch.offered": 2, "fetch.served": 1, "fetch.failed": 1, "fetch.failed.timeout": 1, "fetch.late": 1,
-		"write.offered": 1, "write.shed": 1}
+		"write.offered": 1, "write.shed": 1, "fetch.count": 2, "fetch.sum_us": 2_005_000, "write.count": 1, "write.sum_us": 9000}
 	if got := counts[b0]; len(got) != len(want0) {
 		t.Errorf("bucket 0 counts = %v, want %v", got, want0)
 	} else {
