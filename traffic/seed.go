@@ -13,28 +13,32 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/firedrill-dev/firedrill/internal/opts"
 )
 
-// SeedConfig describes the records table.
+// SeedConfig describes the records table. The opt tags name its options
+// in cache.seed().
 type SeedConfig struct {
 	// DSN is where to seed (default env FIREDRILL_MYSQL_ADMIN_DSN, else
 	// FIREDRILL_MYSQL_DSN): seeding is setup, so it may bypass the proxy.
-	DSN string
+	DSN string `opt:"dsn"`
 	// Table (default "cache_records").
-	Table string
+	Table string `opt:"table"`
 	// Rows (default 1,000,000).
-	Rows uint64
+	Rows uint64 `opt:"rows"`
 	// Seed makes payloads reproducible (default env FIREDRILL_SEED or 1).
-	Seed uint64
+	Seed uint64 `opt:"seed"`
 	// PayloadMin and PayloadMax bound payload sizes in bytes, drawn
 	// uniformly (defaults 64 and 512).
-	PayloadMin, PayloadMax int
+	PayloadMin int `opt:"payloadMin"`
+	PayloadMax int `opt:"payloadMax"`
 	// Batch is rows per INSERT statement (default 2000).
-	Batch int
+	Batch int `opt:"batch"`
 	// Workers is parallel inserting connections (default 2).
-	Workers int
+	Workers int `opt:"workers"`
 	// Force reseeds even when the table matches.
-	Force bool
+	Force bool `opt:"force"`
 }
 
 // SeedResult says what Seed did.
@@ -62,34 +66,8 @@ func NewSeedConfig() SeedConfig {
 // SeedConfigFromMap applies a JS-style option map over the defaults.
 func SeedConfigFromMap(m map[string]any) (SeedConfig, error) {
 	c := NewSeedConfig()
-	for _, k := range sortedKeys(m) {
-		v := m[k]
-		var err error
-		switch k {
-		case "dsn":
-			c.DSN, err = asString(v)
-		case "table":
-			c.Table, err = asString(v)
-		case "rows":
-			c.Rows, err = asUint(v)
-		case "seed":
-			c.Seed, err = asUint(v)
-		case "payloadMin":
-			c.PayloadMin, err = asInt(v)
-		case "payloadMax":
-			c.PayloadMax, err = asInt(v)
-		case "batch":
-			c.Batch, err = asInt(v)
-		case "workers":
-			c.Workers, err = asInt(v)
-		case "force":
-			c.Force, err = asBool(v)
-		default:
-			return c, fmt.Errorf("unknown option %q", k)
-		}
-		if err != nil {
-			return c, fmt.Errorf("option %s: %w", k, err)
-		}
+	if err := opts.Decode(m, &c); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }

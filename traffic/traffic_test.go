@@ -116,7 +116,7 @@ func TestSeedConfigFromMap(t *testing.T) {
 	if err != nil || c.Rows != 1000 || c.Seed != 5 {
 		t.Fatalf("%+v %v", c, err)
 	}
-	if _, err := SeedConfigFromMap(map[string]any{"row": 1}); err == nil || !strings.Contains(err.Error(), `"row"`) {
+	if _, err := SeedConfigFromMap(map[string]any{"row": 1}); err == nil || !strings.Contains(err.Error(), "option row: unknown") {
 		t.Errorf("unknown option: %v", err)
 	}
 	if _, err := SeedConfigFromMap(map[string]any{"payloadMin": int64(10), "payloadMax": int64(5)}); err == nil {

@@ -3,7 +3,6 @@ package cache
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
 	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/internal/opts"
 	"github.com/firedrill-dev/firedrill/traffic"
 )
 
@@ -241,93 +241,38 @@ func (mi *ModuleInstance) pushFault(kind, action, target, name string) {
 // markers are the steering actions that are steps or protections.
 var markers = map[string]bool{"scale": true, "rate": true, "mix": true, "protection": true}
 
-// steer is the prologue every steering call shares: only the allowed keys
-// (and "name", the event's name on the timeline) may appear, numbers are
-// read into nums by key (a key in required must be given), and a replay must
-// be running in this k6 process. Option errors come first, so a script
-// learns of a typo even where no replay runs.
-func (mi *ModuleInstance) steer(op string, opts map[string]any, nums map[string]*float64, required ...string) (*traffic.Engine, string, error) {
-	allowed := []string{"name"}
-	for k := range nums {
-		allowed = append(allowed, k)
-	}
-	if err := steerArgs(op, opts, allowed...); err != nil {
-		return nil, "", err
-	}
-	for k, dst := range nums {
-		v, ok, err := optNumber(op, opts, k, slices.Contains(required, k))
-		if err != nil {
-			return nil, "", err
-		}
-		if ok {
-			*dst = v
-		}
-	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", op, err)
-	}
-	eng, err := mi.running(op)
-	return eng, name, err
+// steered is what every steering call takes besides its own options: the
+// event's name on the timeline.
+type steered struct {
+	Name string `opt:"name"`
 }
 
-// steerArgs pulls the allowed keys out of an option map, rejecting others.
-func steerArgs(op string, m map[string]any, allowed ...string) error {
-	for k := range m {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || k == a
-		}
-		if !ok {
-			return fmt.Errorf("%s: unknown option %q", op, k)
-		}
+// steer is the prologue every steering call shares: its options object m
+// is decoded into args, then a replay must be running in this k6 process.
+// Option errors come first, so a script learns of a typo even where no
+// replay runs.
+func (mi *ModuleInstance) steer(op string, m map[string]any, args any) (*traffic.Engine, error) {
+	if err := opts.Decode(m, args); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return nil
-}
-
-func optName(m map[string]any) (string, error) {
-	v, ok := m["name"]
-	if !ok {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("option name: must be a string, got %T", v)
-	}
-	return s, nil
-}
-
-func optNumber(op string, m map[string]any, key string, required bool) (float64, bool, error) {
-	v, ok := m[key]
-	if !ok {
-		if required {
-			return 0, false, fmt.Errorf("%s: option %s is required", op, key)
-		}
-		return 0, false, nil
-	}
-	switch n := v.(type) {
-	case int64:
-		return float64(n), true, nil
-	case float64:
-		return n, true, nil
-	case int:
-		return float64(n), true, nil
-	}
-	return 0, false, fmt.Errorf("%s: option %s: must be a number, got %T", op, key, v)
+	return mi.running(op)
 }
 
 // ExpireHotSet makes the hot set ({ keys }: default the replay's hotSet)
 // expire at one instant.
-func (mi *ModuleInstance) ExpireHotSet(opts map[string]any) (map[string]any, error) {
+func (mi *ModuleInstance) ExpireHotSet(m map[string]any) (map[string]any, error) {
 	const op = "expireHotSet"
-	var k float64
-	eng, name, err := mi.steer(op, opts, map[string]*float64{"keys": &k})
+	var args struct {
+		steered `opt:",inline"`
+		Keys    int `opt:"keys"`
+	}
+	eng, err := mi.steer(op, m, &args)
 	if err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
-	n, err := eng.ExpireHotSet(mi.vu.Context(), int(k))
-	mi.pushFault("hot_set_expiry", "inject", "top-"+strconv.Itoa(n), name)
+	n, err := eng.ExpireHotSet(mi.vu.Context(), args.Keys)
+	mi.pushFault("hot_set_expiry", "inject", "top-"+strconv.Itoa(n), args.Name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -336,13 +281,17 @@ func (mi *ModuleInstance) ExpireHotSet(opts map[string]any) (map[string]any, err
 
 // FlipFormat moves { fraction } of the fleet to the other cache format
 // (0 rolls back).
-func (mi *ModuleInstance) FlipFormat(opts map[string]any) (map[string]any, error) {
+func (mi *ModuleInstance) FlipFormat(m map[string]any) (map[string]any, error) {
 	const op = "flipFormat"
-	var f float64
-	eng, name, err := mi.steer(op, opts, map[string]*float64{"fraction": &f}, "fraction")
+	var args struct {
+		steered  `opt:",inline"`
+		Fraction float64 `opt:"fraction,required"`
+	}
+	eng, err := mi.steer(op, m, &args)
 	if err != nil {
 		return nil, err
 	}
+	f := args.Fraction
 	if err := eng.FlipFormat(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -350,76 +299,77 @@ func (mi *ModuleInstance) FlipFormat(opts map[string]any) (map[string]any, error
 	if f == 0 {
 		action = "remove"
 	}
-	mi.pushFault("format_flip", action, "fraction="+strconv.FormatFloat(f, 'g', -1, 64), name)
+	mi.pushFault("format_flip", action, "fraction="+strconv.FormatFloat(f, 'g', -1, 64), args.Name)
 	return map[string]any{"fraction": f}, nil
 }
 
 // Scale changes the fleet to { processes } processes.
-func (mi *ModuleInstance) Scale(opts map[string]any) (map[string]any, error) {
+func (mi *ModuleInstance) Scale(m map[string]any) (map[string]any, error) {
 	const op = "scale"
-	var n float64
-	eng, name, err := mi.steer(op, opts, map[string]*float64{"processes": &n}, "processes")
+	var args struct {
+		steered   `opt:",inline"`
+		Processes int `opt:"processes,required"`
+	}
+	eng, err := mi.steer(op, m, &args)
 	if err != nil {
 		return nil, err
 	}
-	if n != float64(int(n)) {
-		return nil, fmt.Errorf("%s: option processes: must be an integer", op)
-	}
+	n := args.Processes
 	before := eng.Processes()
-	if err := eng.Scale(int(n)); err != nil {
+	if err := eng.Scale(n); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	mi.pushFault("scale", "inject", "processes="+strconv.Itoa(int(n)), name)
-	return map[string]any{"before": before, "processes": int(n)}, nil
+	mi.pushFault("scale", "inject", "processes="+strconv.Itoa(n), args.Name)
+	return map[string]any{"before": before, "processes": n}, nil
 }
 
 // SetRate changes the arrival rate ({ rate } operations per second).
-func (mi *ModuleInstance) SetRate(opts map[string]any) (map[string]any, error) {
+func (mi *ModuleInstance) SetRate(m map[string]any) (map[string]any, error) {
 	const op = "setRate"
-	var r float64
-	eng, name, err := mi.steer(op, opts, map[string]*float64{"rate": &r}, "rate")
+	var args struct {
+		steered `opt:",inline"`
+		Rate    float64 `opt:"rate,required"`
+	}
+	eng, err := mi.steer(op, m, &args)
 	if err != nil {
 		return nil, err
 	}
+	r := args.Rate
 	before := eng.Rate()
 	if err := eng.SetRate(r); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	mi.pushFault("rate", "inject", "rate="+strconv.FormatFloat(r, 'g', -1, 64), name)
+	mi.pushFault("rate", "inject", "rate="+strconv.FormatFloat(r, 'g', -1, 64), args.Name)
 	return map[string]any{"before": before, "rate": r}, nil
 }
 
 // Protections changes protection switches of the running replay; keys not
 // given keep their value. Returns the switches now in force.
-func (mi *ModuleInstance) Protections(opts map[string]any) (map[string]any, error) {
+func (mi *ModuleInstance) Protections(m map[string]any) (map[string]any, error) {
 	const op = "protections"
-	eng, err := mi.running(op)
+	// The switches are the replay's protections option, whose decoder
+	// lives with the replay's other options.
+	var args struct {
+		steered  `opt:",inline"`
+		Switches map[string]any `opt:",rest"`
+	}
+	eng, err := mi.steer(op, m, &args)
 	if err != nil {
 		return nil, err
 	}
-	name, err := optName(opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	m := make(map[string]any, len(opts))
-	for k, v := range opts {
-		if k != "name" {
-			m[k] = v
-		}
-	}
 	p := eng.Protections()
-	if err := p.Apply(m); err != nil {
+	if err := p.Apply(args.Switches); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := eng.SetProtections(p); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	for k, v := range m {
+	for k, v := range args.Switches {
 		action := "inject"
 		if b, ok := v.(bool); ok && !b {
 			action = "remove"
 		}
-		mi.pushFault("protection", action, k, name)
+		mi.pushFault("protection", action, k, args.Name)
 	}
 	return eng.Protections().Status(), nil
 }
@@ -450,41 +400,50 @@ func int64Map(m map[string]int64) map[string]any {
 }
 
 // SetMix changes the operation mix ({ writeFraction, multiFraction,
-// lookupFraction }; keys not given keep their value), as a feature flag
-// turning a query off does. On the timeline it is fault "mix" on target
-// "fleet": inject while the mix differs from the replay's options, remove
-// when it is back to them.
-func (mi *ModuleInstance) SetMix(opts map[string]any) (map[string]any, error) {
+// lookupFraction, tenantWriteFraction }; keys not given keep their value),
+// as a feature flag turning a query off does. On the timeline it is fault
+// "mix" on target "fleet": inject while the mix differs from the replay's
+// options, remove when it is back to them.
+func (mi *ModuleInstance) SetMix(m map[string]any) (map[string]any, error) {
 	const op = "setMix"
-	// The given shares land in set; the others keep the running values.
-	var set traffic.Mix
-	given := mixShares(&set)
-	eng, name, err := mi.steer(op, opts, given)
+	var args mixArgs
+	eng, err := mi.steer(op, m, &args)
 	if err != nil {
 		return nil, err
 	}
-	m := eng.CurrentMix()
-	cur := mixShares(&m)
-	for k := range opts {
-		if dst, ok := cur[k]; ok {
-			*dst = *given[k]
-		}
-	}
-	if err := eng.SetMix(m); err != nil {
+	mix := eng.CurrentMix()
+	args.apply(&mix)
+	if err := eng.SetMix(mix); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	action := "inject"
-	if m == eng.Config().Mix {
+	if mix == eng.Config().Mix {
 		action = "remove"
 	}
-	mi.pushFault("mix", action, "fleet", name)
-	return mixMap(m), nil
+	mi.pushFault("mix", action, "fleet", args.Name)
+	return mixMap(mix), nil
 }
 
-// mixShares names the fields of m by their option keys.
-func mixShares(m *traffic.Mix) map[string]*float64 {
-	return map[string]*float64{"writeFraction": &m.WriteFraction, "multiFraction": &m.MultiFraction,
-		"lookupFraction": &m.LookupFraction, "tenantWriteFraction": &m.TenantWriteFraction}
+// mixArgs are setMix's options; a share not given is nil and keeps its
+// running value.
+type mixArgs struct {
+	steered             `opt:",inline"`
+	WriteFraction       *float64 `opt:"writeFraction"`
+	MultiFraction       *float64 `opt:"multiFraction"`
+	LookupFraction      *float64 `opt:"lookupFraction"`
+	TenantWriteFraction *float64 `opt:"tenantWriteFraction"`
+}
+
+// apply sets the given shares in m.
+func (a mixArgs) apply(m *traffic.Mix) {
+	for _, s := range []struct{ to, from *float64 }{
+		{&m.WriteFraction, a.WriteFraction}, {&m.MultiFraction, a.MultiFraction},
+		{&m.LookupFraction, a.LookupFraction}, {&m.TenantWriteFraction, a.TenantWriteFraction},
+	} {
+		if s.from != nil {
+			*s.to = *s.from
+		}
+	}
 }
 
 func mixMap(m traffic.Mix) map[string]any {
@@ -494,23 +453,18 @@ func mixMap(m traffic.Mix) map[string]any {
 
 // HotSetKeys returns the cache keys of the k most popular records for the
 // given key-building options (for verification scripts).
-func (mi *ModuleInstance) HotSetKeys(opts map[string]any) ([]string, error) {
-	k := 0
-	if v, ok := opts["count"]; ok {
-		n, _, err := optNumber("hotSetKeys", map[string]any{"count": v}, "count", true)
-		if err != nil {
-			return nil, err
-		}
-		k = int(n)
+func (mi *ModuleInstance) HotSetKeys(m map[string]any) ([]string, error) {
+	// Besides count it takes the replay's options, decoded with them.
+	var args struct {
+		Count  int            `opt:"count"`
+		Replay map[string]any `opt:",rest"`
 	}
-	rest := map[string]any{}
-	for key, v := range opts {
-		if key != "count" {
-			rest[key] = v
-		}
+	if err := opts.Decode(m, &args); err != nil {
+		return nil, fmt.Errorf("hotSetKeys: %w", err)
 	}
+	k := args.Count
 	c := traffic.NewConfig(traffic.WithCacheAddrs("127.0.0.1:1"))
-	if err := traffic.ApplyMap(&c, rest); err != nil {
+	if err := traffic.ApplyMap(&c, args.Replay); err != nil {
 		return nil, fmt.Errorf("hotSetKeys: %w", err)
 	}
 	if err := c.Validate(); err != nil {

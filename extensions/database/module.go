@@ -153,96 +153,82 @@ func (mi *ModuleInstance) RestoreConnections() error {
 	return in.RestoreConnections(ctx)
 }
 
-type indexSpec struct {
-	Schema, Table, Index, Method string
+// The option structs below are decoded before anything else, so a typo
+// shows even where no database is reachable. Options named ...Ms are whole
+// milliseconds.
+
+// indexOptions are revertPlanRegression's options.
+type indexOptions struct {
+	Schema string `opt:"schema"`
+	Table  string `opt:"table"`
+	Index  string `opt:"index"`
+}
+
+// planOptions are planRegression's: the index and how to lose it.
+type planOptions struct {
+	indexOptions `opt:",inline"`
+	Method       string `opt:"method"`
+}
+
+func (o indexOptions) check() error {
+	if o.Table == "" || o.Index == "" {
+		return errors.New("table and index are required")
+	}
+	return nil
 }
 
 // PlanRegression is database.planRegression({schema, table, index, method}).
 func (mi *ModuleInstance) PlanRegression(v sobek.Value) error {
+	var o planOptions
+	err := jsopt.Decode(mi.vu.Runtime(), v, &o)
+	if err == nil {
+		err = o.check()
+	}
+	if err != nil {
+		return fmt.Errorf("database.planRegression: %w", err)
+	}
 	ctx, in, err := mi.begin("planRegression")
 	if err != nil {
 		return err
 	}
-	s, err := parseIndex(mi.vu.Runtime(), v, true)
-	if err != nil {
-		return fmt.Errorf("database.planRegression: %w", err)
-	}
-	return in.PlanRegression(ctx, s.Schema, s.Table, s.Index, s.Method)
+	return in.PlanRegression(ctx, o.Schema, o.Table, o.Index, o.Method)
 }
 
 // RevertPlanRegression is database.revertPlanRegression({schema, table, index}).
 func (mi *ModuleInstance) RevertPlanRegression(v sobek.Value) error {
+	var o indexOptions
+	err := jsopt.Decode(mi.vu.Runtime(), v, &o)
+	if err == nil {
+		err = o.check()
+	}
+	if err != nil {
+		return fmt.Errorf("database.revertPlanRegression: %w", err)
+	}
 	ctx, in, err := mi.begin("revertPlanRegression")
 	if err != nil {
 		return err
 	}
-	s, err := parseIndex(mi.vu.Runtime(), v, false)
-	if err != nil {
-		return fmt.Errorf("database.revertPlanRegression: %w", err)
-	}
-	return in.RevertPlanRegression(ctx, s.Schema, s.Table, s.Index)
+	return in.RevertPlanRegression(ctx, o.Schema, o.Table, o.Index)
 }
 
-func parseIndex(rt *sobek.Runtime, v sobek.Value, withMethod bool) (indexSpec, error) {
-	var s indexSpec
-	m, err := jsopt.Options(rt, v)
-	if err != nil {
-		return s, err
-	}
-	for k, val := range m {
-		switch k {
-		case "schema":
-			s.Schema, err = jsopt.String(k, val)
-		case "table":
-			s.Table, err = jsopt.String(k, val)
-		case "index":
-			s.Index, err = jsopt.String(k, val)
-		case "method":
-			if !withMethod {
-				err = errors.New(`option "method" is not used here`)
-				break
-			}
-			s.Method, err = jsopt.String(k, val)
-		default:
-			err = fmt.Errorf("unknown option %q (want schema, table, index%s)", k, map[bool]string{true: ", method"}[withMethod])
-		}
-		if err != nil {
-			return s, err
-		}
-	}
-	if s.Table == "" || s.Index == "" {
-		return s, errors.New("table and index are required")
-	}
-	return s, nil
+// tenantOptions are createTenants' options.
+type tenantOptions struct {
+	Prefix string `opt:"prefix"`
+	Count  uint   `opt:"count"`
+	Rows   uint   `opt:"rows"`
 }
 
 // CreateTenants is database.createTenants({prefix, count, rows}).
 func (mi *ModuleInstance) CreateTenants(v sobek.Value) error {
+	var o tenantOptions
+	if err := jsopt.Decode(mi.vu.Runtime(), v, &o); err != nil {
+		return fmt.Errorf("database.createTenants: %w", err)
+	}
 	ctx, in, err := mi.begin("createTenants")
 	if err != nil {
 		return err
 	}
-	m, err := jsopt.Options(mi.vu.Runtime(), v)
-	if err != nil {
-		return fmt.Errorf("database.createTenants: %w", err)
-	}
-	prefix, count, rows := "", 0, 0
-	for k, val := range m {
-		switch k {
-		case "prefix":
-			prefix, err = jsopt.String(k, val)
-		case "count":
-			count, err = jsopt.NonNegativeInt(k, val)
-		case "rows":
-			rows, err = jsopt.NonNegativeInt(k, val)
-		default:
-			err = fmt.Errorf("unknown option %q (want prefix, count, rows)", k)
-		}
-		if err != nil {
-			return fmt.Errorf("database.createTenants: %w", err)
-		}
-	}
-	return in.CreateTenants(ctx, prefix, count, rows)
+	return in.CreateTenants(ctx, o.Prefix, int(o.Count), int(o.Rows))
 }
 
 // DropTenants is database.dropTenants(prefix): returns how many it dropped.
@@ -254,55 +240,46 @@ func (mi *ModuleInstance) DropTenants(prefix string) (int, error) {
 	return in.DropTenants(ctx, prefix)
 }
 
+// stormOptions are startDDLStorm's options.
+type stormOptions struct {
+	Prefix                 string   `opt:"prefix"`
+	Method                 string   `opt:"method"`
+	Column                 string   `opt:"column"`
+	Types                  []string `opt:"types"`
+	Concurrency            uint     `opt:"concurrency"`
+	Passes                 uint     `opt:"passes"`
+	ChunkRows              uint     `opt:"chunkRows"`
+	PauseMs                uint     `opt:"pauseMs"`
+	ThrottleThreadsRunning uint     `opt:"throttleThreadsRunning"`
+	MaxDurationMs          uint     `opt:"maxDurationMs"`
+	Detached               bool     `opt:"detached"`
+}
+
+func (o stormOptions) config() fdb.StormConfig {
+	return fdb.StormConfig{
+		Prefix: o.Prefix, Method: o.Method, Column: o.Column, Types: o.Types,
+		Concurrency: int(o.Concurrency), Passes: int(o.Passes), ChunkRows: int(o.ChunkRows),
+		Pause: ms(o.PauseMs), ThrottleThreadsRunning: int(o.ThrottleThreadsRunning),
+		MaxDuration: ms(o.MaxDurationMs),
+	}
+}
+
+func ms(n uint) time.Duration { return time.Duration(n) * time.Millisecond }
+
 // StartDDLStorm is database.startDDLStorm({prefix, method, column, types,
 // concurrency, passes, chunkRows, pauseMs, throttleThreadsRunning,
 // maxDurationMs, detached}). It returns the prefix, the storm's handle.
 func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
+	var o stormOptions
+	if err := jsopt.Decode(mi.vu.Runtime(), v, &o); err != nil {
+		return "", fmt.Errorf("database.startDDLStorm: %w", err)
+	}
+	cfg := o.config()
 	ctx, in, err := mi.begin("startDDLStorm")
 	if err != nil {
 		return "", err
 	}
-	m, err := jsopt.Options(mi.vu.Runtime(), v)
-	if err != nil {
-		return "", fmt.Errorf("database.startDDLStorm: %w", err)
-	}
-	var cfg fdb.StormConfig
-	detached := false
-	for k, val := range m {
-		var n int
-		switch k {
-		case "prefix":
-			cfg.Prefix, err = jsopt.String(k, val)
-		case "method":
-			cfg.Method, err = jsopt.String(k, val)
-		case "column":
-			cfg.Column, err = jsopt.String(k, val)
-		case "types":
-			cfg.Types, err = jsopt.Strings(k, val)
-		case "concurrency":
-			cfg.Concurrency, err = jsopt.NonNegativeInt(k, val)
-		case "passes":
-			cfg.Passes, err = jsopt.NonNegativeInt(k, val)
-		case "chunkRows":
-			cfg.ChunkRows, err = jsopt.NonNegativeInt(k, val)
-		case "pauseMs":
-			n, err = jsopt.NonNegativeInt(k, val)
-			cfg.Pause = time.Duration(n) * time.Millisecond
-		case "throttleThreadsRunning":
-			cfg.ThrottleThreadsRunning, err = jsopt.NonNegativeInt(k, val)
-		case "maxDurationMs":
-			n, err = jsopt.NonNegativeInt(k, val)
-			cfg.MaxDuration = time.Duration(n) * time.Millisecond
-		case "detached":
-			detached, err = jsopt.Bool(k, val)
-		default:
-			err = fmt.Errorf("unknown option %q", k)
-		}
-		if err != nil {
-			return "", fmt.Errorf("database.startDDLStorm: %w", err)
-		}
-	}
-	if ctx, err = detach(ctx, "startDDLStorm", detached, cfg.MaxDuration); err != nil {
+	if ctx, err = detach(ctx, "startDDLStorm", o.Detached, cfg.MaxDuration); err != nil {
 		return "", err
 	}
 	mi.root.mu.Lock()
@@ -370,47 +347,37 @@ func (mi *ModuleInstance) RestoreStatementLimit() error {
 	return in.RestoreStatementLimit(ctx)
 }
 
+// killerOptions are startQueryKiller's options.
+type killerOptions struct {
+	ThresholdMs   uint   `opt:"thresholdMs"`
+	IntervalMs    uint   `opt:"intervalMs"`
+	MaxPerScan    uint   `opt:"maxPerScan"`
+	Prefix        string `opt:"prefix"`
+	User          string `opt:"user"`
+	MaxDurationMs uint   `opt:"maxDurationMs"`
+	Detached      bool   `opt:"detached"`
+}
+
+func (o killerOptions) config() fdb.KillerConfig {
+	return fdb.KillerConfig{
+		Threshold: ms(o.ThresholdMs), Interval: ms(o.IntervalMs), MaxPerScan: int(o.MaxPerScan),
+		Prefix: o.Prefix, User: o.User, MaxDuration: ms(o.MaxDurationMs),
+	}
+}
+
 // StartQueryKiller is database.startQueryKiller({thresholdMs, intervalMs,
 // maxPerScan, prefix, user, maxDurationMs, detached}).
 func (mi *ModuleInstance) StartQueryKiller(v sobek.Value) error {
+	var o killerOptions
+	if err := jsopt.Decode(mi.vu.Runtime(), v, &o); err != nil {
+		return fmt.Errorf("database.startQueryKiller: %w", err)
+	}
+	cfg := o.config()
 	ctx, in, err := mi.begin("startQueryKiller")
 	if err != nil {
 		return err
 	}
-	m, err := jsopt.Options(mi.vu.Runtime(), v)
-	if err != nil {
-		return fmt.Errorf("database.startQueryKiller: %w", err)
-	}
-	var cfg fdb.KillerConfig
-	detached := false
-	for k, val := range m {
-		var n int
-		switch k {
-		case "thresholdMs":
-			n, err = jsopt.NonNegativeInt(k, val)
-			cfg.Threshold = time.Duration(n) * time.Millisecond
-		case "intervalMs":
-			n, err = jsopt.NonNegativeInt(k, val)
-			cfg.Interval = time.Duration(n) * time.Millisecond
-		case "maxPerScan":
-			cfg.MaxPerScan, err = jsopt.NonNegativeInt(k, val)
-		case "prefix":
-			cfg.Prefix, err = jsopt.String(k, val)
-		case "user":
-			cfg.User, err = jsopt.String(k, val)
-		case "maxDurationMs":
-			n, err = jsopt.NonNegativeInt(k, val)
-			cfg.MaxDuration = time.Duration(n) * time.Millisecond
-		case "detached":
-			detached, err = jsopt.Bool(k, val)
-		default:
-			err = fmt.Errorf("unknown option %q", k)
-		}
-		if err != nil {
-			return fmt.Errorf("database.startQueryKiller: %w", err)
-		}
-	}
-	if ctx, err = detach(ctx, "startQueryKiller", detached, cfg.MaxDuration); err != nil {
+	if ctx, err = detach(ctx, "startQueryKiller", o.Detached, cfg.MaxDuration); err != nil {
 		return err
 	}
 	mi.root.mu.Lock()

@@ -2,7 +2,6 @@ package toxiproxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -216,61 +215,32 @@ func toxicToJS(t toxiproxy.Toxic) map[string]any {
 	}
 }
 
+// toxicOptions are addToxic's options. Its fields are toxiproxy.Toxic's,
+// so one converts to the other and a change there fails to compile here.
+type toxicOptions struct {
+	Name       string         `opt:"name"`
+	Type       string         `opt:"type,required"`
+	Stream     string         `opt:"stream"`
+	Toxicity   *float64       `opt:"toxicity"`
+	Attributes map[string]any `opt:"attributes"`
+}
+
 // parseToxic reads a toxic spec strictly: an unknown key is an error, so a
 // misspelt option fails the drill instead of being ignored.
 func parseToxic(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Toxic, error) {
-	var t toxiproxy.Toxic
-	m, err := jsopt.Options(rt, v)
-	if err != nil {
-		return t, err
-	}
-	for k, val := range m {
-		switch k {
-		case "name":
-			t.Name, err = jsopt.String(k, val)
-		case "type":
-			t.Type, err = jsopt.String(k, val)
-		case "stream":
-			t.Stream, err = jsopt.String(k, val)
-		case "toxicity":
-			var f float64
-			f, err = jsopt.Number(k, val)
-			t.Toxicity = toxiproxy.Float(f)
-		case "attributes":
-			t.Attributes, err = jsopt.Object(k, val)
-		default:
-			err = fmt.Errorf("unknown option %q (want name, type, stream, toxicity, attributes)", k)
-		}
-		if err != nil {
-			return t, err
-		}
-	}
-	if t.Type == "" {
-		return t, errors.New("missing toxic type")
-	}
-	return t, nil
+	var o toxicOptions
+	err := jsopt.Decode(rt, v, &o)
+	return toxiproxy.Toxic(o), err
+}
+
+// updateOptions are updateToxic's options, toxiproxy.Update's fields.
+type updateOptions struct {
+	Toxicity   *float64       `opt:"toxicity"`
+	Attributes map[string]any `opt:"attributes"`
 }
 
 func parseUpdate(rt *sobek.Runtime, v sobek.Value) (toxiproxy.Update, error) {
-	var u toxiproxy.Update
-	m, err := jsopt.Options(rt, v)
-	if err != nil {
-		return u, err
-	}
-	for k, val := range m {
-		switch k {
-		case "toxicity":
-			var f float64
-			f, err = jsopt.Number(k, val)
-			u.Toxicity = toxiproxy.Float(f)
-		case "attributes":
-			u.Attributes, err = jsopt.Object(k, val)
-		default:
-			err = fmt.Errorf("unknown option %q (want toxicity, attributes)", k)
-		}
-		if err != nil {
-			return u, err
-		}
-	}
-	return u, nil
+	var o updateOptions
+	err := jsopt.Decode(rt, v, &o)
+	return toxiproxy.Update(o), err
 }

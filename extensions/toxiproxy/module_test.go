@@ -93,7 +93,10 @@ func TestModule(t *testing.T) {
 		{`toxiproxy.addToxic("memcached-0", { type: "latency", toxicity: 2 })`, `toxicity 2 out of [0, 1]`},
 		{`toxiproxy.addToxic("nope", { type: "latency" })`, `"nope"`},
 		{`toxiproxy.addToxic("", { type: "latency" })`, `missing proxy`},
-		{`toxiproxy.addToxic("memcached-0", { type: "latency", latency: 5 })`, `unknown option "latency"`},
+		{`toxiproxy.addToxic("memcached-0", { type: "latency", latency: 5 })`, `option latency: unknown (known: attributes, name, stream, toxicity, type)`},
+		{`toxiproxy.addToxic("memcached-0", { name: "slow" })`, `option type: required but not given`},
+		{`toxiproxy.addToxic("memcached-0", { type: "latency", toxicity: "half" })`, `option toxicity: must be a number, got string "half"`},
+		{`toxiproxy.updateToxic("memcached-0", "slow", { latency: 5 })`, `option latency: unknown (known: attributes, toxicity)`},
 		{`toxiproxy.addToxic("memcached-0")`, `missing options object`},
 		{`toxiproxy.removeToxic("memcached-0", "nothing")`, `not found`},
 	} {

@@ -1,7 +1,6 @@
 package jsopt
 
 import (
-	"math"
 	"reflect"
 	"testing"
 
@@ -43,60 +42,36 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-// Each reader accepts its kind and names the option when given another.
-func TestValues(t *testing.T) {
-	ok := func(got, want any, err error) {
-		t.Helper()
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("got %#v (%v), want %#v", got, err, want)
+// Decode goes from the JS object to the struct, with the decoder's errors.
+func TestDecode(t *testing.T) {
+	rt := sobek.New()
+	var o struct {
+		Name     string         `opt:"name"`
+		Rows     uint           `opt:"rows"`
+		Toxicity *float64       `opt:"toxicity"`
+		Attrs    map[string]any `opt:"attributes"`
+	}
+	v, err := rt.RunString(`({ name: "slow", rows: 300, toxicity: 0.5, attributes: { latency: 100 } })`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(rt, v, &o); err != nil || o.Name != "slow" || o.Rows != 300 || o.Toxicity == nil || *o.Toxicity != 0.5 ||
+		!reflect.DeepEqual(o.Attrs, map[string]any{"latency": int64(100)}) {
+		t.Fatalf("%+v (%v)", o, err)
+	}
+	for _, tc := range []struct{ js, want string }{
+		{`({ rows: -1 })`, "option rows: must be a non-negative integer, got number -1"},
+		{`({ rows: 2.5 })`, "option rows: must be a non-negative integer, got number 2.5"},
+		{`({ toxicity: NaN })`, "option toxicity: must be a finite number, got number NaN"},
+		{`({ nme: "x" })`, "option nme: unknown (known: attributes, name, rows, toxicity)"},
+		{`(undefined)`, "missing options object"},
+	} {
+		v, err := rt.RunString(tc.js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Decode(rt, v, &o); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: err %v, want %q", tc.js, err, tc.want)
 		}
 	}
-	fails := func(err error, want string) {
-		t.Helper()
-		if err == nil || err.Error() != want {
-			t.Errorf("err %v, want %q", err, want)
-		}
-	}
-
-	s, err := String("name", "slow")
-	ok(s, "slow", err)
-	_, err = String("name", int64(1))
-	fails(err, `option "name" must be a string`)
-
-	f, err := Number("toxicity", int64(1))
-	ok(f, 1.0, err)
-	f, err = Number("toxicity", 0.25)
-	ok(f, 0.25, err)
-	_, err = Number("toxicity", "1")
-	fails(err, `option "toxicity" must be a number`)
-
-	n, err := NonNegativeInt("rows", int64(300))
-	ok(n, 300, err)
-	n, err = NonNegativeInt("rows", 2.0)
-	ok(n, 2, err)
-	n, err = NonNegativeInt("rows", int64(0))
-	ok(n, 0, err)
-	for _, bad := range []any{int64(-1), -2.0, 1.5, math.NaN(), "3", nil} {
-		_, err = NonNegativeInt("rows", bad)
-		fails(err, `option "rows" must be a non-negative integer`)
-	}
-
-	b, err := Bool("detached", true)
-	ok(b, true, err)
-	_, err = Bool("detached", "true")
-	fails(err, `option "detached" must be a boolean`)
-
-	l, err := Strings("types", []any{"INT", "BIGINT NOT NULL"})
-	ok(l, []string{"INT", "BIGINT NOT NULL"}, err)
-	l, err = Strings("types", []any{})
-	ok(l, []string{}, err)
-	_, err = Strings("types", "INT")
-	fails(err, `option "types" must be an array of strings`)
-	_, err = Strings("types", []any{"INT", int64(1)})
-	fails(err, `option "types" must be an array of strings`)
-
-	o, err := Object("attributes", map[string]any{"latency": int64(5)})
-	ok(o, map[string]any{"latency": int64(5)}, err)
-	_, err = Object("attributes", []any{})
-	fails(err, `option "attributes" must be an object`)
 }
