@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/firedrill-dev/firedrill/internal/opts"
 	"github.com/firedrill-dev/firedrill/traffic/format"
 )
 
@@ -17,124 +17,127 @@ import (
 type Config struct {
 	// CacheAddrs are the memcached servers traffic goes to (default: env
 	// FIREDRILL_MEMCACHED, comma-separated; each through its Toxiproxy proxy).
-	CacheAddrs []string
+	CacheAddrs []string `opt:"memcached,comma"`
 	// AdminCacheAddrs reach the same servers without the proxy, in the same
 	// order, for steering actions (default: env FIREDRILL_MEMCACHED_DIRECT).
-	AdminCacheAddrs []string
+	AdminCacheAddrs []string `opt:"memcachedDirect,comma"`
 	// DSN is the go-sql-driver DSN traffic uses (default: env FIREDRILL_MYSQL_DSN).
-	DSN string
+	DSN string `opt:"dsn"`
 	// Table holds the records (default "cache_records").
-	Table string
+	Table string `opt:"table"`
 	// Rate is operations per second (default 1000). An operation is a fetch,
 	// a fetch_multi or a write.
-	Rate float64
+	Rate float64 `opt:"rate"`
 	// Duration bounds the replay (default 30 s, or the stages' total when
 	// Stages are given and Duration is not).
-	Duration time.Duration
+	Duration time.Duration `opt:"duration"`
 	// Stages ramp the rate linearly, as k6's ramping-arrival-rate: from
 	// Rate (the start rate) to each stage's Target over its Duration, then
 	// holding the last target (default none: Rate throughout). setRate()
 	// ends the ramp and holds the rate it sets.
-	Stages []Stage
+	Stages []Stage `opt:"stages"`
 	// Arrivals is "uniform" (default) or "poisson" spacing of operations.
-	Arrivals string
+	Arrivals string `opt:"arrivals" enum:"uniform,poisson"`
 	// Rows is the number of database rows (default 1,000,000).
-	Rows uint64
+	Rows uint64 `opt:"rows"`
 	// Keys is the modelled keyspace (default Rows); key id k reads row
 	// k mod Rows + 1, so a 5e9-record cache can sit over a small table.
-	Keys uint64
+	Keys uint64 `opt:"keys"`
 	// Theta is the Zipf exponent in (0,1) (default 0.99).
-	Theta float64
+	Theta float64 `opt:"theta"`
 	// HotSet is the number of most popular keys expireHotSet acts on
 	// (default 100).
-	HotSet int
+	HotSet int `opt:"hotSet"`
 	// Warm is how many of the most popular keys are filled before traffic
 	// starts, all at one instant with one TTL (default HotSet). The entries
 	// then expire together after TTL unless TTLJitter is on: the incident's
 	// natural trigger.
-	Warm int
+	Warm int `opt:"warm"`
 	// TTL is the entry lifetime (default 60 s).
-	TTL time.Duration
+	TTL time.Duration `opt:"ttl"`
 	// Processes is the fleet size P (default 4).
-	Processes int
+	Processes int `opt:"processes"`
 	// PoolSize is each process's database pool size S (default 10).
-	PoolSize int
+	PoolSize int `opt:"poolSize"`
 	// MaxInflight caps concurrently running operations over the fleet
 	// (default 1024). When all are busy new operations start late and are
 	// counted in cache_late; none is dropped while the replay runs.
-	MaxInflight int
+	MaxInflight int `opt:"maxInflight"`
 	// Mix is the share of each operation kind (all 0 by default: single
 	// fetches only); SetMix changes it while the replay runs.
-	Mix
+	Mix `opt:",inline"`
 	// MultiSize is the number of keys per fetch_multi (default 10).
-	MultiSize int
+	MultiSize int `opt:"multiSize"`
 	// TenantPrefix, Tenants and TenantRows name the tenant schemas tenant
 	// writes go to (defaults "firedrill_tenant_", 10, 1000); they must
 	// match database.createTenants.
-	TenantPrefix string
-	Tenants      int
-	TenantRows   int
+	TenantPrefix string `opt:"tenantPrefix"`
+	Tenants      int    `opt:"tenants"`
+	TenantRows   int    `opt:"tenantRows"`
 	// Format is the fleet's initial cache format (default legacy).
-	Format format.Version
+	Format format.Version `opt:"format"`
 	// FlipFraction is the share of processes already running the other
 	// (current) format at start (default 0).
-	FlipFraction float64
+	FlipFraction float64 `opt:"flipFraction"`
 	// Seed makes key sequences reproducible (default env FIREDRILL_SEED or 1).
-	Seed uint64
+	Seed uint64 `opt:"seed"`
 	// LateAfter is how far behind schedule an operation may start before it
 	// counts as late (default 10 ms).
-	LateAfter time.Duration
+	LateAfter time.Duration `opt:"lateAfter"`
 	// CacheTimeout bounds each memcached round trip (default 500 ms).
-	CacheTimeout time.Duration
+	CacheTimeout time.Duration `opt:"cacheTimeout"`
 	// DBTimeout bounds each database query (default 1 s).
-	DBTimeout time.Duration
+	DBTimeout time.Duration `opt:"dbTimeout"`
 	// CacheConnectTimeout bounds dialling a memcached server (default 250 ms).
-	CacheConnectTimeout time.Duration
+	CacheConnectTimeout time.Duration `opt:"cacheConnectTimeout"`
 	// CacheConns caps connections per memcached server (default 64).
-	CacheConns int
+	CacheConns int `opt:"cacheConns"`
 	// CacheMux sends gets and sets over one multiplexed meta-protocol
 	// connection per server (memcache.WithMux): about twice the gets per
 	// CPU-second, for high-rate replays. A timeout then fails every request
 	// in flight on that connection, unlike the per-connection pool, so
 	// latency-fault drills keep it off. Default false.
-	CacheMux bool
+	CacheMux bool `opt:"cacheMux"`
 	// Namespace, CacheVersion, Model and SchemaHash build IdentityCache keys
 	// "<Namespace>IDC:<CacheVersion>:blob:<Model>:<SchemaHash>:<id>"
 	// (defaults "", 8, "Record", a hash of the table's columns).
-	Namespace    string
-	CacheVersion int
-	Model        string
-	SchemaHash   string
+	Namespace    string `opt:"namespace"`
+	CacheVersion int    `opt:"cacheVersion"`
+	Model        string `opt:"model"`
+	SchemaHash   string `opt:"schemaHash"`
 	// QueryDelay makes each fill query cost this much database time
 	// (MySQL SLEEP per row read), to model an expensive miss path as the
 	// metastability studies do (default 0). Seeding and warming skip it.
-	QueryDelay time.Duration
+	QueryDelay time.Duration `opt:"queryDelay"`
 	// QueryContention adds this much database time to each fill query per
 	// query running on the server when it starts (SLEEP of QueryContention
 	// x the processlist's running queries): a database whose throughput is
 	// fixed, so latency grows with concurrency, as CPU or latch contention
 	// makes it, without burning the harness's CPU. Queries whose client
 	// gave up still run and count (default 0: off).
-	QueryContention time.Duration
+	QueryContention time.Duration `opt:"queryContention"`
 	// Retries is how many times the app's retry layer retries a failed
 	// read of a fill (retry.go), as an ORM's does; the protection
 	// retryBudget adds a backoff, jitter and a budget (default 0: none).
-	Retries int
+	Retries int `opt:"retries"`
 	// Interval is the metric push interval (default 100 ms, the minimum).
-	Interval time.Duration
+	Interval time.Duration `opt:"interval"`
 	// HDROut appends per-second HDR histograms as NDJSON (default: env
 	// FIREDRILL_HDR_OUT; empty is off).
-	HDROut string
+	HDROut string `opt:"hdrOut"`
 	// Protections are the registered protections with their options; all
 	// off by default (protection.go, protect_*.go).
 	Protections Protections
+	// ProtectionOptions is the protections object as a script gives it;
+	// ApplyMap applies it to Protections and clears it.
+	ProtectionOptions map[string]any `opt:"protections"`
 }
 
 // Stage is one leg of a ramp: reach Target operations per second over
 // Duration.
 type Stage struct {
-	Duration time.Duration
-	Target   float64
+	Duration time.Duration `opt:"duration,required"`
+	Target   float64       `opt:"target,required"`
 }
 
 // StagesTotal is the stages' summed duration.
@@ -163,15 +166,15 @@ func rateAt(start float64, st []Stage, t time.Duration) float64 {
 // The shares are each in [0, 1] and together at most 1.
 type Mix struct {
 	// WriteFraction updates a record and invalidates its entry.
-	WriteFraction float64
+	WriteFraction float64 `opt:"writeFraction"`
 	// MultiFraction is fetch_multi (MultiSize keys, one multi-get).
-	MultiFraction float64
+	MultiFraction float64 `opt:"multiFraction"`
 	// LookupFraction queries the database by the indexed ref column,
 	// uncached: the frequent query a plan regression turns into a full scan.
-	LookupFraction float64
+	LookupFraction float64 `opt:"lookupFraction"`
 	// TenantWriteFraction updates a row of a tenant's table
 	// (TenantPrefix<i>.items, as database.createTenants makes them).
-	TenantWriteFraction float64
+	TenantWriteFraction float64 `opt:"tenantWriteFraction"`
 }
 
 // kinds are the operation kinds the mix has, as protections name them.
@@ -329,6 +332,8 @@ func (c *Config) Validate() error {
 	switch {
 	case len(c.CacheAddrs) == 0:
 		return fmt.Errorf("option memcached: no memcached addresses (set FIREDRILL_MEMCACHED)")
+	case !validIdent(c.Table):
+		return fmt.Errorf("option table: %q is not a plain table name", c.Table)
 	case len(c.AdminCacheAddrs) != 0 && len(c.AdminCacheAddrs) != len(c.CacheAddrs):
 		return fmt.Errorf("option memcachedDirect: %d addresses for %d servers", len(c.AdminCacheAddrs), len(c.CacheAddrs))
 	case !(c.Rate >= 0) || math.IsInf(c.Rate, 0):
@@ -416,139 +421,24 @@ func ConfigFromMap(m map[string]any) (Config, error) {
 }
 
 // ApplyMap applies option map m to c without validating the result.
+// Without an explicit duration, stages last their total. The protections
+// object goes to the protections' registry, which knows their options.
 func ApplyMap(c *Config, m map[string]any) error {
-	durationSet := false
-	defer func() {
-		if !durationSet && len(c.Stages) > 0 {
-			c.Duration = StagesTotal(c.Stages)
-		}
-	}()
-	for _, k := range sortedKeys(m) {
-		v := m[k]
-		var err error
-		switch k {
-		case "memcached":
-			c.CacheAddrs, err = asList(v)
-		case "memcachedDirect":
-			c.AdminCacheAddrs, err = asList(v)
-		case "dsn":
-			c.DSN, err = asString(v)
-		case "table":
-			c.Table, err = asString(v)
-			if err == nil && !validIdent(c.Table) {
-				err = fmt.Errorf("%q is not a plain table name", c.Table)
-			}
-		case "rate":
-			c.Rate, err = asFloat(v)
-		case "duration":
-			c.Duration, err = asDuration(v)
-			durationSet = true
-		case "stages":
-			c.Stages, err = asStages(v)
-		case "arrivals":
-			c.Arrivals, err = asString(v)
-		case "rows":
-			c.Rows, err = asUint(v)
-		case "keys":
-			c.Keys, err = asUint(v)
-		case "theta":
-			c.Theta, err = asFloat(v)
-		case "hotSet":
-			c.HotSet, err = asInt(v)
-		case "warm":
-			c.Warm, err = asInt(v)
-		case "ttl":
-			c.TTL, err = asDuration(v)
-		case "processes":
-			c.Processes, err = asInt(v)
-		case "poolSize":
-			c.PoolSize, err = asInt(v)
-		case "maxInflight":
-			c.MaxInflight, err = asInt(v)
-		case "multiFraction":
-			c.MultiFraction, err = asFloat(v)
-		case "multiSize":
-			c.MultiSize, err = asInt(v)
-		case "writeFraction":
-			c.WriteFraction, err = asFloat(v)
-		case "tenantWriteFraction":
-			c.TenantWriteFraction, err = asFloat(v)
-		case "tenantPrefix":
-			c.TenantPrefix, err = asString(v)
-		case "tenants":
-			c.Tenants, err = asInt(v)
-		case "tenantRows":
-			c.TenantRows, err = asInt(v)
-		case "lookupFraction":
-			c.LookupFraction, err = asFloat(v)
-		case "format":
-			var s string
-			if s, err = asString(v); err == nil {
-				c.Format, err = format.Parse(s)
-			}
-		case "flipFraction":
-			c.FlipFraction, err = asFloat(v)
-		case "seed":
-			c.Seed, err = asUint(v)
-		case "lateAfter":
-			c.LateAfter, err = asDuration(v)
-		case "cacheTimeout":
-			c.CacheTimeout, err = asDuration(v)
-		case "dbTimeout":
-			c.DBTimeout, err = asDuration(v)
-		case "cacheConns":
-			c.CacheConns, err = asInt(v)
-		case "cacheConnectTimeout":
-			c.CacheConnectTimeout, err = asDuration(v)
-		case "cacheMux":
-			c.CacheMux, err = asBool(v)
-		case "namespace":
-			c.Namespace, err = asString(v)
-		case "cacheVersion":
-			c.CacheVersion, err = asInt(v)
-		case "model":
-			c.Model, err = asString(v)
-		case "schemaHash":
-			c.SchemaHash, err = asString(v)
-		case "interval":
-			c.Interval, err = asDuration(v)
-		case "queryDelay":
-			c.QueryDelay, err = asDuration(v)
-		case "queryContention":
-			c.QueryContention, err = asDuration(v)
-		case "retries":
-			c.Retries, err = asInt(v)
-		case "hdrOut":
-			c.HDROut, err = asString(v)
-		case "protections":
-			pm, ok := v.(map[string]any)
-			if !ok {
-				err = fmt.Errorf("must be an object, got %T", v)
-				break
-			}
-			if c.Protections.set == nil {
-				c.Protections = NewProtections()
-			}
-			if err := c.Protections.Apply(pm); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("unknown option %q", k)
-		}
-		if err != nil {
-			return fmt.Errorf("option %s: %w", k, err)
-		}
+	if err := opts.Decode(m, c); err != nil {
+		return err
 	}
-	return nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
+	if _, given := m["duration"]; !given && len(c.Stages) > 0 {
+		c.Duration = StagesTotal(c.Stages)
 	}
-	sort.Strings(ks)
-	return ks
+	pm := c.ProtectionOptions
+	if pm == nil {
+		return nil
+	}
+	c.ProtectionOptions = nil
+	if c.Protections.set == nil {
+		c.Protections = NewProtections()
+	}
+	return c.Protections.Apply(pm)
 }
 
 func validIdent(s string) bool {
@@ -561,22 +451,6 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-func asString(v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("must be a string, got %T", v)
-	}
-	return s, nil
-}
-
-func asBool(v any) (bool, error) {
-	b, ok := v.(bool)
-	if !ok {
-		return false, fmt.Errorf("must be a boolean, got %T", v)
-	}
-	return b, nil
 }
 
 func asFloat(v any) (float64, error) {
@@ -592,99 +466,4 @@ func asFloat(v any) (float64, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("must be a number, got %T", v)
-}
-
-func asInt(v any) (int, error) {
-	f, err := asFloat(v)
-	if err != nil {
-		return 0, err
-	}
-	if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, fmt.Errorf("must be an integer, got %v", f)
-	}
-	return int(f), nil
-}
-
-func asUint(v any) (uint64, error) {
-	f, err := asFloat(v)
-	if err != nil {
-		return 0, err
-	}
-	if f < 0 || f != math.Trunc(f) || f > 1<<53 {
-		return 0, fmt.Errorf("must be a non-negative integer, got %v", f)
-	}
-	return uint64(f), nil
-}
-
-func asDuration(v any) (time.Duration, error) {
-	if s, ok := v.(string); ok {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		return d, nil
-	}
-	f, err := asFloat(v)
-	if err != nil {
-		return 0, fmt.Errorf("must be a duration string or milliseconds, got %T", v)
-	}
-	return time.Duration(f * float64(time.Millisecond)), nil
-}
-
-// asStages reads [{duration: "10s", target: 2000}, ...].
-func asStages(v any) ([]Stage, error) {
-	l, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("must be a list of {duration, target} objects, got %T", v)
-	}
-	out := make([]Stage, 0, len(l))
-	for i, e := range l {
-		m, ok := e.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("stages[%d]: must be an object {duration, target}, got %T", i, e)
-		}
-		var st Stage
-		for _, k := range sortedKeys(m) {
-			var err error
-			switch k {
-			case "duration":
-				st.Duration, err = asDuration(m[k])
-			case "target":
-				st.Target, err = asFloat(m[k])
-			default:
-				err = fmt.Errorf("unknown key (want duration and target)")
-			}
-			if err != nil {
-				return nil, fmt.Errorf("stages[%d].%s: %w", i, k, err)
-			}
-		}
-		if _, ok := m["duration"]; !ok {
-			return nil, fmt.Errorf("stages[%d]: duration is missing", i)
-		}
-		if _, ok := m["target"]; !ok {
-			return nil, fmt.Errorf("stages[%d]: target is missing", i)
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-func asList(v any) ([]string, error) {
-	switch l := v.(type) {
-	case string:
-		return splitList(l), nil
-	case []any:
-		out := make([]string, 0, len(l))
-		for _, e := range l {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("must be a list of strings, got an element of %T", e)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	case []string:
-		return l, nil
-	}
-	return nil, fmt.Errorf("must be a comma-separated string or a list, got %T", v)
 }

@@ -2,7 +2,10 @@ package traffic
 
 import (
 	"context"
+	"errors"
+
 	"fmt"
+	"github.com/firedrill-dev/firedrill/internal/opts"
 	"reflect"
 	"slices"
 	"sort"
@@ -236,7 +239,7 @@ func (p *Protections) Apply(m map[string]any) error {
 	}
 	for owner, sub := range byOwner {
 		if err := decodeOptions(sub, p.set[owner]); err != nil {
-			return fmt.Errorf("option protections.%w", err)
+			return fmt.Errorf("option %w", err)
 		}
 	}
 	p.wire()
@@ -485,53 +488,11 @@ func cloneProtection(p Protection) Protection {
 	return c.Interface().(Protection)
 }
 
-// optionDecoder is a field type that reads its own JS value (a jitter that
-// is a boolean or a fraction).
-type optionDecoder interface {
-	decodeOption(v any) error
-}
-
-// decodeOptions sets p's options from m (keys p owns).
+// decodeOptions sets p's options from m (keys p owns) with the shared
+// decoder; its errors name the option under protections.
 func decodeOptions(m map[string]any, p Protection) error {
-	v, fs := optionFields(p)
-	byKey := map[string]reflect.StructField{}
-	for _, f := range fs {
-		byKey[f.Tag.Get("opt")] = f
-	}
-	for _, k := range sortedKeys(m) {
-		f, ok := byKey[k]
-		if !ok {
-			return fmt.Errorf("%s: not an option of this protection", k)
-		}
-		fv := v.FieldByIndex(f.Index)
-		var err error
-		if d, ok := fv.Addr().Interface().(optionDecoder); ok {
-			err = d.decodeOption(m[k])
-		} else {
-			switch fv.Interface().(type) {
-			case bool:
-				var b bool
-				b, err = asBool(m[k])
-				fv.SetBool(b)
-			case int:
-				var n int
-				n, err = asInt(m[k])
-				fv.SetInt(int64(n))
-			case float64:
-				var x float64
-				x, err = asFloat(m[k])
-				fv.SetFloat(x)
-			case time.Duration:
-				var d time.Duration
-				d, err = asDuration(m[k])
-				fv.SetInt(int64(d))
-			default:
-				panic("traffic: option " + k + " has a type decodeOptions does not read")
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
+	if err := opts.Decode(m, p); err != nil {
+		return errors.New("protections." + strings.TrimPrefix(err.Error(), "option "))
 	}
 	return nil
 }

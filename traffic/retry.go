@@ -15,7 +15,8 @@ const maxRetryBackoff = 10 * time.Second
 // jitter is retryJitter: a boolean (true is full jitter, 1) or a fraction.
 type jitter float64
 
-func (j *jitter) decodeOption(v any) error {
+// UnmarshalOption reads a boolean (true is full jitter) or a fraction.
+func (j *jitter) UnmarshalOption(v any) error {
 	if b, ok := v.(bool); ok {
 		*j = 0
 		if b {

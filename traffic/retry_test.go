@@ -123,7 +123,7 @@ func TestRetryOptions(t *testing.T) {
 		"option protections.retryBudget":       {"protections": map[string]any{"retryBudget": -0.1}},
 		"option protections.retryBudgetWindow": {"protections": map[string]any{"retryBudgetWindow": "1ms"}},
 		"option queryContention":               {"queryContention": "2s"},
-		`unknown option "retryBudget"`:         {"retryBudget": 0.1}, // it moved under protections
+		`option retryBudget: unknown`:          {"retryBudget": 0.1}, // it moved under protections
 	} {
 		_, err := ConfigFromMap(msg)
 		if err == nil || !strings.Contains(err.Error(), m) {

@@ -64,7 +64,7 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		m    map[string]any
 		want string
 	}{
-		{map[string]any{"rat": 1}, `unknown option "rat"`},
+		{map[string]any{"rat": 1}, `option rat: unknown (known: arrivals,`},
 		{map[string]any{"rate": "fast"}, "option rate"},
 		{map[string]any{"rate": float64(-1)}, "option rate"},
 		{map[string]any{"duration": "soon"}, "option duration"},
@@ -81,7 +81,7 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"lookupFraction": 0.6, "writeFraction": 0.5}, "writeFraction+multiFraction+lookupFraction+tenantWriteFraction: together 1.1"},
 		{map[string]any{"multiFraction": float64(2)}, "option multiFraction"},
 		{map[string]any{"protections": map[string]any{"breaker": float64(-1)}}, "option protections.breaker"},
-		{map[string]any{"cacheBreaker": int64(5)}, `unknown option "cacheBreaker"`}, // it moved under protections
+		{map[string]any{"cacheBreaker": int64(5)}, `option cacheBreaker: unknown`}, // it moved under protections
 		{map[string]any{"tenantWriteFraction": float64(-0.1)}, "option tenantWriteFraction"},
 		{map[string]any{"tenantPrefix": "x`; DROP"}, "option tenantPrefix"},
 		{map[string]any{"tenants": int64(0)}, "option tenants"},
@@ -93,7 +93,7 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"multiFraction": 0.3, "protections": map[string]any{"coalesce": true}}, "protection coalesce does not work on fetch_multi"},
 		{map[string]any{"cacheConnectTimeout": "x"}, "option cacheConnectTimeout"},
 		{map[string]any{"stages": "up"}, "option stages"},
-		{map[string]any{"stages": []any{map[string]any{"duration": "5s"}}}, "stages[0]: target is missing"},
+		{map[string]any{"stages": []any{map[string]any{"duration": "5s"}}}, "option stages[0].target: required but not given"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "5s", "target": 1, "rate": 2}}}, "stages[0].rate"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "0s", "target": 1}}}, "option stages[0].duration"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "1s", "target": float64(-5)}}}, "option stages[0].target"},

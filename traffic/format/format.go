@@ -46,6 +46,21 @@ func Parse(s string) (Version, error) {
 	return 0, fmt.Errorf("format: unknown format %q (want legacy or current)", s)
 }
 
+// UnmarshalOption reads a replay's format option: "legacy" or "6.1",
+// "current" or "7.0".
+func (v *Version) UnmarshalOption(x any) error {
+	s, ok := x.(string)
+	if !ok {
+		return fmt.Errorf("must be a string (legacy, current, 6.1 or 7.0), got %T", x)
+	}
+	p, err := Parse(s)
+	if err != nil {
+		return fmt.Errorf("unknown format %q (want legacy, current, 6.1 or 7.0)", s)
+	}
+	*v = p
+	return nil
+}
+
 // ErrForeign means the entry was written in a format the reader cannot
 // decode; callers count it as a miss and refill, as the incident's readers did.
 var ErrForeign = errors.New("format: foreign format")
