@@ -94,9 +94,11 @@ type Config struct {
 	CacheConns int `opt:"cacheConns"`
 	// CacheMux sends gets and sets over one multiplexed meta-protocol
 	// connection per server (memcache.WithMux): about twice the gets per
-	// CPU-second, for high-rate replays. A timeout then fails every request
-	// in flight on that connection, unlike the per-connection pool, so
-	// latency-fault drills keep it off. Default false.
+	// CPU-second of the per-connection pool. A request that times out fails
+	// alone, as on the pool, and its connection is kept; a connection that
+	// answers nothing for max(2 x CacheTimeout, 1 s) is closed and redialled.
+	// Other commands (add, delete, multi-gets, leases) use the pool.
+	// Default true; false sends everything through the pool.
 	CacheMux bool `opt:"cacheMux"`
 	// Namespace, CacheVersion, Model and SchemaHash build IdentityCache keys
 	// "<Namespace>IDC:<CacheVersion>:blob:<Model>:<SchemaHash>:<id>"
@@ -252,6 +254,7 @@ func NewConfig(opts ...Option) Config {
 		CacheTimeout:        500 * time.Millisecond,
 		DBTimeout:           time.Second,
 		CacheConns:          64,
+		CacheMux:            true,
 		TenantPrefix:        "firedrill_tenant_",
 		Tenants:             10,
 		TenantRows:          1000,

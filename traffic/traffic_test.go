@@ -55,6 +55,12 @@ func TestConfigFromMapDefaultsAndValues(t *testing.T) {
 	if c.Keys != c.Rows || c.Warm != c.HotSet || c.Theta != 0.99 {
 		t.Errorf("derived defaults: keys %d rows %d warm %d hot %d", c.Keys, c.Rows, c.Warm, c.HotSet)
 	}
+	if !c.CacheMux {
+		t.Error("cacheMux off by default, want on")
+	}
+	if c, err := ConfigFromMap(map[string]any{"cacheMux": false}); err != nil || c.CacheMux {
+		t.Errorf("cacheMux false: CacheMux %v, %v; want the pool", c.CacheMux, err)
+	}
 }
 
 func TestConfigFromMapErrorsNameTheOption(t *testing.T) {

@@ -163,7 +163,11 @@ export interface ReplayOptions {
   /** Per round trip to memcached, default "500ms"; per DB query, default "1s". */
   cacheTimeout?: Duration;
   dbTimeout?: Duration;
-  /** Gets and sets over one multiplexed meta-protocol connection per server (~2x gets per CPU-second; a timeout fails all in flight on it), default false. */
+  /**
+   * Gets and sets over one multiplexed meta-protocol connection per server (~2x gets per CPU-second);
+   * a request that times out fails alone and the connection is kept, unless it answers nothing for
+   * max(2 x cacheTimeout, 1s). Default true; false: every command over the per-connection pool.
+   */
   cacheMux?: boolean;
   /** Connections per memcached server, default 64. */
   cacheConns?: number;

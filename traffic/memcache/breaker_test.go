@@ -352,7 +352,7 @@ func TestClassify(t *testing.T) {
 		{context.DeadlineExceeded, outFailure},
 		{&dialError{err: errors.New("no route")}, outFailure},
 		{&dialError{err: context.Canceled}, outNeutral},
-		{errAbandoned{context.DeadlineExceeded}, outFailure},
+		{&timeoutError{msg: "no reply"}, outFailure},
 		{syscall.ECONNRESET, outFailure},
 		{syscall.ECONNREFUSED, outFailure},
 		{errors.Join(ErrCacheMiss, syscall.EPIPE), outSuccess},

@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -289,8 +290,72 @@ func TestIntegrationMux(t *testing.T) {
 	wg.Wait()
 }
 
+// A Mux with a timeout against a real server while callers give up at
+// random moments (some before their reply, some while it is being read) and
+// reuse their requests at once: every answer still lands in its own
+// request, and the connection stays in step.
+func TestIntegrationMuxGiveUpsKeepStep(t *testing.T) {
+	addr := startMemcached(t)
+	m, err := dialMux(context.Background(), addr, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var wg sync.WaitGroup
+	var gaveUp, answered atomic.Int64
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := NewMuxReq()
+			for i := 0; i < 300; i++ {
+				k := fmt.Sprintf("giveup:%d:%d", g, i)
+				r.Key, r.Set, r.Value, r.TTL = k, true, []byte(k), 0
+				if err := m.Do(context.Background(), r); err != nil {
+					t.Errorf("set %s: %v", k, err)
+					return
+				}
+				// a get whose caller gives up after 0 to 60 µs
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%4)*20*time.Microsecond)
+				r.Key, r.Set, r.Value = fmt.Sprintf("giveup:%d:%d", g, i/2), false, nil
+				err := m.Do(ctx, r)
+				cancel()
+				switch {
+				case errors.Is(err, context.DeadlineExceeded):
+					gaveUp.Add(1)
+				case err != nil || !r.Found || string(r.Value) != r.Key:
+					t.Errorf("get %s: found %v %q, %v", r.Key, r.Found, r.Value, err)
+					return
+				default:
+					answered.Add(1)
+				}
+				// the same request at once, waiting for its answer
+				r.Key = k
+				if err := m.Do(context.Background(), r); err != nil || !r.Found || string(r.Value) != k {
+					t.Errorf("get %s after a give-up: found %v %q, %v", k, r.Found, r.Value, err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	t.Logf("gets given up %d, answered %d", gaveUp.Load(), answered.Load())
+	if gaveUp.Load() == 0 {
+		t.Error("no caller gave up: the test did not test that")
+	}
+	if m.dead.Load() {
+		t.Fatalf("Mux failed: %v", m.failure())
+	}
+}
+
 // The breaker against a real server that goes away and comes back.
 func TestIntegrationBreakerServerDown(t *testing.T) {
+	for _, mux := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mux=%v", mux), func(t *testing.T) { breakerServerDown(t, mux) })
+	}
+}
+
+func breakerServerDown(t *testing.T, mux bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +367,7 @@ func TestIntegrationBreakerServerDown(t *testing.T) {
 		t.Fatal("memcached did not start")
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := newClient(t, []string{addr}, WithBreaker(2, 300*time.Millisecond), WithTimeout(200*time.Millisecond))
+	c := newClient(t, []string{addr}, WithBreaker(2, 300*time.Millisecond), WithTimeout(200*time.Millisecond), WithMux(mux))
 	ctx := context.Background()
 	if err := c.Set(ctx, "k", []byte("v"), 0); err != nil {
 		t.Fatal(err)

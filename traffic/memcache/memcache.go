@@ -47,7 +47,7 @@ func WithMaxConns(n int) Option { return func(c *Client) { c.maxConns = n } }
 
 // WithTimeout bounds each round trip (default 500 ms) when the context has
 // no earlier deadline. A pooled connection whose round trip failed or timed
-// out is closed, never reused.
+// out is closed, never reused; a multiplexed one (WithMux) is kept.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // WithDialTimeout bounds connection establishment (default 250 ms), also
@@ -64,9 +64,11 @@ func WithDialAddrs(a []string) Option { return func(c *Client) { c.dialAddrs = a
 // WithMux routes Get and Set through one multiplexed meta-protocol
 // connection per server (see Mux) instead of the pool: concurrent callers
 // then share syscalls, which roughly doubles gets per CPU-second. Other
-// commands keep using the pool. A round trip that times out fails the Mux
-// and with it every request in flight on it (they return at once); the
-// next call dials a new one. Default off.
+// commands keep using the pool. A request that times out fails alone, at
+// its deadline; the other requests in flight on the connection get their
+// answers, and its late reply is discarded. A connection that answers
+// nothing for max(2 x the timeout, 1 s) while requests wait is closed (its
+// requests in flight fail), and the next call dials a new one. Default off.
 func WithMux(on bool) Option { return func(c *Client) { c.useMux = on } }
 
 // ErrMalformedKey is returned for a key memcached's protocol cannot carry:
@@ -328,9 +330,7 @@ func (c *Client) muxFor(ctx context.Context, s *server) (*Mux, error) {
 }
 
 // muxDo runs r on key's server's Mux, through the server's breaker and
-// bounded by the client timeout. A timed-out request fails its Mux (as a
-// timed-out pooled connection is closed); a request left unanswered is
-// not reused.
+// bounded by the client timeout (the Mux's own: see dialMux).
 func (c *Client) muxDo(ctx context.Context, r *MuxReq) error {
 	s := c.servers[c.index(r.Key)]
 	t, err := c.admit(s)
@@ -347,24 +347,11 @@ func (c *Client) muxRoundTrip(ctx context.Context, s *server, r *MuxReq) error {
 	if err != nil {
 		return err
 	}
-	// the client timeout is the Mux's read deadline per batch
-	answered, err := m.do(ctx, r)
-	if answered {
-		return err
-	}
-	return errAbandoned{err}
+	return m.Do(ctx, r)
 }
 
-// errAbandoned marks a request whose answer may still arrive: it must not
-// go back to the pool.
-type errAbandoned struct{ error }
-
-func (e errAbandoned) Unwrap() error { return e.error }
-
-func (c *Client) putReq(r *MuxReq, err error) {
-	if _, abandoned := err.(errAbandoned); abandoned {
-		return
-	}
+// putReq gives r back for reuse: once Do returned nothing refers to it.
+func (c *Client) putReq(r *MuxReq) {
 	r.Value = r.Value[:0]
 	c.reqPool.Put(r)
 }
@@ -399,7 +386,7 @@ func (c *Client) GetInto(ctx context.Context, key string, dst []byte) ([]byte, e
 				err = ErrCacheMiss
 			}
 		}
-		c.putReq(r, err)
+		c.putReq(r)
 		if err != nil {
 			return nil, err
 		}
@@ -536,10 +523,8 @@ func (c *Client) Set(ctx context.Context, key string, val []byte, ttl int) error
 		r := c.req()
 		r.Key, r.Set, r.Value, r.TTL = key, true, val, ttl
 		err := c.muxDo(ctx, r)
-		if _, abandoned := err.(errAbandoned); !abandoned {
-			r.Value = nil // do not keep the caller's buffer in the pool
-			c.putReq(r, err)
-		}
+		r.Value = nil // do not keep the caller's buffer in the pool
+		c.putReq(r)
 		return err
 	}
 	return c.store(ctx, "set", key, val, ttl)
