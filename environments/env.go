@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/firedrill-dev/firedrill/envvar"
+
 	"github.com/go-sql-driver/mysql"
 	"github.com/moby/moby/api/types/container"
 	dnetwork "github.com/moby/moby/api/types/network"
@@ -42,7 +44,7 @@ func init() {
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	// The harness prints its own progress lines; testcontainers' per-call
 	// log would drown them. FIREDRILL_DEBUG=1 brings it back.
-	if os.Getenv("FIREDRILL_DEBUG") == "" {
+	if os.Getenv(envvar.Debug) == "" {
 		tclog.SetDefault(tclog.NewNoopLogger())
 		// Readiness polls a server that is still starting; each refused
 		// attempt is expected, not worth a log line.
@@ -473,15 +475,15 @@ func (e *Env) Vars() []string {
 		names = append(names, s.Name)
 	}
 	return []string{
-		"FIREDRILL_RUN_ID=" + e.RunID,
-		"FIREDRILL_MEMCACHED=" + strings.Join(proxied, ","),
-		"FIREDRILL_MEMCACHED_PROXIES=" + strings.Join(names, ","),
-		"FIREDRILL_MEMCACHED_DIRECT=" + strings.Join(direct, ","),
-		"FIREDRILL_MYSQL_DSN=" + e.DB.DSN,
-		"FIREDRILL_MYSQL_PROXY=" + e.DB.Proxy,
-		"FIREDRILL_MYSQL_ADMIN_DSN=" + e.DB.AdminDSN,
-		"FIREDRILL_DB_FLAVOR=" + e.DB.Flavor,
-		"FIREDRILL_TOXIPROXY=" + e.ToxiproxyURL,
+		envvar.RunID + "=" + e.RunID,
+		envvar.Memcached + "=" + strings.Join(proxied, ","),
+		envvar.MemcachedProxies + "=" + strings.Join(names, ","),
+		envvar.MemcachedDirect + "=" + strings.Join(direct, ","),
+		envvar.MySQLDSN + "=" + e.DB.DSN,
+		envvar.MySQLProxy + "=" + e.DB.Proxy,
+		envvar.MySQLAdminDSN + "=" + e.DB.AdminDSN,
+		envvar.DBFlavor + "=" + e.DB.Flavor,
+		envvar.Toxiproxy + "=" + e.ToxiproxyURL,
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"go.k6.io/k6/v2/metrics"
 
+	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
@@ -227,9 +228,9 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 		}
 		args = append(args, o.Drill.Path)
 		gvars := append(append([]string(nil), vars...),
-			"FIREDRILL_HDR_OUT="+f.HDR,
-			"FIREDRILL_GENERATOR="+strconv.Itoa(i),
-			"FIREDRILL_GENERATORS="+strconv.Itoa(n),
+			envvar.HDROut+"="+f.HDR,
+			envvar.Generator+"="+strconv.Itoa(i),
+			envvar.Generators+"="+strconv.Itoa(n),
 		)
 		oi := o
 		if i > 0 { // one k6's output on the terminal is readable; all are in their logs

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
@@ -183,7 +184,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	hdr := filepath.Join(dir, "histograms.ndjson")
 	vars := append(env.Vars(), ScriptVars(o.Profile, o.Seed, o.Generators, o.Params)...)
 	vars = append(vars,
-		"FIREDRILL_OUT_DIR="+dir,
+		envvar.OutDir+"="+dir,
 		// Nothing leaves the machine: k6 would otherwise report usage home.
 		"K6_NO_USAGE_REPORT=true",
 	)
@@ -192,7 +193,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		resetToxics(ctx, o.Progress, env.ToxiproxyURL)
 		return err
 	}
-	vars = append(vars, "FIREDRILL_HDR_OUT="+hdr)
+	vars = append(vars, envvar.HDROut+"="+hdr)
 	args := []string{"run", "--no-color",
 		"--out", "json=" + samples, "--summary-export", summary, o.Drill.Path}
 	fmt.Fprintf(o.Progress, "k6: %s %s\n", o.K6, strings.Join(args, " "))
@@ -243,9 +244,9 @@ func progressVerdict(w io.Writer, drill string, res *reports.Result) {
 // environment's endpoints: profile, seed, generators and parameters.
 func ScriptVars(profile string, seed int64, generators int, params map[string]string) []string {
 	vars := []string{
-		"FIREDRILL_PROFILE=" + profile,
-		"FIREDRILL_SEED=" + strconv.FormatInt(seed, 10),
-		"FIREDRILL_GENERATORS=" + strconv.Itoa(max(1, generators)),
+		envvar.Profile + "=" + profile,
+		envvar.Seed + "=" + strconv.FormatInt(seed, 10),
+		envvar.Generators + "=" + strconv.Itoa(max(1, generators)),
 	}
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -261,7 +262,7 @@ func ScriptVars(profile string, seed int64, generators int, params map[string]st
 // ParamVar is the environment variable a drill parameter reaches its
 // script as: FIREDRILL_<NAME>.
 func ParamVar(name string) string {
-	return "FIREDRILL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return envvar.ParamPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // resetToxics is the backstop: whatever toxics the script left, none

@@ -103,12 +103,12 @@ type Result struct {
 	Parameters  map[string]string `json:"parameters"` // every drill parameter, as passed to k6
 	Seed        int64             `json:"seed"`
 
-	Events     []FaultEvent         `json:"events"`           // faults and markers, from the start of traffic
-	Series     []Series             `json:"series"`           // 1 s time series from the start of traffic
-	Phases     []Phase              `json:"phases"`           // exact statistics before, during and after faults
-	Checks     []Check              `json:"checks,omitempty"` // the drill's checks, judged: they decide the verdict
+	Events     []FaultEvent         `json:"events"`             // faults and markers, from the start of traffic
+	Series     []Series             `json:"series"`             // 1 s time series from the start of traffic
+	Phases     []Phase              `json:"phases"`             // exact statistics before, during and after faults
+	Checks     []Check              `json:"checks,omitempty"`   // the drill's checks, judged: they decide the verdict
 	Recovery   *Recovery            `json:"recovery,omitempty"` // recovery after a trigger, when the drill asks
-	Thresholds []Threshold          `json:"thresholds"`       // k6's own thresholds, for k6 users; not the verdict
+	Thresholds []Threshold          `json:"thresholds"`         // k6's own thresholds, for k6 users; not the verdict
 	Verdict    Verdict              `json:"verdict"`
 	Histograms map[string]Histogram `json:"histograms,omitempty"` // whole-run latency, mergeable
 }

@@ -3,11 +3,11 @@ package traffic
 import (
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/internal/opts"
 	"github.com/firedrill-dev/firedrill/traffic/format"
 )
@@ -229,12 +229,16 @@ func (m Mix) validate() error {
 type Option func(*Config)
 
 // NewConfig returns the defaults, with endpoints and seed from the
-// environment, changed by opts.
-func NewConfig(opts ...Option) Config {
+// process's environment, changed by opts.
+func NewConfig(opts ...Option) Config { return NewConfigFrom(envvar.OS, opts...) }
+
+// NewConfigFrom is NewConfig reading the harness's variables through env
+// (a k6 extension passes k6's own lookup, which sees `k6 run -e`).
+func NewConfigFrom(env envvar.Lookup, opts ...Option) Config {
 	c := Config{
-		CacheAddrs:          splitList(os.Getenv("FIREDRILL_MEMCACHED")),
-		AdminCacheAddrs:     splitList(os.Getenv("FIREDRILL_MEMCACHED_DIRECT")),
-		DSN:                 os.Getenv("FIREDRILL_MYSQL_DSN"),
+		CacheAddrs:          splitList(env.Get(envvar.Memcached)),
+		AdminCacheAddrs:     splitList(env.Get(envvar.MemcachedDirect)),
+		DSN:                 env.Get(envvar.MySQLDSN),
 		Table:               "cache_records",
 		Rate:                1000,
 		Duration:            30 * time.Second,
@@ -262,10 +266,10 @@ func NewConfig(opts ...Option) Config {
 		CacheVersion:        8,
 		Model:               "Record",
 		Interval:            100 * time.Millisecond,
-		HDROut:              os.Getenv("FIREDRILL_HDR_OUT"),
+		HDROut:              env.Get(envvar.HDROut),
 		Protections:         NewProtections(),
 	}
-	if s, err := strconv.ParseUint(os.Getenv("FIREDRILL_SEED"), 10, 64); err == nil {
+	if s, err := strconv.ParseUint(env.Get(envvar.Seed), 10, 64); err == nil {
 		c.Seed = s
 	}
 	for _, o := range opts {
@@ -412,8 +416,12 @@ func (c *Config) Validate() error {
 // object to Go): defaults and environment first, then each key. An unknown
 // key or a value of the wrong type or range is an error naming the option.
 // Durations are strings ("30s") or numbers of milliseconds, as in k6.
-func ConfigFromMap(m map[string]any) (Config, error) {
-	c := NewConfig()
+func ConfigFromMap(m map[string]any) (Config, error) { return ConfigFromMapEnv(envvar.OS, m) }
+
+// ConfigFromMapEnv is ConfigFromMap with the harness's variables read
+// through env.
+func ConfigFromMapEnv(env envvar.Lookup, m map[string]any) (Config, error) {
+	c := NewConfigFrom(env)
 	if err := ApplyMap(&c, m); err != nil {
 		return c, err
 	}

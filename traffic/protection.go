@@ -5,12 +5,13 @@ import (
 	"errors"
 
 	"fmt"
-	"github.com/firedrill-dev/firedrill/internal/opts"
 	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/firedrill-dev/firedrill/internal/opts"
 
 	"github.com/firedrill-dev/firedrill/traffic/format"
 	"github.com/firedrill-dev/firedrill/traffic/memcache"

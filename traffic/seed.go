@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/internal/opts"
 )
 
@@ -48,16 +48,21 @@ type SeedResult struct {
 	Elapsed time.Duration
 }
 
-// NewSeedConfig returns the defaults.
-func NewSeedConfig() SeedConfig {
+// NewSeedConfig returns the defaults, with the DSN and seed from the
+// process's environment.
+func NewSeedConfig() SeedConfig { return NewSeedConfigFrom(envvar.OS) }
+
+// NewSeedConfigFrom is NewSeedConfig reading the harness's variables
+// through env.
+func NewSeedConfigFrom(env envvar.Lookup) SeedConfig {
 	c := SeedConfig{
-		DSN: os.Getenv("FIREDRILL_MYSQL_ADMIN_DSN"), Table: "cache_records", Rows: 1_000_000, Seed: 1,
+		DSN: env.Get(envvar.MySQLAdminDSN), Table: "cache_records", Rows: 1_000_000, Seed: 1,
 		PayloadMin: 64, PayloadMax: 512, Batch: 2000, Workers: 2,
 	}
 	if c.DSN == "" {
-		c.DSN = os.Getenv("FIREDRILL_MYSQL_DSN")
+		c.DSN = env.Get(envvar.MySQLDSN)
 	}
-	if s, err := strconv.ParseUint(os.Getenv("FIREDRILL_SEED"), 10, 64); err == nil {
+	if s, err := strconv.ParseUint(env.Get(envvar.Seed), 10, 64); err == nil {
 		c.Seed = s
 	}
 	return c
@@ -65,7 +70,13 @@ func NewSeedConfig() SeedConfig {
 
 // SeedConfigFromMap applies a JS-style option map over the defaults.
 func SeedConfigFromMap(m map[string]any) (SeedConfig, error) {
-	c := NewSeedConfig()
+	return SeedConfigFromMapEnv(envvar.OS, m)
+}
+
+// SeedConfigFromMapEnv is SeedConfigFromMap with the harness's variables
+// read through env.
+func SeedConfigFromMapEnv(env envvar.Lookup, m map[string]any) (SeedConfig, error) {
+	c := NewSeedConfigFrom(env)
 	if err := opts.Decode(m, &c); err != nil {
 		return c, err
 	}

@@ -10,6 +10,7 @@ import (
 	"go.k6.io/k6/v2/js/modules"
 	"go.k6.io/k6/v2/metrics"
 
+	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
 	"github.com/firedrill-dev/firedrill/faults"
 	"github.com/firedrill-dev/firedrill/internal/opts"
@@ -38,8 +39,11 @@ func New() *RootModule { return &RootModule{} }
 
 // ModuleInstance is one VU's view of the module.
 type ModuleInstance struct {
-	root    *RootModule
-	vu      modules.VU
+	root *RootModule
+	vu   modules.VU
+	// env reads the harness's variables through k6, so `k6 run -e` reaches
+	// the engine as it reaches the other modules.
+	env     envvar.Lookup
 	metrics map[string]*metrics.Metric
 	events  *faultevent.Recorder
 }
@@ -48,7 +52,7 @@ type ModuleInstance struct {
 // and returns the VU's instance.
 func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
 	reg := vu.InitEnv().Registry
-	mi := &ModuleInstance{root: r, vu: vu, metrics: map[string]*metrics.Metric{}}
+	mi := &ModuleInstance{root: r, vu: vu, env: vu.InitEnv().LookupEnv, metrics: map[string]*metrics.Metric{}}
 	for name, kind := range traffic.MetricKinds() {
 		var m *metrics.Metric
 		switch kind {
@@ -84,7 +88,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 
 // Seed creates (or reuses) the records table.
 func (mi *ModuleInstance) Seed(opts map[string]any) (map[string]any, error) {
-	c, err := traffic.SeedConfigFromMap(opts)
+	c, err := traffic.SeedConfigFromMapEnv(mi.env, opts)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
@@ -101,7 +105,7 @@ func (mi *ModuleInstance) Warm(opts map[string]any) (map[string]any, error) {
 	if mi.vu.State() == nil {
 		return nil, errors.New("warm: call it from setup or a scenario, not the init context")
 	}
-	cfg, err := traffic.ConfigFromMap(opts)
+	cfg, err := traffic.ConfigFromMapEnv(mi.env, opts)
 	if err != nil {
 		return nil, fmt.Errorf("warm: %w", err)
 	}
@@ -119,7 +123,7 @@ func (mi *ModuleInstance) Replay(opts map[string]any) (map[string]any, error) {
 	if state == nil {
 		return nil, errors.New("replay: call it from a VU (default function or scenario), not the init context")
 	}
-	cfg, err := traffic.ConfigFromMap(opts)
+	cfg, err := traffic.ConfigFromMapEnv(mi.env, opts)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/firedrill-dev/firedrill/envvar"
+
 	"go.k6.io/k6/v2/js/modules"
 
 	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
@@ -14,7 +16,7 @@ import (
 
 // EnvRunID is the environment variable with the run id whose containers
 // this module may act on; without it every call fails.
-const EnvRunID = "FIREDRILL_RUN_ID"
+const EnvRunID = envvar.RunID
 
 // FaultMetric is the Counter every injection and removal adds 1 to, tagged
 // fault, action, target and name.

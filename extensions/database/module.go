@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/firedrill-dev/firedrill/envvar"
+
 	"github.com/grafana/sobek"
 	"go.k6.io/k6/v2/js/modules"
 
@@ -17,9 +19,9 @@ import (
 
 // Environment variables set by the harness.
 const (
-	EnvAdminDSN = "FIREDRILL_MYSQL_ADMIN_DSN" // direct DSN with root rights
-	EnvFlavor   = "FIREDRILL_DB_FLAVOR"       // mariadb | mysql ("" = ask the server)
-	EnvProxy    = "FIREDRILL_MYSQL_PROXY"     // the target name in events (default "mysql")
+	EnvAdminDSN = envvar.MySQLAdminDSN // direct DSN with root rights
+	EnvFlavor   = envvar.DBFlavor      // mariadb | mysql ("" = ask the server)
+	EnvProxy    = envvar.MySQLProxy    // the target name in events (default "mysql")
 )
 
 // FaultMetric is the Counter every injection and removal adds 1 to, tagged

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/firedrill-dev/firedrill/envvar"
+
 	"github.com/grafana/sobek"
 	"go.k6.io/k6/v2/js/modules"
 
@@ -16,7 +18,7 @@ import (
 // Environment variables set by the harness.
 const (
 	// EnvURL is the Toxiproxy API base URL.
-	EnvURL = "FIREDRILL_TOXIPROXY"
+	EnvURL = envvar.Toxiproxy
 	// DefaultURL is used when EnvURL is unset: Toxiproxy's own default port.
 	DefaultURL = "http://127.0.0.1:8474"
 )
