@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				n++
 				ro := o.Template
 				ro.Drill, ro.Profile = d, p
-				ro.Params = d.Params(o.Template.Params, !o.Full)
+				ro.Params = d.Overrides(d.Declared(o.Template.Params), !o.Full)
 				ro.OutDir = filepath.Join(o.OutDir, "runs")
 				t0 := time.Now()
 				fmt.Fprintf(o.Progress, "nightly: [%d/%d] %s %s repeat %d/%d\n", n, total, d.Name, p, rep, o.Repeats)

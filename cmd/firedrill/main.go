@@ -19,6 +19,7 @@ const usage = `firedrill replays database and cache incidents as repeatable chao
 
 Usage:
   firedrill list                          list the drills
+  firedrill list DRILL                    one drill: its profiles, parameters (name, type, default, per profile) and short form
   firedrill run DRILL [flags]             environment up, run the drill, result + report, environment down
   firedrill env up [--memcached N]        start an environment, print FIREDRILL_* endpoints, stay up until Ctrl-C
   firedrill env down                      remove every firedrill environment on this Docker engine
@@ -70,6 +71,12 @@ type exitErr struct {
 }
 
 func (e *exitErr) Error() string { return e.msg }
+
+// badArg is a bad argument found after flag parsing (an unknown drill or
+// profile, a --set the drill does not declare): one line, exit 2.
+func badArg(err error) error {
+	return &exitErr{code: exitUsage, msg: err.Error()}
+}
 
 func exitCode(err error, stderr io.Writer) int {
 	var ee *exitErr
