@@ -26,6 +26,10 @@ func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) > 0 {
 		return fmt.Errorf("images takes no arguments, got %q", strings.Join(pos, " "))
 	}
+	// A bootstrap takes minutes before it first needs the engine.
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
+	}
 	if err := environments.BuildImages(ctx, environments.WithRebuild(*rebuild), environments.WithBase(*base),
 		environments.WithBuildProgress(stderr)); err != nil {
 		return err

@@ -137,6 +137,10 @@ Flags:
 	if _, err := os.Stat(*k6); err != nil {
 		return fmt.Errorf("nightly: k6 binary %s: %w (build it with `make k6`)", *k6, err)
 	}
+	// Before the images: without an engine every image looks missing.
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
+	}
 	if missing := environments.MissingImages(ctx, environments.MariaDBImage); len(missing) > 0 {
 		fmt.Fprintf(stderr, "images: missing %s, building them\n", strings.Join(missing, ", "))
 		if err := environments.BuildImages(ctx, environments.WithBuildProgress(stderr)); err != nil {

@@ -102,6 +102,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := os.Stat(*k6); err != nil {
 		return fmt.Errorf("k6 binary %s: %w (build it with `make k6`)", *k6, err)
 	}
+	// Before the images: without an engine every image looks missing, and
+	// the build would start (a base bootstrap takes minutes) only to fail.
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
+	}
 	if *release == "" {
 		*release = gitDescribe()
 	}

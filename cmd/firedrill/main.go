@@ -78,6 +78,12 @@ func badArg(err error) error {
 	return &exitErr{code: exitUsage, msg: err.Error()}
 }
 
+// noDocker is an unreachable Docker engine: nothing ran, and the run could
+// not decide (4).
+func noDocker(err error) error {
+	return &exitErr{code: exitError, msg: err.Error()}
+}
+
 func exitCode(err error, stderr io.Writer) int {
 	var ee *exitErr
 	switch {

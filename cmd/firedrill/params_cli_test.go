@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // noEngine points the Docker client at a socket that does not exist, so
@@ -67,6 +68,46 @@ func TestSetIsCheckedAgainstTheDeclarations(t *testing.T) {
 		}
 		if code := exitCode(err, &bytes.Buffer{}); code != exitUsage {
 			t.Errorf("%v: exit code %d, want %d", c.args, code, exitUsage)
+		}
+	}
+}
+
+// Without a Docker engine at DOCKER_HOST, run, nightly and images fail at once,
+// naming the endpoint, before they look for images (which would all look
+// missing and start a build) or start anything.
+func TestUnreachableDockerFailsFastNamingTheEndpoint(t *testing.T) {
+	t.Setenv("DOCKER_HOST", noEngine)
+	// Neither docker nor debootstrap can be found: should the check ever
+	// be skipped, the image build fails at once instead of running.
+	t.Setenv("PATH", t.TempDir())
+	k6 := fakeK6(t)
+	for _, args := range [][]string{
+		{"run", "pipeline", "--out", t.TempDir()},
+		{"run", "ddl-storm", "--short", "--set", "concurrency=2", "--profile", "protected", "--out", t.TempDir()},
+		{"nightly", "--drills", "pipeline", "--out", t.TempDir()},
+		{"images"},
+	} {
+		if args[0] != "images" {
+			args = append(args, "--scenarios", "../../scenarios", "--k6", k6)
+		}
+		start := time.Now()
+		_, stderr, err := run(t, args...)
+		took := time.Since(start)
+		if err == nil {
+			t.Fatalf("%v: no error", args)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, noEngine) || !strings.Contains(msg, "DOCKER_HOST") || strings.Contains(msg, "\n") {
+			t.Errorf("%v: error %q: want one line naming %s and DOCKER_HOST", args, msg, noEngine)
+		}
+		if strings.Contains(stderr, "images:") || strings.Contains(stderr, "bootstrap") {
+			t.Errorf("%v: started on the images: %q", args, stderr)
+		}
+		if took > 5*time.Second {
+			t.Errorf("%v: took %s to fail", args, took)
+		}
+		if code := exitCode(err, &bytes.Buffer{}); code != exitError {
+			t.Errorf("%v: exit code %d, want %d (nothing could run)", args, code, exitError)
 		}
 	}
 }
