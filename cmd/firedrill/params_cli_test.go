@@ -86,6 +86,7 @@ func TestUnreachableDockerFailsFastNamingTheEndpoint(t *testing.T) {
 		{"run", "ddl-storm", "--short", "--set", "concurrency=2", "--profile", "protected", "--out", t.TempDir()},
 		{"nightly", "--drills", "pipeline", "--out", t.TempDir()},
 		{"images"},
+		{"images", "--check"},
 	} {
 		if args[0] != "images" {
 			args = append(args, "--scenarios", "../../scenarios", "--k6", k6)
