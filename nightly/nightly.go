@@ -56,7 +56,7 @@ type Options struct {
 	Template harness.RunOptions // K6, Memcached, Params, Timeout, Generators, Release, Seed, ...
 	// Full runs the drills at their default lengths. Otherwise each drill
 	// runs in its short form, its @nightly parameters under Template.Params
-	// (which win).
+	// (which win). Each drill gets only the Template.Params it declares.
 	Full       bool
 	Baseline   string // folder of baseline results; "" for none
 	NoBaseline string // why there is no baseline, when Baseline is ""

@@ -23,8 +23,8 @@ Usage:
   firedrill run DRILL [flags]             environment up, run the drill, result + report, environment down
   firedrill env up [--memcached N]        start an environment, print FIREDRILL_* endpoints, stay up until Ctrl-C
   firedrill env down                      remove every firedrill environment on this Docker engine
-  firedrill images [--rebuild] [--base IMAGE]
-                                          build the database, memcached and toxiproxy images (offline)
+  firedrill images [--rebuild] [--base IMAGE] | --check
+                                          build the database, memcached and toxiproxy images (offline); --check lists the missing ones
   firedrill report RESULT.json... -o FILE render results into one HTML report
   firedrill compare BASE... -- HEAD... -o FILE
                                           compare results of two releases; non-zero exit on a regression
@@ -36,6 +36,11 @@ Usage:
   firedrill k8s manifests DRILL --parallelism N --out DIR
                                           k6-operator TestRun, script ConfigMap and k6 image Dockerfile
   firedrill version                       print the version
+
+A drill's parameters are declared in its header (@param); run, nightly, merge
+and k8s take --set name=value for them and refuse names the drill does not
+declare and values not of their type. Commands that need Docker ping it
+first (DOCKER_HOST, or the default socket) and stop at once without it.
 
 Run "firedrill COMMAND -h" for a command's flags.
 `

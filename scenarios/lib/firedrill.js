@@ -1,5 +1,6 @@
 // Shared parts of the drills: the profile, the parameters the header
-// declares (@param, resolved by `firedrill run`), and the fault helpers every drill schedules with startTime.
+// declares (@param, resolved by `firedrill run`), and the fault helpers
+// every drill schedules with startTime.
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
 import toxiproxy from 'k6/x/toxiproxy';
