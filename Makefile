@@ -21,10 +21,15 @@ IMAGES_TAR ?= .cache/images/firedrill-images.tar
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/firedrill-dev/firedrill/harness.Version=$(VERSION)
 
+# The tools firedrill runs (go for the toxiproxy image, debootstrap) where
+# Debian puts them, also when they are not on the caller's PATH (sudo, a
+# non-login shell: /usr/sbin is not on a user's PATH).
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
+
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 .DEFAULT_GOAL := help
-.PHONY: help build k6 firedrill images run drill env-up env-down test unit integration bench clean nightly baseline images-save images-load
+.PHONY: help build k6 firedrill host-deps images run drill env-up env-down test unit integration bench clean nightly baseline images-save images-load
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,7 +49,10 @@ bin/k6: $(GO_SOURCES)
 bin/firedrill: $(GO_SOURCES)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/firedrill
 
-images: bin/firedrill ## Build the database, memcached and toxiproxy images offline (reused when present)
+host-deps: bin/firedrill ## Install what a missing image's offline build needs on the host (debootstrap; as root with apt), else print the command and stop
+	@scripts/host-deps.sh $(IMAGES_FLAGS)
+
+images: bin/firedrill host-deps ## Build the database, memcached and toxiproxy images offline (reused when present)
 	bin/firedrill images $(IMAGES_FLAGS)
 
 images-save: ## Save the firedrill images to IMAGES_TAR (for a CI cache)
@@ -54,10 +62,10 @@ images-save: ## Save the firedrill images to IMAGES_TAR (for a CI cache)
 images-load: ## Load the firedrill images from IMAGES_TAR when it exists (a CI cache)
 	@if [ -f $(IMAGES_TAR) ]; then docker load -i $(IMAGES_TAR); else echo "no $(IMAGES_TAR): images will be built"; fi
 
-run: build ## Build what is missing and run the default drill; prints the report path
+run: build images ## Build what is missing (binaries, host tools, images) and run the default drill; prints the report path
 	bin/firedrill run $(DRILL) --out $(OUT) --memcached $(MEMCACHED)
 
-drill: build ## Run one drill: make drill DRILL=name [PROFILE=protected]
+drill: build images ## Run one drill: make drill DRILL=name [PROFILE=protected]
 	bin/firedrill run $(DRILL) --profile $(PROFILE) --out $(OUT) --memcached $(MEMCACHED)
 
 env-up: bin/firedrill ## Start an environment and print its FIREDRILL_* endpoints; Ctrl-C removes it

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,6 +25,8 @@ import (
 //	 * @summary   one line for `firedrill list`
 //	 * @expect    unprotected=broken protected=held
 //	 * @nightly   steady=8 flipped=8 expiry=12
+//	 * @param     rate      number  500              fetches per second
+//	 * @param     pool_size number  2    protected=1 connections per process
 //	 */
 //
 // @expect names the profiles the drill runs in and the verdict each must
@@ -34,7 +37,14 @@ import (
 // passes unless told otherwise (--set wins, --full drops them), and the form
 // `make test` proves reaches both verdicts. A nightly runs every drill in
 // every profile several times; at their default lengths that does not fit a
-// nightly's time budget.
+// nightly's time budget. Its names and values are checked against the
+// @param declarations.
+//
+// @param declares one parameter (see Param); param(name) in the script
+// reads its value, resolved by the harness for the run (see Resolve).
+//
+// The header is the comment block the file starts with; it ends at the
+// first line of code.
 type Drill struct {
 	Name     string
 	Path     string
@@ -43,11 +53,12 @@ type Drill struct {
 	Expect   map[string]string // profile -> verdict
 	Profiles []string          // in declaration order
 	Nightly  map[string]string // parameter -> value; nil without @nightly
+	Params   []Param           // in declaration order
 }
 
-// Params are the parameters to run d with: its @nightly short form when
-// short, with set (the user's --set) over it.
-func (d Drill) Params(set map[string]string, short bool) map[string]string {
+// Overrides are the values a run sets over the declared defaults: the
+// @nightly short form when short, with set (the user's --set) over it.
+func (d Drill) Overrides(set map[string]string, short bool) map[string]string {
 	out := map[string]string{}
 	if short {
 		maps.Copy(out, d.Nightly)
@@ -105,10 +116,26 @@ func parseDrill(path string) (Drill, bool, error) {
 	defer f.Close()
 	d := Drill{Path: path, Expect: map[string]string{}}
 	sc := bufio.NewScanner(f)
-	for n := 0; sc.Scan() && n < 60; n++ {
-		line := strings.TrimSpace(sc.Text())
-		line = strings.TrimLeft(line, "/*")
-		line = strings.TrimSpace(line)
+	inBlock := false
+header:
+	for sc.Scan() {
+		raw := strings.TrimSpace(sc.Text())
+		switch {
+		case inBlock, strings.HasPrefix(raw, "//"):
+		case strings.HasPrefix(raw, "/*"):
+			inBlock = true
+		case raw == "":
+			continue
+		default:
+			// The first line of code: the header is over, and an @ further
+			// down (a decorator, a string) is not a tag.
+			break header
+		}
+		if inBlock && strings.Contains(raw, "*/") {
+			inBlock = false
+			raw = strings.TrimSpace(strings.TrimSuffix(raw, "*/"))
+		}
+		line := strings.TrimSpace(strings.TrimLeft(raw, "/*"))
 		if !strings.HasPrefix(line, "@") {
 			continue
 		}
@@ -141,7 +168,19 @@ func parseDrill(path string) (Drill, bool, error) {
 				}
 				d.Nightly[k] = v
 			}
+		case "param":
+			p, err := parseParam(val)
+			if err != nil {
+				return Drill{}, false, fmt.Errorf("%s: bad @param: %w", path, err)
+			}
+			if _, dup := d.Param(p.Name); dup {
+				return Drill{}, false, fmt.Errorf("%s: @param %s is declared twice", path, p.Name)
+			}
+			d.Params = append(d.Params, p)
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return Drill{}, false, fmt.Errorf("load drill %s: %w", path, err)
 	}
 	if d.Name == "" {
 		return Drill{}, false, nil
@@ -151,6 +190,16 @@ func parseDrill(path string) (Drill, bool, error) {
 	}
 	if len(d.Profiles) == 0 {
 		return Drill{}, false, fmt.Errorf("%s: no @expect line: declare the verdict of each profile, e.g. @expect unprotected=broken protected=held", path)
+	}
+	for _, p := range d.Params {
+		for _, prof := range slices.Sorted(maps.Keys(p.Profiles)) {
+			if _, ok := d.Expect[prof]; !ok {
+				return Drill{}, false, fmt.Errorf("%s: @param %s: a default for profile %q, which @expect does not declare (%s)", path, p.Name, prof, strings.Join(d.Profiles, ", "))
+			}
+		}
+	}
+	if err := d.CheckValues(d.Nightly); err != nil {
+		return Drill{}, false, fmt.Errorf("%s: bad @nightly: %w", path, err)
 	}
 	return d, true, nil
 }

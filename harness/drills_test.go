@@ -3,6 +3,7 @@ package harness
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -73,7 +74,8 @@ func TestEveryShippedDrillParses(t *testing.T) {
 
 func TestNightlyTag(t *testing.T) {
 	dir := t.TempDir()
-	writeDrill(t, dir, "short", "// @drill short\n// @expect default=held\n// @nightly duration=40  fault_from=10")
+	writeDrill(t, dir, "short", "// @drill short\n// @expect default=held\n// @nightly duration=40  fault_from=10\n"+
+		"// @param duration number 60 seconds of traffic\n// @param fault_from number 15 s: the fault's start")
 	writeDrill(t, dir, "plain", "// @drill plain\n// @expect default=held")
 	ds, err := LoadDrills(dir)
 	if err != nil {
@@ -86,23 +88,32 @@ func TestNightlyTag(t *testing.T) {
 		t.Errorf("short drill: Nightly = %v", got)
 	}
 	set := map[string]string{"fault_from": "5"}
-	if got := ds[1].Params(set, true); len(got) != 2 || got["duration"] != "40" || got["fault_from"] != "5" {
-		t.Errorf("short params = %v, want duration=40 and --set's fault_from=5", got)
+	if got := ds[1].Overrides(set, true); len(got) != 2 || got["duration"] != "40" || got["fault_from"] != "5" {
+		t.Errorf("short overrides = %v, want duration=40 and --set's fault_from=5", got)
 	}
-	if got := ds[1].Params(set, false); len(got) != 1 || got["fault_from"] != "5" {
-		t.Errorf("full params = %v, want only --set's fault_from=5", got)
+	if got := ds[1].Overrides(set, false); len(got) != 1 || got["fault_from"] != "5" {
+		t.Errorf("full overrides = %v, want only --set's fault_from=5", got)
 	}
 }
 
-// A misspelt @nightly parameter would be ignored by the script and the
-// nightly would silently run the drill at full length: every name must be
-// one the script reads with param().
-func TestShippedNightlyParametersAreReadByTheirScripts(t *testing.T) {
+// paramCall is a param('name') call in a drill's script.
+var paramCall = regexp.MustCompile(`\bparam\(\s*'([^']*)'\s*(,)?`)
+
+// The header and the script must agree: a name the script reads but the
+// header does not declare throws when the run starts, and a declared name
+// the script never reads is a --set that silently does nothing. Every
+// drill with two profiles needs a short form, or a nightly runs it at
+// full length.
+func TestShippedDrillsDeclareEveryParameterTheyRead(t *testing.T) {
 	ds, err := LoadDrills("../scenarios")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range ds {
+	test, err := LoadDrills("../scenarios/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append(ds, test...) {
 		if len(d.Profiles) > 1 && len(d.Nightly) == 0 {
 			t.Errorf("%s: no @nightly short form; a nightly would run it at full length", d.Name)
 		}
@@ -110,10 +121,23 @@ func TestShippedNightlyParametersAreReadByTheirScripts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for k := range d.Nightly {
-			if !strings.Contains(string(src), "param('"+k+"'") {
-				t.Errorf("%s: @nightly names %q, which the script never reads with param('%s', ...)", d.Name, k, k)
+		read := map[string]bool{}
+		for _, m := range paramCall.FindAllStringSubmatch(string(src), -1) {
+			read[m[1]] = true
+			if m[2] != "" {
+				t.Errorf("%s: param('%s', ...) passes a default: declare it in the header instead", d.Name, m[1])
+			}
+			if _, ok := d.Param(m[1]); !ok {
+				t.Errorf("%s: the script reads param('%s'), which its header does not declare", d.Name, m[1])
 			}
 		}
+		for _, p := range d.Params {
+			if !read[p.Name] {
+				t.Errorf("%s: @param %s is declared, but the script never reads param('%s')", d.Name, p.Name, p.Name)
+			}
+		}
+	}
+	if len(ds) < 7 {
+		t.Errorf("found %d drills, want the 7 shipped", len(ds))
 	}
 }

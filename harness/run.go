@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,7 +39,7 @@ type RunOptions struct {
 	DBArgs     []string          // extra database server arguments
 	Release    string            // release label of the system under test
 	Seed       int64             // the drill's random seed
-	Params     map[string]string // drill parameters, passed as FIREDRILL_<NAME>
+	Params     map[string]string // values over the declared defaults (short form, --set); see Drill.Resolve
 	Timeout    time.Duration     // the whole run, environment included
 	// Generators is the number of k6 processes that drive the load, each
 	// with its own execution segment (0 or 1: one k6, as before).
@@ -66,9 +65,13 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 	if _, err := os.Stat(o.K6); err != nil {
 		return nil, "", fmt.Errorf("run %s: k6 binary %s: %w (build it with `make k6`)", o.Drill.Name, o.K6, err)
 	}
-	// The drill's checks, read before anything starts: a bad declaration
-	// costs nothing.
-	spec, err := InspectSpec(ctx, o.K6, o.Drill, ScriptVars(o.Profile, o.Seed, o.Generators, o.Params))
+	// The parameters and the drill's checks, read before anything starts:
+	// a bad value or declaration costs nothing.
+	scriptVars, err := ScriptVars(o.Drill, o.Profile, o.Seed, o.Generators, o.Params)
+	if err != nil {
+		return nil, "", fmt.Errorf("run %s: %w", o.Drill.Name, err)
+	}
+	spec, err := InspectSpec(ctx, o.K6, o.Drill, scriptVars)
 	if err != nil {
 		return nil, "", err
 	}
@@ -108,7 +111,7 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 	if err := reports.WriteResult(resultPath, res); err != nil {
 		return nil, dir, err
 	}
-	runErr := run(ctx, o, res, dir, spec)
+	runErr := run(ctx, o, res, dir, spec, scriptVars)
 	res.End = time.Now().UTC()
 	if runErr != nil {
 		res.Complete = false
@@ -140,7 +143,7 @@ func writeReport(path string, rs []*reports.Result) error {
 
 // run does the work between the two result writes: environment, k6,
 // collection. The environment is always removed before it returns.
-func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spec *Spec) (err error) {
+func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spec *Spec, scriptVars []string) (err error) {
 	fmt.Fprintf(o.Progress, "run: %s (%s profile), results in %s\n", o.Drill.Name, o.Profile, dir)
 	envOpts := []environments.Option{
 		environments.WithRunID(res.RunID),
@@ -182,7 +185,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	samples := filepath.Join(dir, "k6-samples.json.gz")
 	summary := filepath.Join(dir, "k6-summary.json")
 	hdr := filepath.Join(dir, "histograms.ndjson")
-	vars := append(env.Vars(), ScriptVars(o.Profile, o.Seed, o.Generators, o.Params)...)
+	vars := append(env.Vars(), scriptVars...)
 	vars = append(vars,
 		envvar.OutDir+"="+dir,
 		// Nothing leaves the machine: k6 would otherwise report usage home.
@@ -241,22 +244,20 @@ func progressVerdict(w io.Writer, drill string, res *reports.Result) {
 }
 
 // ScriptVars are the variables a drill's script reads besides the
-// environment's endpoints: profile, seed, generators and parameters.
-func ScriptVars(profile string, seed int64, generators int, params map[string]string) []string {
+// environment's endpoints: profile, seed, generators, and every parameter
+// the drill declares, resolved for profile with overrides (the short form
+// and --set) over the defaults (see Drill.Resolve and ParamVars).
+func ScriptVars(d Drill, profile string, seed int64, generators int, overrides map[string]string) ([]string, error) {
+	vals, err := d.Resolve(profile, overrides)
+	if err != nil {
+		return nil, err
+	}
 	vars := []string{
 		envvar.Profile + "=" + profile,
 		envvar.Seed + "=" + strconv.FormatInt(seed, 10),
 		envvar.Generators + "=" + strconv.Itoa(max(1, generators)),
 	}
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		vars = append(vars, ParamVar(k)+"="+params[k])
-	}
-	return vars
+	return append(vars, ParamVars(vals)...), nil
 }
 
 // ParamVar is the environment variable a drill parameter reaches its

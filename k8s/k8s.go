@@ -34,7 +34,8 @@ type Options struct {
 	Namespace    string            // "" for the current one
 	Image        string            // the custom k6 image
 	Endpoints    map[string]string // FIREDRILL_* variable -> value (memcached, DSNs, toxiproxy)
-	Params       map[string]string // drill parameters, as FIREDRILL_<NAME>
+	Params       map[string]string // every drill parameter, resolved, as FIREDRILL_<NAME>
+	ParamsJSON   string            // FIREDRILL_PARAMS: the same, typed, which param() reads
 	Storage      string            // size of the results claim, such as 1Gi
 	StorageClass string            // "" for the cluster default
 }
@@ -141,6 +142,9 @@ func TestRun(o Options) map[string]any {
 		}
 	}
 	add(o.Endpoints, false)
+	if o.ParamsJSON != "" {
+		env = append(env, map[string]any{"name": "FIREDRILL_PARAMS", "value": o.ParamsJSON})
+	}
 	add(o.Params, true)
 	args := strings.Join([]string{
 		"--out json=" + ResultsMount + "/$(POD_NAME)-k6-samples.json.gz",

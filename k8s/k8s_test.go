@@ -31,8 +31,9 @@ func opts(t *testing.T) Options {
 	return Options{
 		Drill: "cache_format-flip", Script: filepath.Join(dir, "drill.js"), LibDir: filepath.Join(dir, "lib"),
 		Profile: "protected", Seed: 7, Parallelism: 4, Image: "registry.example/firedrill-k6:v1",
-		Endpoints: map[string]string{"FIREDRILL_MEMCACHED": "mc-0:11211,mc-1:11211", "FIREDRILL_MYSQL_DSN": "u:p@tcp(db:3306)/x", "FIREDRILL_TOXIPROXY": "http://toxiproxy:8474"},
-		Params:    map[string]string{"duration": "60"},
+		Endpoints:  map[string]string{"FIREDRILL_MEMCACHED": "mc-0:11211,mc-1:11211", "FIREDRILL_MYSQL_DSN": "u:p@tcp(db:3306)/x", "FIREDRILL_TOXIPROXY": "http://toxiproxy:8474"},
+		Params:     map[string]string{"duration": "60"},
+		ParamsJSON: `{"duration":60}`,
 	}
 }
 
@@ -91,7 +92,7 @@ func TestManifestsValidateAgainstTestRunCRD(t *testing.T) {
 	}
 	for k, want := range map[string]string{
 		"FIREDRILL_MEMCACHED": "mc-0:11211,mc-1:11211", "FIREDRILL_TOXIPROXY": "http://toxiproxy:8474",
-		"FIREDRILL_PROFILE": "protected", "FIREDRILL_SEED": "7", "FIREDRILL_DURATION": "60",
+		"FIREDRILL_PROFILE": "protected", "FIREDRILL_SEED": "7", "FIREDRILL_DURATION": "60", "FIREDRILL_PARAMS": `{"duration":60}`,
 		"FIREDRILL_GENERATORS": "4", "FIREDRILL_HDR_OUT": "/results/$(POD_NAME)-histograms.ndjson",
 	} {
 		if env[k] != want {

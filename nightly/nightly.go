@@ -56,7 +56,7 @@ type Options struct {
 	Template harness.RunOptions // K6, Memcached, Params, Timeout, Generators, Release, Seed, ...
 	// Full runs the drills at their default lengths. Otherwise each drill
 	// runs in its short form, its @nightly parameters under Template.Params
-	// (which win).
+	// (which win). Each drill gets only the Template.Params it declares.
 	Full       bool
 	Baseline   string // folder of baseline results; "" for none
 	NoBaseline string // why there is no baseline, when Baseline is ""
@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				n++
 				ro := o.Template
 				ro.Drill, ro.Profile = d, p
-				ro.Params = d.Params(o.Template.Params, !o.Full)
+				ro.Params = d.Overrides(d.Declared(o.Template.Params), !o.Full)
 				ro.OutDir = filepath.Join(o.OutDir, "runs")
 				t0 := time.Now()
 				fmt.Fprintf(o.Progress, "nightly: [%d/%d] %s %s repeat %d/%d\n", n, total, d.Name, p, rep, o.Repeats)

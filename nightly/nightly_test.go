@@ -219,10 +219,13 @@ func TestSummaryShape(t *testing.T) {
 }
 
 // Each drill runs in its @nightly short form under the user's --set, or at
-// full length with Full.
+// full length with Full; a --set reaches only the drills that declare it
+// (gamma takes no "latency").
 func TestNightlyRunsTheShortForm(t *testing.T) {
 	short := []harness.Drill{{Name: "gamma", Expect: map[string]string{"default": "held"}, Profiles: []string{"default"},
-		Nightly: map[string]string{"duration": "40", "fault_from": "10"}}}
+		Nightly: map[string]string{"duration": "40", "fault_from": "10"},
+		Params: []harness.Param{{Name: "duration", Type: "number", Default: "60"}, {Name: "fault_from", Type: "number", Default: "15"},
+			{Name: "rate", Type: "number", Default: "200"}}}}
 	for _, tc := range []struct {
 		full bool
 		want string
@@ -230,7 +233,7 @@ func TestNightlyRunsTheShortForm(t *testing.T) {
 		var got []string
 		run := fakeRun("v1", func(string, int) float64 { return 10 }, func(string, int) bool { return true })
 		_, err := Run(context.Background(), Options{Drills: short, Repeats: 1, OutDir: t.TempDir(), Full: tc.full,
-			Template: harness.RunOptions{Params: map[string]string{"fault_from": "5", "rate": "900"}},
+			Template: harness.RunOptions{Params: map[string]string{"fault_from": "5", "rate": "900", "latency": "50"}},
 			Run: func(ctx context.Context, o harness.RunOptions) (*reports.Result, string, error) {
 				for _, k := range slices.Sorted(maps.Keys(o.Params)) {
 					got = append(got, k+"="+o.Params[k])

@@ -4,6 +4,19 @@
  * @summary   a rolling cache format flip makes entries miss (+DB load), then the hot set expires at once: query spike, connections at the cap
  * @expect    unprotected=broken protected=held
  * @nightly   steady=8 flipped=8 expiry=12
+ * @param     rate             number  500                 fetches per second
+ * @param     rows             number  20000               records, all cached in the steady phase
+ * @param     steady           number  15                  seconds of the steady phase
+ * @param     flipped          number  15                  seconds of the flipped phase
+ * @param     expiry           number  15                  seconds of the expiry phase
+ * @param     expiry_ttl       number  8                   seconds: TTL of the hot set (and of fills) in the expiry phase
+ * @param     flip_fraction    number  0.125               share of the fleet on the new format
+ * @param     hot_set          number  500                 entries refilled together in the expiry phase and left to expire
+ * @param     processes        number  16                  processes of the fleet
+ * @param     pool_size        number  2      protected=1  database connections per process: unprotected, processes x pool_size > max_connections; protected, one each, under the cap
+ * @param     max_connections  number  24                  the database's max_connections, low so that a burst reaches it
+ * @param     query_delay      number  50                  ms of database time per fill: the expiry's stampede holds connections this long
+ * @param     write_fraction   number  0.05                share of updates that invalidate entries: the steady database load
  *
  * Incident 000: a cache format change made part of the fleet miss on the
  * other part's entries, so steady database load rose by about a quarter;
@@ -32,22 +45,20 @@ import {
   cleanupFaults, digest, dbRate, drill, inPhase, logTable, markFault, param, precondition, profile, seed, signature, steady, window,
 } from './lib/firedrill.js';
 
-const rate = param('rate', 500); // fetches per second
-const rows = param('rows', 20000); // records, all cached in the steady phase
-const steadyS = param('steady', 15); // seconds per phase
-const flipS = param('flipped', 15);
-const expiryS = param('expiry', 15);
-const expiryTTL = param('expiry_ttl', 8); // s: TTL of the hot set (and of fills) in the expiry phase
-const flip = param('flip_fraction', 0.125); // share of the fleet on the new format
-const hotSet = param('hot_set', 500);
-const processes = param('processes', 16);
+const rate = param('rate');
+const rows = param('rows');
+const steadyS = param('steady');
+const flipS = param('flipped');
+const expiryS = param('expiry');
+const expiryTTL = param('expiry_ttl');
+const flip = param('flip_fraction');
+const hotSet = param('hot_set');
+const processes = param('processes');
 const protectedRun = profile === 'protected';
-// Unprotected, processes x pool_size > max_connections; protected, the pools
-// are bounded to one connection each, under the cap.
-const poolSize = param('pool_size', protectedRun ? 1 : 2);
-const cap = param('max_connections', 24);
-const queryDelayMs = param('query_delay', 50); // database time per fill: the expiry's stampede holds connections this long
-const writeFraction = param('write_fraction', 0.05); // updates that invalidate entries: the steady database load
+const poolSize = param('pool_size');
+const cap = param('max_connections');
+const queryDelayMs = param('query_delay');
+const writeFraction = param('write_fraction');
 
 // Database queries per 1000 fetches the flip added (flipped minus steady).
 const flipExtra = new Gauge('firedrill_flip_extra_db_per_1000');

@@ -4,6 +4,23 @@
  * @summary   a slow database empties the cache; unbounded pools, retries and an aggressive autoscaler hold it at max_connections and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
  * @nightly   before=6 observe=21
+ * @param     rate             number  500                fetches per second
+ * @param     keys             number  60                 the hot set: every key is requested every second or so
+ * @param     window           number  3                  seconds of one measurement (and autoscaler) window
+ * @param     before           number  9                  seconds of steady traffic before the trigger
+ * @param     trigger          number  12                 seconds the database stays slow (> ttl: the cache empties)
+ * @param     observe          number  30                 seconds watched after the trigger is removed
+ * @param     trigger_latency  number  1500               ms of the latency toxic on the database
+ * @param     ttl              number  10                 seconds: entry TTL (each shortened by up to half: a steady refill)
+ * @param     contention       number  20                 ms of database time per fill per running query: throughput 1000/20 = 50 fills/s
+ * @param     query_delay      number  0                  fixed ms of database time per fill on top (a SLEEP whose cost does not grow with load)
+ * @param     db_timeout       number  1000               ms the client waits for a query
+ * @param     max_connections  number  80                 the database's max_connections: contention x cap > db_timeout, so at the cap every query times out
+ * @param     recover_within   number  20                 seconds after the trigger's removal by which the protected fleet must have recovered
+ * @param     processes        number  4                  processes of the fleet at start
+ * @param     pool_size        number  8     protected=2  database connections per process (protected: the pool sheds past them)
+ * @param     max_processes    number  32    protected=8  the autoscaler's ceiling (unprotected 32 x 8 = 256 connections for a database that takes 80)
+ * @param     retries          number  3                  retries of a failed fill
  *
  * Incident 001: the writer's connection layer fell into a metastable state;
  * aggressive scale-up added connections until the database refused them,
@@ -33,27 +50,28 @@ import {
   at, cleanupFaults, digest, drill, logTable, param, precondition, profile, seed, signature, steady, window,
 } from './lib/firedrill.js';
 
-const rate = param('rate', 500); // fetches per second
-const keys = param('keys', 60); // the hot set: every key is requested every second or so
-const windowS = param('window', 3); // s: one measurement (and autoscaler) window
-const beforeS = param('before', 9); // s of steady traffic before the trigger
-const triggerS = param('trigger', 12); // s the database stays slow (> ttl: the cache empties)
-const observeS = param('observe', 30); // s watched after the trigger is removed
-const triggerMs = param('trigger_latency', 1500); // latency toxic on the database
-const ttlS = param('ttl', 10); // entry TTL (each shortened by up to half: a steady refill)
-const contentionMs = param('contention', 20); // DB ms per fill per running query: throughput 1000/20 = 50 fills/s
-const queryDelayMs = param('query_delay', 0); // fixed DB ms per fill on top (a SLEEP whose cost does not grow with load)
-const dbTimeoutMs = param('db_timeout', 1000);
-const cap = param('max_connections', 80); // contention x cap > db_timeout: at the cap every query times out
-const recoverWithinS = param('recover_within', 20);
+const rate = param('rate');
+const keys = param('keys');
+const windowS = param('window');
+const beforeS = param('before');
+const triggerS = param('trigger');
+const observeS = param('observe');
+const triggerMs = param('trigger_latency');
+const ttlS = param('ttl');
+const contentionMs = param('contention');
+const queryDelayMs = param('query_delay');
+const dbTimeoutMs = param('db_timeout');
+const cap = param('max_connections');
+const recoverWithinS = param('recover_within');
 const protectedRun = profile === 'protected';
-const processes0 = param('processes', 4);
-// Unprotected: pools of 8 and a fleet that may reach 32 (256 connections
-// for a database that takes 80). Protected: pools of 2 that shed past 2
-// queries, and a fleet of at most 8 (16 queries: 16 x 20 ms, far below 1 s).
-const poolSize = param('pool_size', protectedRun ? 2 : 8);
-const maxProcesses = param('max_processes', protectedRun ? 8 : 32);
-const retries = param('retries', 3);
+const processes0 = param('processes');
+// Unprotected (the header's defaults): pools of 8 and a fleet that may
+// reach 32 (256 connections for a database that takes 80). Protected: pools
+// of 2 that shed past 2 queries, and a fleet of at most 8 (16 queries:
+// 16 x 20 ms, far below 1 s).
+const poolSize = param('pool_size');
+const maxProcesses = param('max_processes');
+const retries = param('retries');
 
 const recovered = new Gauge('firedrill_recovered');
 const recoverySeconds = new Gauge('firedrill_recovery_s');

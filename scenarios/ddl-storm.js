@@ -4,6 +4,16 @@
  * @summary   many column-type ALTER TABLEs across small per-tenant schemas degrade the cluster's writes; copy-table migrations throttled on load do not
  * @expect    unprotected=broken protected=held
  * @nightly   duration=45 storm_from=10 storm=25
+ * @param     duration               number  60                  seconds of traffic
+ * @param     rate                   number  200                 operations per second
+ * @param     write_fraction         number  0.05                share of record updates (and invalidations)
+ * @param     tenant_write_fraction  number  0.4                 share of updates of tenant rows
+ * @param     rows                   number  20000               records
+ * @param     tenants                number  20                  tenant schemas
+ * @param     tenant_rows            number  20000               rows per tenant table: each direct ALTER rebuilds this many, holding the table's writes
+ * @param     storm_from             number  15                  seconds into traffic when the storm starts
+ * @param     storm                  number  30                  seconds the storm runs
+ * @param     concurrency            number  8      protected=1  migrations run at once
  *
  * Incident 002: thousands of direct column-type changes on small
  * per-workspace tables (each one a table rebuild) degraded writes on one
@@ -24,17 +34,17 @@ import {
   at, cleanupFaults, digest, drill, param, precondition, profile, seed, signature, steady,
 } from './lib/firedrill.js';
 
-const duration = param('duration', 60); // seconds of traffic
-const rate = param('rate', 200); // operations per second
-const writeFraction = param('write_fraction', 0.05); // record updates (and invalidations)
-const tenantWriteFraction = param('tenant_write_fraction', 0.4); // updates of tenant rows
-const rows = param('rows', 20000);
-const tenants = param('tenants', 20);
-const tenantRows = param('tenant_rows', 20000); // each direct ALTER rebuilds this many rows, holding the table's writes
-const stormFrom = param('storm_from', 15); // s
-const stormS = param('storm', 30); // s the storm runs
+const duration = param('duration');
+const rate = param('rate');
+const writeFraction = param('write_fraction');
+const tenantWriteFraction = param('tenant_write_fraction');
+const rows = param('rows');
+const tenants = param('tenants');
+const tenantRows = param('tenant_rows');
+const stormFrom = param('storm_from');
+const stormS = param('storm');
 const protectedRun = profile === 'protected';
-const concurrency = param('concurrency', protectedRun ? 1 : 8);
+const concurrency = param('concurrency');
 const prefix = 'firedrill_tenant_';
 
 export const options = {

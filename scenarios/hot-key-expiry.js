@@ -4,6 +4,16 @@
  * @summary   the hot set expires at one instant: a stampede of fills on the database, and each protection's effect on it
  * @expect    unprotected=broken protected=held
  * @nightly   table=none,leases
+ * @param     rate         number  600                      fetches per second
+ * @param     rows         number  20000                    records
+ * @param     hot_set      number  50                       entries filled together and left to expire
+ * @param     ttl          number  4                        seconds: their TTL; each replay lasts ttl + after
+ * @param     after        number  4                        seconds each replay goes on after the TTL
+ * @param     query_delay  number  300                      ms of database time per fill: the expensive miss path
+ * @param     processes    number  8                        processes of the fleet
+ * @param     pool_size    number  8                        database connections per process
+ * @param     judge        string  none   protected=leases  the protection whose replay is judged (none, coalesce, fillLock, leases, staleWhileRevalidate, ttlJitter, xfetch)
+ * @param     table        string  all                      all, or a comma-separated list of the protections to replay
  *
  * The stampede of incident 000 alone: the most popular entries, filled
  * together with one TTL and no jitter, expire at the same instant and every
@@ -23,16 +33,16 @@ import {
   cleanupFaults, digest, drill, inPhase, logTable, markFault, param, precondition, profile, signature, steady,
 } from './lib/firedrill.js';
 
-const rate = param('rate', 600); // fetches per second
-const rows = param('rows', 20000);
-const hotSet = param('hot_set', 50); // entries filled together and left to expire
-const ttlS = param('ttl', 4); // s: their TTL; each replay lasts ttl + after
-const afterS = param('after', 4);
-const queryDelayMs = param('query_delay', 300); // the expensive miss path
-const processes = param('processes', 8);
-const poolSize = param('pool_size', 8);
-const judged = param('judge', profile === 'protected' ? 'leases' : 'none');
-const table = param('table', 'all'); // "all" or a comma-separated list of protections to replay
+const rate = param('rate');
+const rows = param('rows');
+const hotSet = param('hot_set');
+const ttlS = param('ttl');
+const afterS = param('after');
+const queryDelayMs = param('query_delay');
+const processes = param('processes');
+const poolSize = param('pool_size');
+const judged = param('judge');
+const table = param('table');
 
 const all = {
   none: {},

@@ -3,6 +3,9 @@
  * @incident  none
  * @summary   the whole pipe: cache traffic through every proxy to memcached and the database, with a latency toxic on the memcached proxies mid-run
  * @expect    default=held
+ * @param     duration  number  30    seconds of traffic
+ * @param     rate      number  1000  fetches per second, split between the generators
+ * @param     latency   number  50    ms of the latency toxic on the memcached proxies
  *
  * Not an incident: the smoke drill that proves firedrill works end to end.
  * Read-through traffic (get; on a miss SELECT by primary key, then set) goes
@@ -22,9 +25,9 @@ import {
   at, cleanupFaults, drill, generators, memcachedProxies, param, precondition, seed, steady, toxicOff, toxicOn,
 } from './lib/firedrill.js';
 
-const duration = param('duration', 30); // seconds of traffic
-const rate = param('rate', 1000); // fetches per second
-const latencyMs = param('latency', 50);
+const duration = param('duration');
+const rate = param('rate');
+const latencyMs = param('latency');
 
 export const options = {
   scenarios: {

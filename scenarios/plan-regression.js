@@ -4,6 +4,15 @@
  * @summary   a frequent indexed query loses its index and full-scans; its scans take the database and every other query slows
  * @expect    unprotected=broken protected=held
  * @nightly   warmup=8 duration=40 fault_from=8 fault_to=28
+ * @param     warmup           number  10       seconds of traffic that fill the cache first, not judged
+ * @param     duration         number  50       seconds of judged traffic after the warm-up
+ * @param     rate             number  400      operations per second
+ * @param     lookup_fraction  number  0.1      share of operations that are lookups by ref
+ * @param     rows             number  1000000  rows of the table a lost index makes them scan: large enough that a scan outlasts the fills on a quiet machine
+ * @param     fault_from       number  10       seconds into the judged traffic when the index is ignored
+ * @param     fault_to         number  35       seconds into the judged traffic when it is restored
+ * @param     statement_limit  number  50       ms: the protected profile's statement time limit
+ * @param     switch_after     number  20       lookup errors before the protected caller's feature switch turns lookups off
  *
  * Incident 003: a frequent query lost its index and turned into a full
  * table scan; the scans piled up on the server and the latency of every
@@ -23,15 +32,15 @@ import {
   at, cleanupFaults, digest, drill, param, precondition, profile, seed, signature, steady,
 } from './lib/firedrill.js';
 
-const warmupS = param('warmup', 10); // s of traffic that fills the cache first, not judged
-const duration = param('duration', 50); // s of judged traffic after the warm-up
-const rate = param('rate', 400); // operations per second
-const lookupFraction = param('lookup_fraction', 0.1); // share that are lookups by ref
-const rows = param('rows', 1000000); // the table a lost index makes them scan: large enough that a scan outlasts the fills on a quiet machine
-const faultFrom = param('fault_from', 10); // s into the judged traffic: the index is ignored from here
-const faultTo = param('fault_to', 35); // s: and restored here
-const limitMs = param('statement_limit', 50); // protected: max statement time
-const switchAfter = param('switch_after', 20); // protected: lookup errors before the feature switch turns them off
+const warmupS = param('warmup');
+const duration = param('duration');
+const rate = param('rate');
+const lookupFraction = param('lookup_fraction');
+const rows = param('rows');
+const faultFrom = param('fault_from');
+const faultTo = param('fault_to');
+const limitMs = param('statement_limit');
+const switchAfter = param('switch_after');
 const protectedRun = profile === 'protected';
 const index = { table: 'cache_records', index: 'idx_ref' };
 

@@ -4,6 +4,16 @@
  * @summary   a cache server is blackholed from the fleet: every call to it waits the client timeout, requests pile up and serving capacity runs out
  * @expect    unprotected=broken protected=held
  * @nightly   duration=40 fault_from=10 fault_to=28
+ * @param     duration        number  60                    seconds of traffic
+ * @param     rate            number  300                   requests (fetch or fetch_multi) per second
+ * @param     rows            number  20000                 records
+ * @param     fault_from      number  15                    seconds into traffic when the server is blackholed
+ * @param     fault_to        number  40                    seconds into traffic when it is back
+ * @param     slots           number  200                   serving capacity: requests in flight at most
+ * @param     timeout         number  2000   protected=200  ms: client timeout per call (and per connect)
+ * @param     breaker         number  0      protected=5    consecutive failures that open a server's circuit breaker (0: none)
+ * @param     multi_fraction  number  0.3                   share of requests that are fetch_multi
+ * @param     multi_size      number  6                     keys per fetch_multi
  *
  * Incident 004: a new cache was unreachable from the web fleets; each call
  * waited a 2 s timeout and a request made several calls, so requests went
@@ -21,17 +31,16 @@ import {
   at, cleanupFaults, digest, drill, memcachedProxies, param, precondition, profile, seed, signature, steady, toxicOff, toxicOn,
 } from './lib/firedrill.js';
 
-const duration = param('duration', 60); // seconds of traffic
-const rate = param('rate', 300); // requests (fetch or fetch_multi) per second
-const rows = param('rows', 20000);
-const faultFrom = param('fault_from', 15); // s: blackhole window
-const faultTo = param('fault_to', 40);
-const slots = param('slots', 200); // serving capacity: requests in flight at most
-const protectedRun = profile === 'protected';
-const timeoutMs = param('timeout', protectedRun ? 200 : 2000); // client timeout per call (and per connect)
-const breaker = param('breaker', protectedRun ? 5 : 0); // consecutive failures that open a server's breaker (0: none)
-const multiFraction = param('multi_fraction', 0.3);
-const multiSize = param('multi_size', 6);
+const duration = param('duration');
+const rate = param('rate');
+const rows = param('rows');
+const faultFrom = param('fault_from');
+const faultTo = param('fault_to');
+const slots = param('slots');
+const timeoutMs = param('timeout');
+const breaker = param('breaker');
+const multiFraction = param('multi_fraction');
+const multiSize = param('multi_size');
 
 export const options = {
   setupTimeout: '120s',

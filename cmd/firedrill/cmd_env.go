@@ -44,6 +44,9 @@ func envUp(ctx context.Context, args []string, stdout, stderr io.Writer) (err er
 	if *n < 1 {
 		return fmt.Errorf("--memcached must be at least 1, got %d", *n)
 	}
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
+	}
 	env, upErr := environments.Up(ctx, environments.WithMemcached(*n), environments.WithMySQLImage(*mysqlImage),
 		environments.WithProgress(stderr))
 	defer func() {

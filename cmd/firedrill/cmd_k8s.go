@@ -45,7 +45,7 @@ func k8sCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	storageClass := fs.String("storage-class", "", "storage class of that claim (it needs ReadWriteMany); default: the cluster's")
 	scenarios := fs.String("scenarios", "scenarios", "folder of drill scripts")
 	var sets stringList
-	fs.Var(&sets, "set", "drill parameter `name=value` (repeatable)")
+	fs.Var(&sets, "set", "drill parameter `name=value`, one the drill declares (repeatable); the runners get every parameter resolved for --profile")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), use+`
 Writes into --out: configmap.yaml (the drill script and scenarios/lib),
@@ -73,15 +73,29 @@ Flags:
 	}
 	d, err := harness.FindDrill(*scenarios, pos[0])
 	if err != nil {
-		return err
+		return badArg(err)
 	}
 	if *profile == "" {
 		*profile = d.Profiles[0]
 	} else if _, ok := d.Expect[*profile]; !ok {
-		return fmt.Errorf("drill %s has no profile %q: choose %s", d.Name, *profile, strings.Join(d.Profiles, ", "))
+		return badArg(fmt.Errorf("drill %s has no profile %q: choose %s", d.Name, *profile, strings.Join(d.Profiles, ", ")))
+	}
+	set, err := drillSets(d, sets)
+	if err != nil {
+		return err
+	}
+	// The runners get what `firedrill run` gives k6: every parameter,
+	// resolved for the profile.
+	vals, err := d.Resolve(*profile, set)
+	if err != nil {
+		return badArg(fmt.Errorf("--set: %w", err))
+	}
+	params := map[string]string{}
+	for _, v := range vals {
+		params[v.Name] = v.Value
 	}
 	if *parallelism < 1 {
-		return fmt.Errorf("--parallelism must be at least 1, got %d", *parallelism)
+		return badArg(fmt.Errorf("--parallelism must be at least 1, got %d", *parallelism))
 	}
 	if *memcached == "" || *dsn == "" || *toxiproxy == "" {
 		return errors.New("k8s manifests: give the endpoints the runners reach: --memcached host:port,... --mysql-dsn DSN --toxiproxy URL")
@@ -112,21 +126,14 @@ Flags:
 	if *adminDSN != "" {
 		endpoints["FIREDRILL_MYSQL_ADMIN_DSN"] = *adminDSN
 	}
-	params := map[string]string{}
-	for _, s := range sets {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || k == "" || strings.ContainsAny(k, " =") {
-			return fmt.Errorf("bad --set %q: want name=value", s)
-		}
-		params[k] = v
-	}
 	if *out == "" {
 		*out = "k8s-" + d.Name
 	}
 	paths, err := k8s.Write(*out, k8s.Options{
 		Drill: d.Name, Script: d.Path, LibDir: filepath.Join(*scenarios, "lib"),
 		Profile: *profile, Seed: *seed, Parallelism: *parallelism, Namespace: *namespace,
-		Image: *image, Endpoints: endpoints, Params: params, Storage: *storage, StorageClass: *storageClass,
+		Image: *image, Endpoints: endpoints, Params: params, ParamsJSON: harness.ParamsJSON(vals),
+		Storage: *storage, StorageClass: *storageClass,
 	})
 	if err != nil {
 		return err

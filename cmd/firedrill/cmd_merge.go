@@ -31,7 +31,7 @@ func mergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	k6 := fs.String("k6", "bin/k6", "k6 binary with firedrill's extensions (make k6): it reads the drill's checks")
 	seed := fs.Int64("seed", 1, "the seed the generators ran with")
 	var sets stringList
-	fs.Var(&sets, "set", "drill parameter `name=value` the generators ran with (repeatable): the checks are read under them")
+	fs.Var(&sets, "set", "drill parameter `name=value` the generators ran with, one the drill declares (repeatable): the checks are read under them")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: firedrill merge DRILL [--profile P] --out DIR FOLDER...
 
@@ -63,13 +63,19 @@ Flags:
 	}
 	d, err := harness.FindDrill(*scenarios, pos[0])
 	if err != nil {
-		return err
+		return badArg(err)
 	}
 	if *profile == "" {
 		if len(d.Profiles) != 1 {
-			return fmt.Errorf("merge: drill %s has profiles %s: pass --profile", d.Name, strings.Join(d.Profiles, ", "))
+			return badArg(fmt.Errorf("merge: drill %s has profiles %s: pass --profile", d.Name, strings.Join(d.Profiles, ", ")))
 		}
 		*profile = d.Profiles[0]
+	} else if _, ok := d.Expect[*profile]; !ok {
+		return badArg(fmt.Errorf("merge: drill %s has no profile %q: choose %s", d.Name, *profile, strings.Join(d.Profiles, ", ")))
+	}
+	params, err := drillSets(d, sets)
+	if err != nil {
+		return err
 	}
 	files, err := generatorFiles(pos[1:])
 	if err != nil {
@@ -78,11 +84,11 @@ Flags:
 	if *release == "" {
 		*release = gitDescribe()
 	}
-	params, err := parseSets(sets)
+	vars, err := harness.ScriptVars(d, *profile, *seed, len(files), params)
 	if err != nil {
-		return err
+		return badArg(fmt.Errorf("merge: %w", err))
 	}
-	spec, err := harness.InspectSpec(ctx, *k6, d, harness.ScriptVars(*profile, *seed, len(files), params))
+	spec, err := harness.InspectSpec(ctx, *k6, d, vars)
 	if err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}

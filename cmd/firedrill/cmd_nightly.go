@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,13 +41,14 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	full := fs.Bool("full", false, "run the drills at their default lengths instead of their @nightly short forms (estimated at about twice as long)")
 	verbose := fs.Bool("v", false, "show the harness's and k6's own output (always kept in each run's k6.log)")
 	var sets stringList
-	fs.Var(&sets, "set", "drill parameter `name=value` for every drill, passed as FIREDRILL_<NAME> (repeatable)")
+	fs.Var(&sets, "set", "drill parameter `name=value` for every drill that declares it; each name must be one at least one drill declares (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: firedrill nightly [flags]
 
 Runs every drill in every profile it declares, --repeats times each (each run
 in a fresh environment), each in its short form: the parameters of its
-@nightly header line, under any --set (--full runs the default lengths). Then
+@nightly header line, under any --set (which goes to the drills that declare
+it; --full runs the default lengths). Then
 it writes into --out:
   runs/<drill>-<profile>-<time>/   each run's result.json, report.html, k6 files
   results/<drill>-<profile>-<n>.json  flat copies (what "baseline save" stores)
@@ -113,7 +116,7 @@ Flags:
 			}
 			d, err := harness.FindDrill(*scenarios, name)
 			if err != nil {
-				return err
+				return badArg(err)
 			}
 			selected = append(selected, d)
 		}
@@ -121,6 +124,9 @@ Flags:
 	params, err := parseSets(sets)
 	if err != nil {
 		return err
+	}
+	if err := checkNightlySets(selected, params); err != nil {
+		return badArg(err)
 	}
 	if *release == "" {
 		*release = gitDescribe()
@@ -130,6 +136,10 @@ Flags:
 	}
 	if _, err := os.Stat(*k6); err != nil {
 		return fmt.Errorf("nightly: k6 binary %s: %w (build it with `make k6`)", *k6, err)
+	}
+	// Before the images: without an engine every image looks missing.
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
 	}
 	if missing := environments.MissingImages(ctx, environments.MariaDBImage); len(missing) > 0 {
 		fmt.Fprintf(stderr, "images: missing %s, building them\n", strings.Join(missing, ", "))
@@ -182,6 +192,34 @@ Flags:
 		return &exitErr{code: code, msg: err.Error()}
 	}
 	return err
+}
+
+// checkNightlySets checks a nightly's --set: it goes to every drill that
+// declares the name, so each name must be declared by one drill at least,
+// and its value must be of the type of each that declares it.
+func checkNightlySets(drills []harness.Drill, set map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		var takers []string
+		for _, d := range drills {
+			if _, ok := d.Param(k); !ok {
+				continue
+			}
+			takers = append(takers, d.Name)
+			if err := d.CheckValues(map[string]string{k: set[k]}); err != nil {
+				return fmt.Errorf("--set: %w", err)
+			}
+		}
+		if len(takers) == 0 {
+			seen := map[string]bool{}
+			for _, d := range drills {
+				for _, p := range d.Params {
+					seen[p.Name+" ("+p.Type+")"] = true
+				}
+			}
+			return fmt.Errorf("--set: no drill of this nightly has a parameter %q; they take %s (see `firedrill list DRILL`)", k, strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
+		}
+	}
+	return nil
 }
 
 // baselineCmd saves and lists baselines:

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
@@ -22,9 +23,22 @@ func parseSets(sets []string) (map[string]string, error) {
 	for _, s := range sets {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" || strings.ContainsAny(k, " =") {
-			return nil, fmt.Errorf("bad --set %q: want name=value", s)
+			return nil, badArg(fmt.Errorf("bad --set %q: want name=value", s))
 		}
 		params[k] = v
+	}
+	return params, nil
+}
+
+// drillSets reads --set for one drill: every name one it declares, every
+// value of its type.
+func drillSets(d harness.Drill, sets []string) (map[string]string, error) {
+	params, err := parseSets(sets)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.CheckValues(params); err != nil {
+		return nil, badArg(fmt.Errorf("--set: %w", err))
 	}
 	return params, nil
 }
@@ -45,9 +59,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	short := fs.Bool("short", false, "run the drill's short form, the parameters of its @nightly line (what the nightly and make test run); --set wins")
 	quiet := fs.Bool("quiet", false, "do not show k6's own output (it is kept in k6.log)")
 	var sets stringList
-	fs.Var(&sets, "set", "drill parameter `name=value`, passed to the script as FIREDRILL_<NAME> (repeatable)")
+	fs.Var(&sets, "set", "drill parameter `name=value`, one the drill's header declares (see `firedrill list DRILL`), of its type (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it, writes result.json\nand report.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it, writes result.json\nand report.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nBefore it builds or starts anything it checks the arguments, each --set against\nthe drill's @param declarations, and that the Docker engine answers (DOCKER_HOST).\nThe script gets every parameter resolved for the run: declared default, the\nprofile's default, the @nightly short form with --short, then --set.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -60,33 +74,38 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	drill, err := harness.FindDrill(*scenarios, pos[0])
 	if err != nil {
-		return err
+		return badArg(err)
 	}
-	params, err := parseSets(sets)
+	params, err := drillSets(drill, sets)
 	if err != nil {
 		return err
 	}
-	if *short {
-		if drill.Nightly == nil {
-			return fmt.Errorf("--short: drill %s has no @nightly line, so no short form; run it without --short", drill.Name)
-		}
-		params = drill.Params(params, true)
+	if *short && drill.Nightly == nil {
+		return badArg(fmt.Errorf("--short: drill %s has no @nightly line, so no short form; run it without --short", drill.Name))
 	}
+	params = drill.Overrides(params, *short)
 	profiles := drill.Profiles
 	if *profile != "all" {
 		if _, ok := drill.Expect[*profile]; !ok {
-			return fmt.Errorf("drill %s has no profile %q: choose %s or all", drill.Name, *profile, strings.Join(drill.Profiles, ", "))
+			return badArg(fmt.Errorf("drill %s has no profile %q: choose %s or all", drill.Name, *profile, strings.Join(drill.Profiles, ", ")))
 		}
 		profiles = []string{*profile}
 	}
-	if *memcached < 1 {
-		return fmt.Errorf("--memcached must be at least 1, got %d", *memcached)
+	switch {
+	case *memcached < 1:
+		return badArg(fmt.Errorf("--memcached must be at least 1, got %d", *memcached))
+	case *generators < 1:
+		return badArg(fmt.Errorf("--generators must be at least 1, got %d", *generators))
+	case *timeout <= 0:
+		return badArg(fmt.Errorf("--timeout must be positive, got %s", *timeout))
 	}
-	if *generators < 1 {
-		return fmt.Errorf("--generators must be at least 1, got %d", *generators)
+	if _, err := os.Stat(*k6); err != nil {
+		return fmt.Errorf("k6 binary %s: %w (build it with `make k6`)", *k6, err)
 	}
-	if *timeout <= 0 {
-		return fmt.Errorf("--timeout must be positive, got %s", *timeout)
+	// Before the images: without an engine every image looks missing, and
+	// the build would start (a base bootstrap takes minutes) only to fail.
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
 	}
 	if *release == "" {
 		*release = gitDescribe()

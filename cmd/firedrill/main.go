@@ -19,11 +19,12 @@ const usage = `firedrill replays database and cache incidents as repeatable chao
 
 Usage:
   firedrill list                          list the drills
+  firedrill list DRILL                    one drill: its profiles, parameters (name, type, default, per profile) and short form
   firedrill run DRILL [flags]             environment up, run the drill, result + report, environment down
   firedrill env up [--memcached N]        start an environment, print FIREDRILL_* endpoints, stay up until Ctrl-C
   firedrill env down                      remove every firedrill environment on this Docker engine
-  firedrill images [--rebuild] [--base IMAGE]
-                                          build the database, memcached and toxiproxy images (offline)
+  firedrill images [--rebuild] [--base IMAGE] | --check
+                                          build the database, memcached and toxiproxy images (offline); --check lists the missing ones
   firedrill report RESULT.json... -o FILE render results into one HTML report
   firedrill compare BASE... -- HEAD... -o FILE
                                           compare results of two releases; non-zero exit on a regression
@@ -35,6 +36,11 @@ Usage:
   firedrill k8s manifests DRILL --parallelism N --out DIR
                                           k6-operator TestRun, script ConfigMap and k6 image Dockerfile
   firedrill version                       print the version
+
+A drill's parameters are declared in its header (@param); run, nightly, merge
+and k8s take --set name=value for them and refuse names the drill does not
+declare and values not of their type. Commands that need Docker ping it
+first (DOCKER_HOST, or the default socket) and stop at once without it.
 
 Run "firedrill COMMAND -h" for a command's flags.
 `
@@ -70,6 +76,18 @@ type exitErr struct {
 }
 
 func (e *exitErr) Error() string { return e.msg }
+
+// badArg is a bad argument found after flag parsing (an unknown drill or
+// profile, a --set the drill does not declare): one line, exit 2.
+func badArg(err error) error {
+	return &exitErr{code: exitUsage, msg: err.Error()}
+}
+
+// noDocker is an unreachable Docker engine: nothing ran, and the run could
+// not decide (4).
+func noDocker(err error) error {
+	return &exitErr{code: exitError, msg: err.Error()}
+}
 
 func exitCode(err error, stderr io.Writer) int {
 	var ee *exitErr

@@ -1,5 +1,6 @@
-// Shared parts of the drills: the profile, parameters from `firedrill run
-// --set`, and the fault helpers every drill schedules with startTime.
+// Shared parts of the drills: the profile, the parameters the header
+// declares (@param, resolved by `firedrill run`), and the fault helpers
+// every drill schedules with startTime.
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
 import toxiproxy from 'k6/x/toxiproxy';
@@ -10,19 +11,43 @@ export const profile = __ENV.FIREDRILL_PROFILE || 'default';
 /** The drill's seed, so a run can be repeated. */
 export const seed = parseInt(__ENV.FIREDRILL_SEED || '1', 10);
 
-/**
- * A drill parameter: `firedrill run DRILL --set name=value` arrives as
- * FIREDRILL_NAME; def is used when it is not set. Numbers stay numbers.
- */
-export function param(name, def) {
-  const v = __ENV['FIREDRILL_' + name.toUpperCase().replace(/-/g, '_')];
-  if (v === undefined || v === '') return def;
-  if (typeof def === 'number') {
-    const n = Number(v);
-    if (Number.isNaN(n)) throw new Error(`parameter ${name}: ${JSON.stringify(v)} is not a number`);
-    return n;
+// Every parameter the drill's header declares (@param), resolved by the
+// harness for this run: declared default, the profile's default, the
+// @nightly short form (--short), then --set.
+const params = (() => {
+  const v = __ENV.FIREDRILL_PARAMS;
+  if (v === undefined || v === '') return null;
+  try {
+    return JSON.parse(v);
+  } catch (e) {
+    throw new Error(`FIREDRILL_PARAMS is not a JSON object (${e.message}): firedrill sets it; run the drill with \`firedrill run DRILL\``);
   }
-  return v;
+})();
+
+/**
+ * The value of a parameter the drill's header declares, typed as declared
+ * (number, string or bool):
+ *
+ *   @param rate number 200 operations per second
+ *
+ * `firedrill run DRILL --set rate=300` changes it; `firedrill list DRILL`
+ * shows them all. The defaults live in the header, not here.
+ */
+export function param(name) {
+  if (arguments.length !== 1) {
+    throw new Error(`param('${name}', ...): a parameter's default is declared in the drill's header (@param ${name} TYPE DEFAULT description), not passed to param()`);
+  }
+  if (params === null) {
+    throw new Error(`param('${name}'): FIREDRILL_PARAMS is not set: run the drill with \`firedrill run DRILL\` ` +
+      '(it resolves the @param lines of the header), or give k6 the values yourself: ' +
+      `k6 run -e FIREDRILL_PARAMS='{"${name}": ...}' (\`firedrill list DRILL\` shows every parameter)`);
+  }
+  if (!Object.prototype.hasOwnProperty.call(params, name)) {
+    const known = Object.keys(params).sort();
+    throw new Error(`param('${name}'): the drill's header declares no parameter ${name} ` +
+      `(it declares ${known.length ? known.join(', ') : 'none'}): add "@param ${name} TYPE DEFAULT description" to it`);
+  }
+  return params[name];
 }
 
 /** The memcached proxies' names, in server order. */
