@@ -310,6 +310,27 @@ func HotSetIDs(k int, keys uint64) []uint64 {
 	return ids
 }
 
+// RefillHotSet stores the k most popular entries (default the hot set)
+// with TTL ttl, as the protections shape it (a grace period, jitter), all
+// at one instant, directly on the servers: left alone, they expire
+// together, the natural trigger of incident 000. It is a fault on the
+// shared cache: in a run of several generators, one calls it.
+func (e *Engine) RefillHotSet(ctx context.Context, k int, ttl time.Duration) (int, error) {
+	if k <= 0 {
+		k = e.cfg.HotSet
+	}
+	if uint64(k) > e.cfg.Keys {
+		return 0, fmt.Errorf("refill hot set: %d keys > keyspace %d", k, e.cfg.Keys)
+	}
+	if ttl < time.Second {
+		return 0, fmt.Errorf("refill hot set: ttl %v must be >= 1s", ttl)
+	}
+	if err := e.fillTop(ctx, k, ttl, e.admin); err != nil {
+		return 0, fmt.Errorf("refill hot set: %w", err)
+	}
+	return k, nil
+}
+
 // ExpireHotSet makes the k most popular entries expire now, all at one
 // instant: it deletes them, or, with stale-while-revalidate on, rewrites
 // them as logically expired but still servable, which is what a TTL

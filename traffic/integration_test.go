@@ -241,8 +241,8 @@ func drill(t *testing.T, c traffic.Config, at time.Duration, action func(*traffi
 
 // stampedeConfig: a fully warmed cache (so steady misses are ~0), an
 // expensive miss path and a bounded pool, so a hot-set expiry is a burst.
-func stampedeConfig(p traffic.Protections) traffic.Config {
-	c := baseConfig(traffic.WithRate(3000), traffic.WithDuration(4*time.Second), traffic.WithProtections(p))
+func stampedeConfig(p traffic.Protections, opts ...traffic.Option) traffic.Config {
+	c := baseConfig(append([]traffic.Option{traffic.WithRate(3000), traffic.WithDuration(4 * time.Second), traffic.WithProtections(p)}, opts...)...)
 	c.HotSet = 200
 	c.Warm = 20000
 	c.TTL = time.Hour
@@ -318,6 +318,37 @@ func TestHotSetExpirySpikesAndProtectionsReduceIt(t *testing.T) {
 			t.Errorf("expected shed queries: %+v", s.Errors)
 		}
 	})
+}
+
+// RefillHotSet stores the hot set with one short TTL: while it lives the
+// hot keys hit, and once it passes they expire together and each is
+// filled from the database again.
+func TestRefillHotSetExpiresTogether(t *testing.T) {
+	flushAll(t)
+	c := stampedeConfig(defaultProtections(), traffic.WithDuration(5*time.Second))
+	var done time.Time
+	rec, _, s := drill(t, c, time.Second, func(e *traffic.Engine) {
+		n, err := e.RefillHotSet(context.Background(), 0, 2*time.Second)
+		done = time.Now()
+		if err != nil || n != 200 {
+			t.Errorf("RefillHotSet = %d, %v; want the 200 hot keys", n, err)
+		}
+	})
+	// memcached counts TTLs in whole seconds of its own clock: a 2 s TTL
+	// ends between 1 and 2 s after the set
+	alive := rec.sum(traffic.MetricDBQueries, done, done.Add(time.Second))
+	expiry := rec.sum(traffic.MetricDBQueries, done.Add(time.Second), done.Add(3*time.Second))
+	t.Logf("db queries in the second after the refill %v, in the 2 s around its expiry %v; summary %+v", alive, expiry, s)
+	if expiry < 150 || expiry < 3*alive {
+		t.Errorf("db queries around the expiry = %v (in the second before: %v): want most of the 200 hot keys filled again", expiry, alive)
+	}
+	e, err := traffic.New(c, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RefillHotSet(context.Background(), 0, 10*time.Millisecond); err == nil {
+		t.Error("RefillHotSet with a 10ms TTL: want an error (memcached TTLs are whole seconds)")
+	}
 }
 
 func TestFormatFlipRaisesDBQueries(t *testing.T) {

@@ -172,7 +172,12 @@ func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, erro
 // configured TTL, shaped by the protections' TTL hooks (jitter, a grace
 // period for stale reads).
 func (w *worker) encodeEntry(v format.Version, r row, fill time.Duration) ([]byte, int) {
-	logical, stored := w.e.cfg.TTL, w.e.cfg.TTL
+	return w.encodeEntryTTL(v, r, fill, w.e.cfg.TTL)
+}
+
+// encodeEntryTTL is encodeEntry with ttl instead of the configured TTL.
+func (w *worker) encodeEntryTTL(v format.Version, r row, fill, ttl time.Duration) ([]byte, int) {
+	logical, stored := ttl, ttl
 	for _, h := range w.e.prot.Load().ttl {
 		logical, stored = h.ttl(w, logical, stored)
 	}
@@ -524,6 +529,12 @@ func (w *worker) exec(ctx context.Context, p *process, counter int, q string, ar
 }
 
 func (e *Engine) warm(ctx context.Context, n int) error {
+	return e.fillTop(ctx, n, e.cfg.TTL, e.cache)
+}
+
+// fillTop stores the n most popular entries through mc, each with ttl as
+// the protections shape it, all at one instant.
+func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client) error {
 	db, err := sql.Open("mysql", e.dsn)
 	if err != nil {
 		return err
@@ -542,8 +553,8 @@ func (e *Engine) warm(ctx context.Context, n int) error {
 		}
 		for _, id := range chunk {
 			r := rows[e.rowID(id)]
-			b, ttl := w.encodeEntry(v, r, time.Millisecond+e.cfg.QueryDelay)
-			if err := e.cache.Set(ctx, e.kb.Key(id), b, ttl); err != nil {
+			b, stored := w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, ttl)
+			if err := mc.Set(ctx, e.kb.Key(id), b, stored); err != nil {
 				return fmt.Errorf("set: %w", err)
 			}
 		}

@@ -255,6 +255,13 @@ export function warm(options?: ReplayOptions): { keys: number; elapsedMs: number
 /** Expires the top `keys` (default hotSet) entries at one instant. Fault: hot_set_expiry. */
 export function expireHotSet(options?: { keys?: number; name?: string }): { keys: number; elapsedMs: number };
 
+/**
+ * Stores the hot set (keys: default the replay's hotSet) with one short TTL, directly on the
+ * servers, as the protections shape TTLs: left alone it expires all at once. It acts on the
+ * shared cache: call it from one generator (at()) and mark the window with markFault.
+ */
+export function refillHotSet(options: { keys?: number; ttl: Duration; name?: string }): { keys: number; elapsedMs: number };
+
 /** Moves `fraction` of the fleet to the other cache format (0 rolls back). Fault: format_flip. */
 export function flipFormat(options: { fraction: number; name?: string }): { fraction: number };
 

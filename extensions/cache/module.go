@@ -83,6 +83,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 		"setMix":       mi.SetMix,
 		"hotSetKeys":   mi.HotSetKeys,
 		"warm":         mi.Warm,
+		"refillHotSet": mi.RefillHotSet,
 	}}
 }
 
@@ -276,7 +277,32 @@ func (mi *ModuleInstance) ExpireHotSet(m map[string]any) (map[string]any, error)
 	}
 	t0 := time.Now()
 	n, err := eng.ExpireHotSet(mi.vu.Context(), args.Keys)
+	// an instant on the timeline: in place and gone at once
 	mi.pushFault("hot_set_expiry", "inject", "top-"+strconv.Itoa(n), args.Name)
+	mi.pushFault("hot_set_expiry", "remove", "top-"+strconv.Itoa(n), args.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return map[string]any{"keys": n, "elapsedMs": float64(time.Since(t0).Microseconds()) / 1000}, nil
+}
+
+// RefillHotSet stores the hot set ({ keys }: default the replay's hotSet)
+// with one short TTL ({ ttl }), directly on the servers, so it expires all
+// at once. It acts on the shared cache: call it from one generator (at()),
+// and mark the window it opens with markFault.
+func (mi *ModuleInstance) RefillHotSet(m map[string]any) (map[string]any, error) {
+	const op = "refillHotSet"
+	var args struct {
+		steered `opt:",inline"`
+		Keys    int           `opt:"keys"`
+		TTL     time.Duration `opt:"ttl,required"`
+	}
+	eng, err := mi.steer(op, m, &args)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	n, err := eng.RefillHotSet(mi.vu.Context(), args.Keys, args.TTL)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
