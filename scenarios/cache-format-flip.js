@@ -27,12 +27,13 @@
  * process runs one query at a time (shedding the rest), so the flip costs no
  * load and the expiry never reaches the connection limit.
  *
- * Three phases of one fleet, each one replay tagged phase=...: steady (every
- * record cached, 5% of operations writes whose invalidations and refills
- * are the steady database load), flipped (flipFraction of the fleet on the
- * new format) and expiry (the hot set refilled with a short TTL and left
- * to expire together, the fleet still mixed). max_connections is capped low
- * so a burst reaches it (the unprotected fleet's pools could open more).
+ * One replay per generator, three phases: steady (every record cached in
+ * setup, 5% of operations writes whose invalidations and refills are the
+ * steady database load), flipped (each generator moves flip_fraction of its
+ * fleet to the new format) and expiry (the hot set refilled once with a
+ * short TTL and left to expire together, the fleet still mixed).
+ * max_connections is capped low so a burst reaches it (the unprotected
+ * fleet's pools could open more).
  * Measured here, unprotected: 38 -> 130 queries/s after the flip (the ping-
  * pong between the two formats of a hot entry makes it more than the
  * incident's quarter) and about 90 refusals in the expiry phase; protected:
@@ -40,9 +41,10 @@
  */
 import cache from 'k6/x/cache';
 import database from 'k6/x/database';
-import { Gauge } from 'k6/metrics';
+import { sleep } from 'k6';
 import {
-  cleanupFaults, digest, dbRate, drill, inPhase, logTable, markFault, param, precondition, profile, seed, signature, steady, window,
+  at, cleanupFaults, digest, drill, markFault, param, perGenerator, precondition, profile, seed, share, shareCount,
+  signature, steady, window,
 } from './lib/firedrill.js';
 
 const rate = param('rate');
@@ -51,7 +53,7 @@ const steadyS = param('steady');
 const flipS = param('flipped');
 const expiryS = param('expiry');
 const expiryTTL = param('expiry_ttl');
-const flip = param('flip_fraction');
+const flipFraction = param('flip_fraction');
 const hotSet = param('hot_set');
 const processes = param('processes');
 const protectedRun = profile === 'protected';
@@ -60,24 +62,18 @@ const cap = param('max_connections');
 const queryDelayMs = param('query_delay');
 const writeFraction = param('write_fraction');
 
-// Database queries per 1000 fetches the flip added (flipped minus steady).
-const flipExtra = new Gauge('firedrill_flip_extra_db_per_1000');
-// Database queries per 1000 fetches in each phase, for the report.
-const perPhase = new Gauge('firedrill_db_per_1000');
-// The flip's rise of database load over the steady phase (0.25 = +25%).
-const flipRise = new Gauge('firedrill_flip_db_rise');
-
 export const options = {
   setupTimeout: '120s',
   scenarios: {
-    traffic: {
-      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
-      maxDuration: `${steadyS + flipS + expiryS + 90}s`,
-    },
+    traffic: perGenerator('0s', 'traffic', `${steadyS + flipS + expiryS + 60}s`),
+    // each generator flips its own fleet, and flips it back at the end
+    flip: perGenerator(`${steadyS}s`, 'flip', `${flipS + expiryS + 60}s`),
+    // the hot set lives on the shared servers: refilled once
+    expiry: Object.assign(at(`${steadyS + flipS}s`, 'expiry'), { maxDuration: `${expiryS + 60}s` }),
   },
-  // Phases: before (the steady replay), format_flip (from the flip to the
-  // end: the fleet stays mixed), hot_set_expiry (the expiry replay), and
-  // "flipped", the flip's first replay before the expiry.
+  // Phases: before (steady), format_flip (from the flip to the end: the
+  // fleet stays mixed), hot_set_expiry (from the refill), and "flipped",
+  // the flip's first part, before the expiry.
   ext: drill({
     windows: [window('flipped', { of: 'format_flip', from: 0, to: flipS })],
     checks: [
@@ -102,45 +98,33 @@ function protections() {
   return { compatRead: true, leases: true, leaseTries: 50, coalesce: true, ttlJitter: 0.5, dbLimit: 1 };
 }
 
-function replayOpts(extra) {
-  return Object.assign({
-    rate, rows, keys: rows, hotSet, processes, poolSize, seed,
-    queryDelay: `${queryDelayMs}ms`, cacheTimeout: '1s', writeFraction, protections: protections(),
-  }, extra);
-}
-
-const per1000 = (s) => (1000 * s.dbQueries) / Math.max(s.fetches, 1);
-
 export function setup() {
   cache.seed({ rows, seed });
   database.capConnections(cap);
+  cache.warm({ rows, keys: rows, warm: rows, ttl: '600s', seed, protections: protections() });
 }
 
 export function traffic() {
-  const steady = inPhase('steady', () => cache.replay(replayOpts({ duration: `${steadyS}s`, warm: rows, ttl: '600s' })));
-  console.log(digest('steady', steady));
+  const s = cache.replay({
+    rate: share(rate), rows, keys: rows, hotSet, processes: shareCount(processes), poolSize, seed, warm: 0, ttl: '600s',
+    duration: `${steadyS + flipS + expiryS + 1}s`, queryDelay: `${queryDelayMs}ms`, cacheTimeout: '1s', writeFraction,
+    protections: protections(),
+  });
+  console.log(digest(`cache-format-flip (${profile})`, s));
+}
 
-  markFault('format_flip', 'inject', 'fleet', `${flip}`);
-  const flipped = inPhase('flipped', () => cache.replay(replayOpts({ duration: `${flipS}s`, warm: 0, ttl: '600s', flipFraction: flip })));
-  console.log(digest('flipped', flipped));
+export function flip() {
+  cache.flipFormat({ fraction: flipFraction, name: 'rolling deploy' });
+  sleep(flipS + expiryS);
+  cache.flipFormat({ fraction: 0, name: 'rolling deploy' });
+}
 
-  // The hot set is refilled with one short TTL and left to expire together.
+// The hot set is refilled with one short TTL and left to expire together.
+export function expiry() {
   markFault('hot_set_expiry', 'inject', `top-${hotSet}`);
-  const expiry = inPhase('expiry', () => cache.replay(replayOpts({
-    duration: `${expiryS}s`, warm: hotSet, ttl: `${expiryTTL}s`, flipFraction: flip,
-  })));
+  cache.refillHotSet({ keys: hotSet, ttl: `${expiryTTL}s` });
+  sleep(expiryS);
   markFault('hot_set_expiry', 'remove', `top-${hotSet}`);
-  markFault('format_flip', 'remove', 'fleet', `${flip}`);
-  console.log(digest('expiry', expiry));
-
-  flipExtra.add(per1000(flipped) - per1000(steady));
-  flipRise.add(per1000(flipped) / Math.max(per1000(steady), 1e-9) - 1);
-  const phases = { steady, flipped, expiry };
-  for (const [name, s] of Object.entries(phases)) perPhase.add(per1000(s), { phase: name });
-  logTable(`cache-format-flip (${profile}): database load per phase`, Object.entries(phases).map(([name, s]) => ({
-    phase: name, db_per_s: dbRate(s), db_per_1000_fetches: per1000(s),
-    hit_ratio: s.hitRatio, fetch_p99_ms: s.fetchP99Ms, errors: JSON.stringify(s.errors),
-  })));
 }
 
 export function teardown() {

@@ -31,7 +31,7 @@ import cache from 'k6/x/cache';
 import database from 'k6/x/database';
 import { sleep } from 'k6';
 import {
-  at, cleanupFaults, digest, drill, param, precondition, profile, seed, signature, steady,
+  at, cleanupFaults, digest, drill, param, perGenerator, precondition, profile, seed, share, shareCount, signature, steady,
 } from './lib/firedrill.js';
 
 const duration = param('duration');
@@ -50,10 +50,7 @@ const prefix = 'firedrill_tenant_';
 export const options = {
   setupTimeout: '300s',
   scenarios: {
-    traffic: {
-      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
-      maxDuration: `${duration + 60}s`,
-    },
+    traffic: perGenerator('0s', 'traffic', `${duration + 60}s`),
     storm: Object.assign(at(`${stormFrom}s`, 'storm'), { maxDuration: `${stormS + 60}s` }),
   },
   ext: drill({
@@ -80,9 +77,9 @@ export function setup() {
 
 export function traffic() {
   const s = cache.replay({
-    rate, duration: `${duration}s`, rows, keys: rows, warm: 0, ttl: '600s', seed,
+    rate: share(rate), duration: `${duration}s`, rows, keys: rows, warm: 0, ttl: '600s', seed,
     writeFraction, tenantWriteFraction, tenantPrefix: prefix, tenants, tenantRows,
-    processes: 4, poolSize: 8, cacheTimeout: '1s', dbTimeout: '2s',
+    processes: shareCount(4), poolSize: 8, cacheTimeout: '1s', dbTimeout: '2s',
   });
   console.log(`writes: p50 ${s.writeP50Ms.toFixed(1)} ms, p99 ${s.writeP99Ms.toFixed(1)} ms, tenant writes ${s.tenantWrites}; errors by op ${JSON.stringify(s.opErrors)}`);
   console.log(digest(`ddl-storm (${profile})`, s));

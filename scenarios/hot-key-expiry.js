@@ -30,7 +30,8 @@
 import cache from 'k6/x/cache';
 import { Gauge } from 'k6/metrics';
 import {
-  cleanupFaults, digest, drill, inPhase, logTable, markFault, param, precondition, profile, signature, steady,
+  cleanupFaults, digest, drill, inFaultGenerator, inPhase, logTable, markFault, param, perGenerator, precondition,
+  share, shareCount, signature, steady,
 } from './lib/firedrill.js';
 
 const rate = param('rate');
@@ -60,7 +61,9 @@ const queries = new Gauge('firedrill_expiry_db_queries');
 export const options = {
   setupTimeout: '120s',
   scenarios: {
-    traffic: { executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic', maxDuration: '10m' },
+    // Every generator replays its share of the fleet through the same
+    // sequence; generator 0 marks the phases.
+    traffic: perGenerator('0s', 'traffic', '10m'),
   },
   // "before" is the baseline replay, in which nothing expires; each
   // protection's replay is phase hot_set_expiry:<protection>, of the same
@@ -80,8 +83,9 @@ export const options = {
 
 function replay(prot, ttl, warm) {
   return cache.replay({
-    rate, rows, keys: rows, hotSet, warm, ttl: `${ttl}s`, duration: `${ttlS + afterS}s`,
-    queryDelay: `${queryDelayMs}ms`, cacheTimeout: '1s', processes, poolSize, seed: 7, protections: prot,
+    rate: share(rate), rows, keys: rows, hotSet, warm, ttl: `${ttl}s`, duration: `${ttlS + afterS}s`,
+    queryDelay: `${queryDelayMs}ms`, cacheTimeout: '1s', processes: shareCount(processes), poolSize, seed: 7,
+    protections: prot,
   });
 }
 
@@ -90,6 +94,7 @@ export function setup() {
 }
 
 export function traffic() {
+  const marks = inFaultGenerator();
   const names = table === 'all' ? Object.keys(all) : table.split(',');
   if (!names.includes(judged)) names.push(judged);
   // The baseline caches every record for long; nothing expires in it.
@@ -98,9 +103,9 @@ export function traffic() {
   const rowsOut = [];
   for (const name of names) {
     if (!(name in all)) throw new Error(`unknown protection ${name}: choose from ${Object.keys(all).join(', ')}`);
-    markFault('hot_set_expiry', 'inject', `top-${hotSet}`, name);
+    if (marks) markFault('hot_set_expiry', 'inject', `top-${hotSet}`, name);
     const s = inPhase(name, () => replay(all[name], ttlS, hotSet));
-    markFault('hot_set_expiry', 'remove', `top-${hotSet}`, name);
+    if (marks) markFault('hot_set_expiry', 'remove', `top-${hotSet}`, name);
     console.log(digest(name, s));
     const extra = (s.dbQueries - base.dbQueries - hotSet) / hotSet;
     extraPerKey.add(extra, { protection: name, judged: name === judged ? 'yes' : 'no' });

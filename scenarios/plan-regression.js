@@ -29,7 +29,7 @@ import cache from 'k6/x/cache';
 import database from 'k6/x/database';
 import { sleep } from 'k6';
 import {
-  at, cleanupFaults, digest, drill, param, precondition, profile, seed, signature, steady,
+  at, cleanupFaults, digest, drill, param, perGenerator, precondition, profile, seed, share, shareCount, signature, steady,
 } from './lib/firedrill.js';
 
 const warmupS = param('warmup');
@@ -47,15 +47,13 @@ const index = { table: 'cache_records', index: 'idx_ref' };
 export const options = {
   setupTimeout: '180s',
   scenarios: {
-    traffic: {
-      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
-      maxDuration: `${warmupS + duration + 60}s`,
-    },
+    traffic: perGenerator('0s', 'traffic', `${warmupS + duration + 60}s`),
     // startTime counts from the end of setup, when the warm-up replay starts.
     regression_on: at(`${warmupS + faultFrom}s`, 'regressionOn'),
     regression_off: at(`${warmupS + faultTo}s`, 'regressionOff'),
-    // The caller's feature switch watches its own lookups' errors.
-    feature_switch: Object.assign(at(`${warmupS}s`, 'featureSwitch'), { maxDuration: `${duration + 30}s` }),
+    // The caller's feature switch watches its own lookups' errors, in
+    // every generator (each steers its own engine).
+    feature_switch: perGenerator(`${warmupS}s`, 'featureSwitch', `${duration + 30}s`),
   },
   // The warm-up replay fills the cache's tail; the run is judged after it.
   // "db" latency is every database query but the lookups themselves: the
@@ -94,7 +92,7 @@ export function setup() {
 }
 
 const replayOpts = {
-  rate, rows, keys: rows, ttl: '600s', seed, processes: 4, poolSize: 8, cacheTimeout: '1s', dbTimeout: '2s',
+  rate: share(rate), rows, keys: rows, ttl: '600s', seed, processes: shareCount(4), poolSize: 8, cacheTimeout: '1s', dbTimeout: '2s',
 };
 
 // One replay: its first warmup seconds fill the cache's tail (phase
@@ -114,15 +112,19 @@ export function regressionOff() {
 }
 
 // featureSwitch is the caller's protection: once its lookups fail more
-// than switchAfter times it stops making them (a feature flag), and it
-// turns them back on when the index is back. Unprotected it only watches.
+// than switchAfter times (its generator's share) it stops making them (a
+// feature flag), and it turns them back on when the index is back. It
+// looks every 200 ms, as an error-rate alarm on a feature flag would.
+// Unprotected it only watches.
 export function featureSwitch() {
   let off = false;
   let seen = 0; // lookup errors already acted on
-  for (let t = 0; t < duration; t++) {
+  const start = Date.now();
+  const limit = shareCount(switchAfter);
+  for (let t = 0; t < duration; t = (Date.now() - start) / 1000) {
     const st = cache.status();
     const failed = (st.running && st.opErrors && st.opErrors.lookup) || 0;
-    if (protectedRun && !off && failed - seen > switchAfter) {
+    if (protectedRun && !off && failed - seen > limit) {
       cache.setMix({ lookupFraction: 0, name: 'feature switch: lookups off' });
       off = true;
     }
@@ -131,7 +133,7 @@ export function featureSwitch() {
       off = false;
       seen = failed;
     }
-    sleep(1);
+    sleep(0.2);
   }
 }
 

@@ -28,7 +28,8 @@
  */
 import cache from 'k6/x/cache';
 import {
-  at, cleanupFaults, digest, drill, memcachedProxies, param, precondition, profile, seed, signature, steady, toxicOff, toxicOn,
+  at, cleanupFaults, digest, drill, memcachedProxies, param, perGenerator, precondition, profile, seed, share, shareCount, signature,
+  steady, toxicOff, toxicOn,
 } from './lib/firedrill.js';
 
 const duration = param('duration');
@@ -45,10 +46,7 @@ const multiSize = param('multi_size');
 export const options = {
   setupTimeout: '120s',
   scenarios: {
-    traffic: {
-      executor: 'shared-iterations', vus: 1, iterations: 1, exec: 'traffic',
-      maxDuration: `${duration + 60}s`,
-    },
+    traffic: perGenerator('0s', 'traffic', `${duration + 60}s`),
     // startTime counts from the end of setup, when traffic starts.
     blackhole_on: at(`${faultFrom}s`, 'blackholeOn'),
     blackhole_off: at(`${faultTo}s`, 'blackholeOff'),
@@ -84,10 +82,11 @@ export function traffic() {
   const s = cache.replay({
     // No warm-up fill: with a short timeout one slow set would fail it; the
     // cache fills from traffic before the fault window.
-    rate, duration: `${duration}s`, rows, keys: rows, warm: 0, ttl: '600s', seed,
-    multiFraction, multiSize, maxInflight: slots, lateAfter: '250ms',
+    rate: share(rate), duration: `${duration}s`, rows, keys: rows, warm: 0, ttl: '600s', seed,
+    multiFraction, multiSize, maxInflight: shareCount(slots), lateAfter: '250ms',
     cacheTimeout: `${timeoutMs}ms`, cacheConnectTimeout: `${timeoutMs}ms`,
-    cacheBreaker: breaker, cacheBreakerCooldown: '2s', processes: 4, poolSize: 8,
+    processes: shareCount(4), poolSize: 8,
+    protections: { breaker, breakerCooldown: '2s' },
   });
   console.log(digest(`unreachable-dependency (${profile}, timeout ${timeoutMs} ms, breaker ${breaker})`, s));
   console.log(`breaker opened ${s.breakerOpens} times`);

@@ -105,6 +105,28 @@ export function at(startTime, exec) {
   return { executor: 'shared-iterations', vus: 1, iterations: 1, startTime, exec, maxDuration: '1m' };
 }
 
+/**
+ * A scenario that runs exec once in every generator, at startTime: one VU
+ * per generator (k6's execution segments give each generator one of the
+ * `generators` VUs). Traffic and the steering of each generator's own
+ * engine (a feature switch, an autoscaler, a format flip) run this way, so
+ * `--generators N` and the k6-operator's parallelism split the load; faults
+ * on shared servers run once, with at().
+ */
+export function perGenerator(startTime, exec, maxDuration) {
+  return { executor: 'per-vu-iterations', vus: generators, iterations: 1, startTime, exec, maxDuration };
+}
+
+/** This generator's share of an amount the whole test offers (a rate). */
+export function share(x) {
+  return x / generators;
+}
+
+/** This generator's share of a count (processes, slots), at least 1. */
+export function shareCount(n) {
+  return Math.max(1, Math.round(n / generators));
+}
+
 /** Adds the same toxic to every proxy named. */
 export function toxicOn(proxies, spec) {
   for (const p of proxies) toxiproxy.addToxic(p, spec);
