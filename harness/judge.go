@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -449,7 +450,7 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 		ch.Outcome = outcome(cs.Kind, ok)
 		out = append(out, ch)
 	}
-	for _, name := range sortedKeys(missing) {
+	for _, name := range slices.Sorted(maps.Keys(missing)) {
 		out = append(out, auto("phase "+name+" took place", "duration_s > 0", name, 0, false,
 			"no phase "+name+": the fault was never injected, or the window fell outside the run"))
 	}
@@ -552,13 +553,4 @@ func decide(expected string, checks []reports.Check) (reached, reason string, ob
 		return reports.Broken, "steady state failed: " + strings.Join(failedSteady, "; "), observed, notObserved
 	}
 	return reports.Held, "", observed, notObserved
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -54,7 +56,7 @@ func (c *collector) series() []reports.Series {
 			classes[cmpOr(id.tags["class"], "other")] = true
 		}
 	}
-	for _, cl := range sortedKeys(classes) {
+	for _, cl := range slices.Sorted(maps.Keys(classes)) {
 		sel := map[string]string{"class": cl}
 		out = append(out, mk(reports.SeriesErrorRate, "errors/s", sel, func(w span) (float64, bool) {
 			v, _ := c.sumOf(traffic.MetricErrors, sel, w)

@@ -13,14 +13,18 @@ package k8s
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/firedrill-dev/firedrill/envvar"
 )
 
 // Options describe the manifests.
@@ -122,28 +126,23 @@ func TestRun(o Options) map[string]any {
 		// First: the others refer to it as $(POD_NAME).
 		map[string]any{"name": "POD_NAME", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}},
 		map[string]any{"name": "K6_NO_USAGE_REPORT", "value": "true"},
-		map[string]any{"name": "FIREDRILL_PROFILE", "value": o.Profile},
-		map[string]any{"name": "FIREDRILL_SEED", "value": strconv.FormatInt(o.Seed, 10)},
-		map[string]any{"name": "FIREDRILL_GENERATORS", "value": strconv.Itoa(o.Parallelism)},
-		map[string]any{"name": "FIREDRILL_HDR_OUT", "value": ResultsMount + "/$(POD_NAME)-histograms.ndjson"},
+		map[string]any{"name": envvar.Profile, "value": o.Profile},
+		map[string]any{"name": envvar.Seed, "value": strconv.FormatInt(o.Seed, 10)},
+		map[string]any{"name": envvar.Generators, "value": strconv.Itoa(o.Parallelism)},
+		map[string]any{"name": envvar.HDROut, "value": ResultsMount + "/$(POD_NAME)-histograms.ndjson"},
 	}
 	add := func(m map[string]string, prefix bool) {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			name := k
 			if prefix {
-				name = "FIREDRILL_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
+				name = envvar.ParamPrefix + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
 			}
 			env = append(env, map[string]any{"name": name, "value": m[k]})
 		}
 	}
 	add(o.Endpoints, false)
 	if o.ParamsJSON != "" {
-		env = append(env, map[string]any{"name": "FIREDRILL_PARAMS", "value": o.ParamsJSON})
+		env = append(env, map[string]any{"name": envvar.Params, "value": o.ParamsJSON})
 	}
 	add(o.Params, true)
 	args := strings.Join([]string{

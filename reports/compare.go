@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -393,7 +394,7 @@ func paramsDiffer(base, head []*Result) string {
 		for _, r := range rs {
 			seen[cmp.Or(r.Parameters[k], "default")] = true
 		}
-		return strings.Join(sortedKeys(seen), "|")
+		return strings.Join(slices.Sorted(maps.Keys(seen)), "|")
 	}
 	keys := map[string]bool{}
 	for _, r := range append(slices.Clone(base), head...) {
@@ -401,7 +402,7 @@ func paramsDiffer(base, head []*Result) string {
 			keys[k] = true
 		}
 	}
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		if b, h := values(base, k), values(head, k); b != h {
 			return fmt.Sprintf("%s: %s vs %s", k, b, h)
 		}
@@ -429,7 +430,7 @@ func releases(rs []*Result) []string {
 	for _, r := range rs {
 		m[cmp.Or(r.Release, "unversioned")] = true
 	}
-	return sortedKeys(m)
+	return slices.Sorted(maps.Keys(m))
 }
 
 // complete drops incomplete runs from metric samples: a run cut short

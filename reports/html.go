@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -187,7 +188,7 @@ func RenderHTML(w io.Writer, results []*Result) error {
 	if !end.IsZero() {
 		v.Generated = fmtTime(end)
 	}
-	v.Releases = strings.Join(sortedKeys(releases), ", ")
+	v.Releases = strings.Join(slices.Sorted(maps.Keys(releases)), ", ")
 	if err := tmpl.ExecuteTemplate(w, "report", v); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
@@ -318,15 +319,6 @@ func resultCharts(r *Result, anchor string, ws []faultWindow, marks []FaultEvent
 		errs.lines = append(errs.lines, line{label: cmp.Or(s.Tags["class"], "all"), color: palette[(i+2)%len(palette)], s: s})
 	}
 	return append(charts, errs)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func slug(s string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -105,7 +106,7 @@ func checkToxicity(v float64) error {
 func normalizeAttributes(typ string, allowed []string, in map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(in))
 	for k, v := range in {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			return nil, fmt.Errorf("unknown attribute %q for %s (want %s)", k, typ, strings.Join(allowed, ", "))
 		}
 		n, err := toInt(v)
@@ -115,15 +116,6 @@ func normalizeAttributes(typ string, allowed []string, in map[string]any) (map[s
 		out[k] = n
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 var errNotInt = errors.New("want a non-negative integer")
