@@ -407,15 +407,9 @@ func call(ctx context.Context, client *http.Client, method, addr, path string, b
 // pooled, gauges take the latest value. duration is the run's length, for
 // a counter's rate.
 func MergedThresholds(summaryPath string, samplePaths []string, duration time.Duration) ([]reports.Threshold, error) {
-	b, err := os.ReadFile(summaryPath)
+	sum, err := readSummary(summaryPath)
 	if err != nil {
-		return nil, fmt.Errorf("read k6 summary: %w", err)
-	}
-	var sum struct {
-		Metrics map[string]map[string]json.RawMessage `json:"metrics"`
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		return nil, fmt.Errorf("read k6 summary %s: %w", summaryPath, err)
+		return nil, err
 	}
 	type want struct {
 		name   string
@@ -429,13 +423,9 @@ func MergedThresholds(summaryPath string, samplePaths []string, duration time.Du
 	}
 	var wants []*want
 	byBase := map[string][]*want{}
-	for name, m := range sum.Metrics {
-		raw, ok := m["thresholds"]
-		if !ok {
-			continue
-		}
-		var ths map[string]json.RawMessage
-		if json.Unmarshal(raw, &ths) != nil || len(ths) == 0 {
+	for name := range sum.Metrics {
+		ths := sum.thresholds(name)
+		if len(ths) == 0 {
 			continue
 		}
 		base, tagList, err := metrics.ParseMetricName(name)
