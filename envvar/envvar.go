@@ -47,6 +47,9 @@ const (
 	OutDir = "FIREDRILL_OUT_DIR"
 	// Debug, when set, brings back testcontainers' own log.
 	Debug = "FIREDRILL_DEBUG"
+	// Params carries every resolved drill parameter as one JSON object,
+	// which param() in scenarios/lib/firedrill.js reads.
+	Params = "FIREDRILL_PARAMS"
 	// ParamPrefix starts the variable of each drill parameter:
 	// FIREDRILL_<NAME>, the name upper-cased, dashes as underscores.
 	ParamPrefix = "FIREDRILL_"

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/firedrill-dev/firedrill/envvar"
 )
 
 // Param is one parameter a drill declares in its header:
@@ -239,7 +241,7 @@ func ParamsJSON(vals []ParamValue) string {
 // FIREDRILL_PARAMS, and FIREDRILL_<NAME> for each, which scripts that read
 // __ENV directly keep seeing.
 func ParamVars(vals []ParamValue) []string {
-	vars := []string{"FIREDRILL_PARAMS=" + ParamsJSON(vals)}
+	vars := []string{envvar.Params + "=" + ParamsJSON(vals)}
 	for _, v := range vals {
 		vars = append(vars, ParamVar(v.Name)+"="+v.Value)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/harness"
 	"github.com/firedrill-dev/firedrill/k8s"
 )
@@ -112,19 +113,19 @@ Flags:
 		return fmt.Errorf("--memcached-proxies names %d proxies for %d memcached addresses", len(strings.Split(*proxies, ",")), n)
 	}
 	endpoints := map[string]string{
-		"FIREDRILL_MEMCACHED":         *memcached,
-		"FIREDRILL_MEMCACHED_PROXIES": *proxies,
-		"FIREDRILL_MYSQL_DSN":         *dsn,
-		"FIREDRILL_MYSQL_PROXY":       *dbProxy,
-		"FIREDRILL_DB_FLAVOR":         *flavor,
-		"FIREDRILL_TOXIPROXY":         *toxiproxy,
-		"FIREDRILL_RUN_ID":            "k8s-" + d.Name,
+		envvar.Memcached:        *memcached,
+		envvar.MemcachedProxies: *proxies,
+		envvar.MySQLDSN:         *dsn,
+		envvar.MySQLProxy:       *dbProxy,
+		envvar.DBFlavor:         *flavor,
+		envvar.Toxiproxy:        *toxiproxy,
+		envvar.RunID:            "k8s-" + d.Name,
 	}
 	if *direct != "" {
-		endpoints["FIREDRILL_MEMCACHED_DIRECT"] = *direct
+		endpoints[envvar.MemcachedDirect] = *direct
 	}
 	if *adminDSN != "" {
-		endpoints["FIREDRILL_MYSQL_ADMIN_DSN"] = *adminDSN
+		endpoints[envvar.MySQLAdminDSN] = *adminDSN
 	}
 	if *out == "" {
 		*out = "k8s-" + d.Name
