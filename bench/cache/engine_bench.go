@@ -36,7 +36,7 @@ func main() {
 		inflight = flag.Int("inflight", 16, "max operations in flight (workers)")
 		conns    = flag.Int("conns", 16, "connections per server (pool)")
 		procs    = flag.Int("processes", 4, "fleet size")
-		mux      = flag.Bool("mux", false, "gets and sets over the multiplexed meta-protocol connection")
+		mux      = flag.Bool("mux", traffic.NewConfig().CacheMux, "gets and sets over the multiplexed meta-protocol connection (the engine's default); -mux=false for the connection pool")
 		prof     = flag.String("cpuprofile", "", "write a CPU profile of the traffic window here")
 		label    = flag.String("label", "engine", "first field of the output line")
 	)

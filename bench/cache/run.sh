@@ -117,8 +117,10 @@ engine_run() { # label extra-flags...
 		-cpuprofile "$TMP/$label.prof" -label "$label" "$@" 2> "$TMP/$label.err" \
 		|| { cat "$TMP/$label.err" >&2; exit 1; }
 }
-eng_pool=$(engine_run engine-pool)
-eng_mux=$(engine_run engine-mux -mux)
+# "default" is the engine exactly as a drill gets it (traffic.NewConfig:
+# the Mux client); the pool is the other client path
+eng_mux=$(engine_run default)
+eng_pool=$(engine_run engine-pool -mux=false)
 
 ms2=$(memcaslap_run 2)
 
@@ -126,6 +128,7 @@ ms_gps=$(awk -v a="$(kv "$ms1" gets_per_cpu_s)" -v b="$(kv "$ms2" gets_per_cpu_s
 ms_ops=$(awk -v a="$(kv "$ms1" ops_per_cpu_s)" -v b="$(kv "$ms2" ops_per_cpu_s)" 'BEGIN {printf "%.0f", (a+b)/2}')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 met() { awk -v r="$1" 'BEGIN {print (r>=1)?"MET":"NOT MET"}'; }
+met12() { awk -v r="$1" 'BEGIN {print (r>=1.2)?"MET":"NOT MET"}'; }
 ratio=$(ratio "$go_gps" "$ms_gps")
 pool_ratio=$(ratio "$pool_gps" "$ms_gps")
 ep_gps=$(kv "$eng_pool" gets_per_cpu_s)
@@ -159,11 +162,11 @@ hot() { # label: the engine's hot spots (cumulative), from its CPU profile
 	echo "whole engine (traffic.New + Run, bench/cache/engine_bench.go; 160,000 keys all warm so every fetch is a hit,"
 	echo "100-byte entries, $INFLIGHT operations in flight, open-loop rate $RATE/s, ${SECS}s; CPU = getrusage of the process"
 	echo "from the start of traffic to the end of Run):"
-	echo "  $eng_pool"
 	echo "  $eng_mux"
-	echo "  ratio engine/memcaslap gets per CPU-second (goal >= 1):"
-	echo "    pool  $ep_ratio ($(met "$ep_ratio"))   strict, per memcaslap operation (every op a get): $ep_strict ($(met "$ep_strict"))"
-	echo "    Mux   $em_ratio ($(met "$em_ratio"))   strict, per memcaslap operation (every op a get): $em_strict ($(met "$em_strict"))"
+	echo "  $eng_pool"
+	echo "  ratio engine/memcaslap gets per CPU-second (goal: default >= 1.2):"
+	echo "    default  $em_ratio ($(met12 "$em_ratio"))   strict, per memcaslap operation (every op a get): $em_strict ($(met12 "$em_strict"))   (the Mux client)"
+	echo "    pool     $ep_ratio ($(met "$ep_ratio"))   strict, per memcaslap operation (every op a get): $ep_strict ($(met "$ep_strict"))"
 	echo "  (the engine's gets are all hits and it makes no sets; memcaslap's ops are 9 gets to 1 set)"
 	echo
 	echo "batched gets (4 concurrent callers, 100 keys per call):"
@@ -174,10 +177,10 @@ hot() { # label: the engine's hot spots (cumulative), from its CPU profile
 	echo "generator memory over a 5,000,000,000-record keyspace (multi-get, Zipf 0.99, O(1) sampler):"
 	echo "  keys_per_s=$huge_ks rss_start_kB=$rss0 rss_end_kB=$rss1"
 	echo
-	echo "engine hot spots, pool (pprof -top -cum, traffic window):"
+	echo "engine hot spots, default (Mux) (pprof -top -cum, traffic window):"
+	hot default
+	echo "engine hot spots, pool:"
 	hot engine-pool
-	echo "engine hot spots, Mux:"
-	hot engine-mux
 	echo
 	echo "raw go test output:"
 	sed 's/^/  /' "$TMP/go.out"
