@@ -12,6 +12,8 @@ REPEATS ?= 3
 BASELINE ?= latest
 BASELINES ?= baselines
 GENERATORS ?= 1
+# make lint: the build tags whose files it checks too (tests and benchmarks)
+LINT_TAGS ?= integration,browser,bench,loadsensitive
 NIGHTLY_OUT ?= $(OUT)/nightly
 NIGHTLY_FLAGS ?=
 # make images: IMAGES_FLAGS="--base debian:bookworm-slim" builds on a pulled
@@ -29,7 +31,7 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 .DEFAULT_GOAL := help
-.PHONY: help build k6 firedrill host-deps images run drill env-up env-down test unit integration bench clean nightly baseline images-save images-load
+.PHONY: help build k6 firedrill host-deps images run drill env-up env-down test unit integration lint bench clean nightly baseline images-save images-load
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +84,12 @@ nightly: build images ## Every drill (short form), every profile, REPEATS times;
 baseline: bin/firedrill ## Save the last nightly's results as a release's baseline: make baseline RELEASE=v1.4
 	@if [ -z "$(RELEASE)" ]; then echo "make baseline RELEASE=vX.Y"; exit 2; fi
 	bin/firedrill baseline save --release $(RELEASE) --from $(NIGHTLY_OUT) --baselines $(BASELINES) --force
+
+lint: ## gofmt, go vet and staticcheck (pinned in go.mod as a tool) over every build tag
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$bad" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$bad"; exit 1; fi
+	$(GO) vet -tags $(LINT_TAGS) ./...
+	$(GO) tool staticcheck -tags $(LINT_TAGS) ./...
 
 unit: ## Unit tests (no Docker)
 	$(GO) test ./...
