@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -137,5 +138,49 @@ func TestOutcomesAddUpToOffered(t *testing.T) {
 	}
 	if c["fetch.offered"] != 7 || sum != 7 {
 		t.Errorf("offered %d, outcomes sum %d, want 7 and 7: %v", c["fetch.offered"], sum, c)
+	}
+}
+
+// An operation answered after its caller's deadline is failed, class
+// deadline, and counted as an error of that class; one answered in time,
+// one already failed, and one cut off by the end of the run are not.
+func TestAnsweredPastTheDeadlineIsNotServed(t *testing.T) {
+	e := &Engine{cfg: Config{Deadline: time.Second}, stats: newStats(1)}
+	w := &worker{e: e, kind: opFetch}
+	cases := []struct {
+		name      string
+		d         time.Duration
+		failClass int
+		cancelled bool
+		want      Outcome
+	}{
+		{"in time", 900 * time.Millisecond, -1, false, Served},
+		{"late", 1500 * time.Millisecond, -1, false, Failed},
+		{"already failed", 1500 * time.Millisecond, classIndex(ClassTimeout), false, Failed},
+		{"run ended", 1500 * time.Millisecond, -1, true, Unfinished},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithCancel(context.Background())
+		if c.cancelled {
+			cancel()
+		}
+		w.failClass = c.failClass
+		w.pastDeadline(ctx, c.d)
+		if got := w.outcome(ctx); got != c.want {
+			t.Errorf("%s: outcome %v, want %v", c.name, got, c.want)
+		}
+		if c.name == "late" && w.failClass != classIndex(ClassDeadline) {
+			t.Errorf("late: class %d, want deadline (%d)", w.failClass, classIndex(ClassDeadline))
+		}
+		cancel()
+	}
+	if n := e.stats.errs[opFetch][classIndex(ClassDeadline)].Load(); n != 1 {
+		t.Errorf("deadline errors counted %d, want 1", n)
+	}
+	e.cfg.Deadline = 0
+	w.failClass = -1
+	w.pastDeadline(context.Background(), time.Hour)
+	if w.failClass != -1 {
+		t.Error("with no deadline (0) a slow answer is still served")
 	}
 }

@@ -125,10 +125,13 @@ const (
 	ClassDecode             = "decode"
 	ClassShed               = "shed"
 	ClassBreakerOpen        = "breaker_open"
+	// ClassDeadline: answered, but later than the caller's deadline
+	// (Config.Deadline) after the operation came due; not served.
+	ClassDeadline = "deadline"
 	ClassOther              = "other"
 )
 
-var classes = [...]string{ClassTimeout, ClassTooManyConnections, ClassRefused, ClassReset, ClassDecode, ClassShed, ClassBreakerOpen, ClassOther}
+var classes = [...]string{ClassTimeout, ClassTooManyConnections, ClassRefused, ClassReset, ClassDecode, ClassShed, ClassBreakerOpen, ClassDeadline, ClassOther}
 
 func classIndex(c string) int {
 	for i, x := range classes {

@@ -84,6 +84,11 @@ type Config struct {
 	// LateAfter is how far behind schedule an operation may start before it
 	// counts as late (default 10 ms).
 	LateAfter time.Duration `opt:"lateAfter"`
+	// Deadline is the caller's request timeout: an operation answered
+	// more than Deadline after it came due is not served but failed, class
+	// "deadline", because its caller has given up on it (default 2 s; 0:
+	// no deadline).
+	Deadline time.Duration `opt:"deadline"`
 	// CacheTimeout bounds each memcached round trip (default 500 ms).
 	CacheTimeout time.Duration `opt:"cacheTimeout"`
 	// DBTimeout bounds each database query (default 1 s).
@@ -255,6 +260,7 @@ func NewConfigFrom(env envvar.Lookup, opts ...Option) Config {
 		Format:              format.Legacy,
 		Seed:                1,
 		LateAfter:           10 * time.Millisecond,
+		Deadline:            2 * time.Second,
 		CacheTimeout:        500 * time.Millisecond,
 		DBTimeout:           time.Second,
 		CacheConns:          64,
@@ -379,6 +385,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option flipFraction: %v must be in [0, 1]", c.FlipFraction)
 	case c.LateAfter <= 0:
 		return fmt.Errorf("option lateAfter: must be > 0")
+	case c.Deadline < 0:
+		return fmt.Errorf("option deadline: %v must be >= 0 (0: no deadline)", c.Deadline)
 	case c.CacheTimeout <= 0:
 		return fmt.Errorf("option cacheTimeout: must be > 0")
 	case c.DBTimeout <= 0:

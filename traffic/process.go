@@ -59,6 +59,7 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 			w.tenantWrite(ctx, p, o.id)
 		}
 		d := time.Since(o.intended)
+		w.pastDeadline(ctx, d)
 		switch o.kind {
 		case opFetch, opMulti:
 			e.stats.record(idx, o.intended, d, hFetch)
@@ -68,6 +69,15 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 			e.stats.record(idx, o.intended, d, hLookup)
 		}
 		e.stats.ledger.finish(idx, o.intended, o.kind, w.outcome(ctx), max(w.failClass, 0), late)
+	}
+}
+
+// pastDeadline fails an operation answered d after it came due, past
+// its caller's deadline: the caller stopped waiting, so it was not served.
+func (w *worker) pastDeadline(ctx context.Context, d time.Duration) {
+	if dl := w.e.cfg.Deadline; dl > 0 && d > dl && w.failClass < 0 && ctx.Err() == nil {
+		w.e.stats.errorClass(w.kind, ClassDeadline)
+		w.failed(ClassDeadline)
 	}
 }
 

@@ -16,7 +16,7 @@
  *  db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
  *  cache_lease_won, cache_early_refreshes, db_lookups, db_tenant_writes {process}, cache_late,
  *  cache_breaker_opens,
- *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|breaker_open|other,
+ *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|breaker_open|deadline|other,
  *    op: fetch|write|lookup},
  *  firedrill_fault {fault, action: inject|remove, target, name?} (one per steering call).
  *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms, db_write_ms: ONE sample per 100 ms interval = that
@@ -160,6 +160,11 @@ export interface ReplayOptions {
   seed?: number;
   /** Start delay counted as late, default "10ms". */
   lateAfter?: Duration;
+  /**
+   * The caller's request timeout: an operation answered later than this after it came due is not
+   * served but failed, class "deadline" (default "2s"; "0s": no deadline).
+   */
+  deadline?: Duration;
   /** Per round trip to memcached, default "500ms"; per DB query, default "1s". */
   cacheTimeout?: Duration;
   dbTimeout?: Duration;
