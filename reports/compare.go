@@ -64,22 +64,26 @@ func toMillis(v float64, unit string) float64 {
 }
 
 // errorRate is errors per second over the whole run, all classes together.
+// The harness writes an error series only for a class that occurred, so a
+// run without a single error has none: a counted zero, not missing data.
 func errorRate(r *Result) (float64, bool) {
-	ss := r.Find(SeriesErrorRate)
-	if len(ss) == 0 {
-		return 0, false
-	}
 	var total float64
 	var any bool
-	for _, s := range ss {
+	for _, s := range r.Find(SeriesErrorRate) {
 		if m, ok := seriesMean([]*Series{s}); ok {
 			total += m
 			any = true
 		}
 	}
-	return total, any
+	if !any {
+		return 0, measuredTraffic(r)
+	}
+	return total, true
 }
 
+// peakDBQueryRate is the highest 1 s database query rate. Queries are
+// counted by the traffic itself, and a second without one has no value: a
+// run whose every fetch hit the cache peaked at zero.
 func peakDBQueryRate(r *Result) (float64, bool) {
 	peak, ok := math.Inf(-1), false
 	for _, s := range r.Find(SeriesDBQueryRate) {
@@ -89,7 +93,18 @@ func peakDBQueryRate(r *Result) (float64, bool) {
 			}
 		}
 	}
-	return peak, ok
+	if !ok {
+		return 0, measuredTraffic(r)
+	}
+	return peak, true
+}
+
+// measuredTraffic says whether the run counted its operations. Only then is
+// a counter with no samples (errors, database queries) a zero: without
+// traffic figures the run may simply not have recorded it.
+func measuredTraffic(r *Result) bool {
+	_, ok := seriesMean(r.Find(SeriesOpRate))
+	return ok
 }
 
 // recoveryTime is the longest recovery of any phase. A run that never
@@ -498,7 +513,7 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 	}
 	mc.BaseMedian, mc.HeadMedian = median(mc.Base), median(mc.Head)
 	if len(mc.Base) == 0 || len(mc.Head) == 0 {
-		mc.Significance, mc.Note = CannotTell, "no data on one side"
+		mc.Significance, mc.Note = CannotTell, noDataNote(len(mc.Base), len(mc.Head))
 		return mc
 	}
 	switch d := mc.HeadMedian - mc.BaseMedian; {
@@ -550,6 +565,17 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 		mc.Note = "not judged: this profile is expected to break"
 	}
 	return mc
+}
+
+// noDataNote says which side did not measure a metric.
+func noDataNote(base, head int) string {
+	switch {
+	case base == 0 && head == 0:
+		return "no data on either side"
+	case base == 0:
+		return "no data in base"
+	}
+	return "no data in head"
 }
 
 // WriteCompareText writes a terminal summary of c: regressions first, then

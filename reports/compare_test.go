@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -335,5 +336,52 @@ func TestCheckRegressions(t *testing.T) {
 	}
 	if c.Regressions() != 2 { // the verdict and the check
 		t.Errorf("%d regressions, want 2", c.Regressions())
+	}
+}
+
+// withoutSeries drops every series of metric: what the harness writes for a
+// counter that never counted (no error of any class, no database query).
+func withoutSeries(rs []*Result, metric string) {
+	for _, r := range rs {
+		r.Series = slices.DeleteFunc(r.Series, func(s Series) bool { return s.Metric == metric })
+	}
+}
+
+// Two nightlies of the same code without a single error: zero against zero
+// is no change, not missing data.
+func TestCompareZeroAgainstZero(t *testing.T) {
+	base := runs("pipeline", "protected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	head := runs("pipeline", "protected", "v2", 3, 100, 1.00, 1.01, 0.99)
+	for _, metric := range []string{SeriesErrorRate, SeriesDBQueryRate} {
+		withoutSeries(base, metric)
+		withoutSeries(head, metric)
+	}
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, metric := range []string{"error rate", "peak DB query rate"} {
+		m := find(t, c, "protected", metric)
+		if m.Significance != NotSignificant || m.Change != 0 || m.BaseMedian != 0 || m.HeadMedian != 0 || len(m.Base) != 3 || len(m.Head) != 3 || m.Regression {
+			t.Errorf("%s: %+v; want 3 zeros a side, no change, not significant", metric, m)
+		}
+	}
+}
+
+// A run without traffic figures did not measure its errors: that side has
+// no data, and the comparison says which.
+func TestCompareNoDataNamesTheSide(t *testing.T) {
+	base := runs("pipeline", "protected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	head := runs("pipeline", "protected", "v2", 3, 100, 1.00, 1.01, 0.99)
+	withoutSeries(base, SeriesErrorRate)
+	withoutSeries(head, SeriesErrorRate)
+	withoutSeries(head, SeriesOpRate)
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := find(t, c, "protected", "error rate")
+	if m.Significance != CannotTell || m.Note != "no data in head" || len(m.Base) != 3 || len(m.Head) != 0 {
+		t.Errorf("%+v; want cannot tell, no data in head", m)
 	}
 }
