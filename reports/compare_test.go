@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/xml"
 	"math"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -134,7 +136,7 @@ func TestCompareWithinToleranceIsNoFinding(t *testing.T) {
 				t.Fatal(err)
 			}
 			row := lineWith(txt.String(), "recovery time  ")
-			if tc.outcome == OutcomeWithinTolerance && (!strings.HasSuffix(row, "within tolerance") || strings.Contains(h.String(), "improvement")) {
+			if tc.outcome == OutcomeWithinTolerance && (!strings.HasSuffix(row, "within tolerance") || strings.Contains(h.String(), ">improvement")) {
 				t.Errorf("text row %q, or the HTML calls it an improvement; want within tolerance", row)
 			}
 		})
@@ -441,5 +443,89 @@ func TestCompareNoDataNamesTheSide(t *testing.T) {
 	m := find(t, c, "protected", "error rate")
 	if m.Significance != CannotTell || m.Note != "no data in head" || len(m.Base) != 3 || len(m.Head) != 0 {
 		t.Errorf("%+v; want cannot tell, no data in head", m)
+	}
+}
+
+var (
+	stripSVG   = regexp.MustCompile(`<svg class="strip" id="([^"]+)".*?</svg>`)
+	bandRect   = regexp.MustCompile(`<rect class="tb" x="[^"]*" y="([^"]+)" width="[^"]*" height="([^"]+)"`)
+	medianLine = regexp.MustCompile(`<line class="md" x1="[^"]*" y1="([^"]+)"`)
+)
+
+// Each key metric is a strip plot: a dot per run, and the head's median
+// outside the tolerance band exactly when the change is past the tolerance.
+func TestCompareStripPlots(t *testing.T) {
+	c, _ := goldenComparison(t)
+	var h bytes.Buffer
+	if err := RenderCompareHTML(&h, c); err != nil {
+		t.Fatal(err)
+	}
+	plots := map[string]string{}
+	for _, m := range stripSVG.FindAllStringSubmatch(h.String(), -1) {
+		plots[m[1]] = m[0]
+	}
+	if len(plots) != len(c.Metrics) {
+		t.Fatalf("%d strip plots, want one per key metric of each drill and profile: %d", len(plots), len(c.Metrics))
+	}
+	past := 0
+	for _, m := range c.Metrics {
+		svg, ok := plots[slug("strip-"+m.Drill+"-"+m.Profile+"-"+m.Metric)]
+		if !ok {
+			t.Errorf("%s %s: no plot", m.Profile, m.Metric)
+			continue
+		}
+		if got, want := strings.Count(svg, "<circle"), len(m.Base)+len(m.Head); got != want {
+			t.Errorf("%s %s: %d dots, want one per run: %d", m.Profile, m.Metric, got, want)
+		}
+		band, meds := bandRect.FindStringSubmatch(svg), medianLine.FindAllStringSubmatch(svg, -1)
+		if band == nil || len(meds) != 2 {
+			t.Errorf("%s %s: band %v, medians %d; want a band and a median per side", m.Profile, m.Metric, band, len(meds))
+			continue
+		}
+		top, height, head := atof(t, band[1]), atof(t, band[2]), atof(t, meds[1][1])
+		inside := head >= top-0.1 && head <= top+height+0.1
+		if beyond := math.Abs(m.Change) > m.Tolerance; inside == beyond {
+			t.Errorf("%s %s: change %s against %s, head median inside the band: %v", m.Profile, m.Metric, fmtPct(m.Change), fmtTol(m.Tolerance), inside)
+		}
+		if !inside {
+			past++
+		}
+	}
+	if past == 0 {
+		t.Error("no plot shows a head past its band; the fixture has four")
+	}
+}
+
+func atof(t *testing.T, s string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// What changed comes before what did not: the verdicts, then the checks
+// (those whose outcome changed first), then the metrics, in the page and
+// in the text.
+func TestCompareChangedChecksComeFirst(t *testing.T) {
+	c, _ := goldenComparison(t)
+	var h, txt bytes.Buffer
+	if err := RenderCompareHTML(&h, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCompareText(&txt, c); err != nil {
+		t.Fatal(err)
+	}
+	page := h.String()
+	regressed, unchanged, metrics := strings.Index(page, `<tr class="fail-row"><td>hot-key-expiry</td><td>protected</td><td>steady: fetches stay fast`),
+		strings.Index(page, `<td>unprotected</td><td>signature:`), strings.Index(page, `<h2 id="metrics">`)
+	if regressed < 0 || unchanged < 0 || metrics < 0 || !(regressed < unchanged && unchanged < metrics) {
+		t.Errorf("HTML: regressed check at %d, unchanged check at %d, metrics at %d; want them in that order", regressed, unchanged, metrics)
+	}
+	text := txt.String()
+	regressed, unchanged, metrics = strings.Index(text, `steady "fetches stay fast"`), strings.Index(text, `signature "the hot set's`), strings.Index(text, "METRIC")
+	if regressed < 0 || !strings.Contains(lineWith(text[regressed:], "fetches stay fast"), "REGRESSION") || !(regressed < unchanged && unchanged < metrics) {
+		t.Errorf("text: regressed check at %d, unchanged at %d, metrics at %d; want them in that order:\n%s", regressed, unchanged, metrics, text)
 	}
 }
