@@ -20,7 +20,8 @@ NIGHTLY_FLAGS ?=
 # base where a registry is reachable (CI); IMAGES_TAR is images-save/load's file.
 IMAGES_FLAGS ?=
 IMAGES_TAR ?= .cache/images/firedrill-images.tar
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# VERSION: git describe, -dirty for a change outside bench/ (scripts/version.sh)
+VERSION ?= $(shell sh scripts/version.sh)
 LDFLAGS := -X github.com/firedrill-dev/firedrill/harness.Version=$(VERSION)
 
 # The tools firedrill runs (go for the toxiproxy image, debootstrap) where

@@ -21,9 +21,12 @@ import (
 var releaseName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 // SaveBaseline copies every result of from (a nightly folder, a folder of
-// results, or a run folder) to baselines/<release>/. An existing baseline
-// of that release is replaced only with force. It returns the folder and
-// the number of results stored.
+// results, or a run folder) to baselines/<release>/, labelled release: the
+// name a baseline is saved as is the release it stands for, whatever label
+// its runs recorded (a commit, "-dirty" after a benchmark). An existing
+// baseline of that release is replaced only with force; from may be that
+// baseline itself, to relabel it. It returns the folder and the number of
+// results stored.
 func SaveBaseline(baselines, release, from string, force bool) (string, int, error) {
 	if !releaseName.MatchString(release) {
 		return "", 0, fmt.Errorf("baseline save: release %q: use letters, digits, '.', '_', '+' and '-' (such as v1.4)", release)
@@ -31,6 +34,17 @@ func SaveBaseline(baselines, release, from string, force bool) (string, int, err
 	files, err := resultFiles(from)
 	if err != nil {
 		return "", 0, fmt.Errorf("baseline save: %w", err)
+	}
+	// Every result is read before anything is removed: a malformed file is
+	// not stored, and from may be the folder being replaced.
+	rs := make([]*reports.Result, 0, len(files))
+	for _, f := range files {
+		r, err := reports.ReadResult(f)
+		if err != nil {
+			return "", 0, fmt.Errorf("baseline save: %w", err)
+		}
+		r.Release = release
+		rs = append(rs, r)
 	}
 	dst := filepath.Join(baselines, release)
 	if _, err := os.Stat(dst); err == nil {
@@ -45,22 +59,14 @@ func SaveBaseline(baselines, release, from string, force bool) (string, int, err
 		return "", 0, fmt.Errorf("baseline save: %w", err)
 	}
 	seen := map[string]int{}
-	for _, f := range files {
-		r, err := reports.ReadResult(f) // a malformed file is not stored
-		if err != nil {
-			return "", 0, fmt.Errorf("baseline save: %w", err)
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", 0, fmt.Errorf("baseline save: %w", err)
-		}
+	for _, r := range rs {
 		seen[r.Key()]++
 		name := fmt.Sprintf("%s-%s-%d.json", r.Drill, r.Profile, seen[r.Key()])
-		if err := reports.WriteFileAtomic(filepath.Join(dst, name), b); err != nil {
+		if err := reports.WriteResult(filepath.Join(dst, name), r); err != nil {
 			return "", 0, fmt.Errorf("baseline save: %w", err)
 		}
 	}
-	return dst, len(files), nil
+	return dst, len(rs), nil
 }
 
 // BaselineInfo describes one stored baseline.

@@ -248,3 +248,46 @@ func TestNightlyRunsTheShortForm(t *testing.T) {
 		}
 	}
 }
+
+// A nightly measured after `make bench` recorded its commit, "-dirty";
+// saved as v1.0 it is v1.0 wherever it is compared.
+func TestBaselineTakesTheReleaseItIsSavedAs(t *testing.T) {
+	root := t.TempDir()
+	n1 := filepath.Join(root, "n1")
+	fast := func(_ string, i int) float64 { return 10 + float64(i)*0.01 }
+	pass := func(string, int) bool { return true }
+	if _, err := Run(context.Background(), Options{Drills: drills, Repeats: DefaultRepeats, OutDir: n1, Run: fakeRun("1a3f4ff-dirty", fast, pass)}); err != nil {
+		t.Fatal(err)
+	}
+	baselines := filepath.Join(root, "baselines")
+	dir, n, err := SaveBaseline(baselines, "v1.0", n1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A baseline saved before this rule relabels itself in place.
+	if _, m, err := SaveBaseline(baselines, "v1.0", dir, true); err != nil || m != n {
+		t.Fatalf("re-saving v1.0 from itself: %d results, %v; want %d", m, err, n)
+	}
+	rs, err := ReadResults(dir)
+	if err != nil || len(rs) != n {
+		t.Fatalf("read back %d results, %v; want %d", len(rs), err, n)
+	}
+	for _, r := range rs {
+		if r.Release != "v1.0" {
+			t.Errorf("%s: release %q, want v1.0", r.RunID, r.Release)
+		}
+	}
+	s, err := Run(context.Background(), Options{Drills: drills, Repeats: DefaultRepeats, OutDir: filepath.Join(root, "n2"), Baseline: dir,
+		Run: fakeRun("2b4c5d6", fast, pass), Compare: reports.CompareOptions{Tolerances: DefaultTolerances}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Comparison.BaseReleases; !slices.Equal(got, []string{"v1.0"}) {
+		t.Errorf("base labelled %q, want v1.0", got)
+	}
+	var buf bytes.Buffer
+	WriteSummary(&buf, s)
+	if !strings.Contains(buf.String(), "baseline: v1.0 (") || strings.Contains(buf.String(), "dirty") {
+		t.Errorf("summary does not name the baseline v1.0:\n%s", buf.String())
+	}
+}

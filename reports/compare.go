@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -65,22 +66,26 @@ func toMillis(v float64, unit string) float64 {
 }
 
 // errorRate is errors per second over the whole run, all classes together.
+// The harness writes an error series only for a class that occurred, so a
+// run without a single error has none: a counted zero, not missing data.
 func errorRate(r *Result) (float64, bool) {
-	ss := r.Find(SeriesErrorRate)
-	if len(ss) == 0 {
-		return 0, false
-	}
 	var total float64
 	var any bool
-	for _, s := range ss {
+	for _, s := range r.Find(SeriesErrorRate) {
 		if m, ok := seriesMean([]*Series{s}); ok {
 			total += m
 			any = true
 		}
 	}
-	return total, any
+	if !any {
+		return 0, measuredTraffic(r)
+	}
+	return total, true
 }
 
+// peakDBQueryRate is the highest 1 s database query rate. Queries are
+// counted by the traffic itself, and a second without one has no value: a
+// run whose every fetch hit the cache peaked at zero.
 func peakDBQueryRate(r *Result) (float64, bool) {
 	peak, ok := math.Inf(-1), false
 	for _, s := range r.Find(SeriesDBQueryRate) {
@@ -90,7 +95,18 @@ func peakDBQueryRate(r *Result) (float64, bool) {
 			}
 		}
 	}
-	return peak, ok
+	if !ok {
+		return 0, measuredTraffic(r)
+	}
+	return peak, true
+}
+
+// measuredTraffic says whether the run counted its operations. Only then is
+// a counter with no samples (errors, database queries) a zero: without
+// traffic figures the run may simply not have recorded it.
+func measuredTraffic(r *Result) bool {
+	_, ok := seriesMean(r.Find(SeriesOpRate))
+	return ok
 }
 
 // recoveryTime is the longest recovery of any phase. A run that never
@@ -136,8 +152,9 @@ type CompareOptions struct {
 	// Alpha is the significance level of the one-sided Mann-Whitney U test
 	// (significant when p <= Alpha); 0.05 when zero.
 	Alpha float64
-	// Tolerance is the relative change for the worse (0.05 = 5%) that a
-	// significant change must exceed to be a regression.
+	// Tolerance is the relative change (0.05 = 5%) a significant change
+	// must exceed, either way, to be a finding: a regression when worse,
+	// an improvement when better. Within it a change is run-to-run noise.
 	Tolerance float64
 	// Tolerances overrides Tolerance per key metric name.
 	Tolerances map[string]float64
@@ -157,6 +174,19 @@ const (
 	CannotTell     = "cannot tell"
 )
 
+// Outcomes of one metric's change, what reports call it. Only a regression
+// or an improvement is a finding: a significant change within the
+// tolerance is the noise the tolerance was set above.
+const (
+	OutcomeRegression      = "regression"       // significant, worse, past the tolerance
+	OutcomeImprovement     = "improvement"      // significant, better, past the tolerance
+	OutcomeWithinTolerance = "within tolerance" // significant, but not past the tolerance
+	OutcomeNotJudged       = "not judged"       // significant past the tolerance in a profile expected to break
+	OutcomeNotSignificant  = "not significant"
+	OutcomeSame            = "same" // every run of both sides measured the same value
+	OutcomeCannotTell      = "cannot tell"
+)
+
 // MetricChange is one key metric of one drill and profile, base vs head.
 type MetricChange struct {
 	Drill, Profile string
@@ -170,15 +200,19 @@ type MetricChange struct {
 	// P is the one-sided Mann-Whitney p-value in the direction the median
 	// moved; NaN when no test could be made.
 	P float64
-	// Significance is Significant, NotSignificant or CannotTell; Note says
-	// why when it cannot tell.
+	// Significance is Significant, NotSignificant or CannotTell, the
+	// statistics alone; Outcome is what the change amounts to (one of the
+	// Outcome constants). Note says why it cannot tell, or qualifies the
+	// outcome.
 	Significance string
+	Outcome      string
 	Note         string
 	Worse        bool // head is worse than base
 	// Regression: significant, worse, past the tolerance, in a profile
 	// expected to hold (the metrics of a profile expected to break are
-	// shown, not judged).
-	Regression bool
+	// shown, not judged). Improvement is the same, for the better.
+	Regression  bool
+	Improvement bool
 	// NotJudged: the profile is expected to break, so this metric is shown
 	// but can never be a regression.
 	NotJudged bool
@@ -499,7 +533,7 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 	}
 	mc.BaseMedian, mc.HeadMedian = median(mc.Base), median(mc.Head)
 	if len(mc.Base) == 0 || len(mc.Head) == 0 {
-		mc.Significance, mc.Note = CannotTell, "no data on one side"
+		mc.Significance, mc.Outcome, mc.Note = CannotTell, OutcomeCannotTell, noDataNote(len(mc.Base), len(mc.Head))
 		return mc
 	}
 	switch d := mc.HeadMedian - mc.BaseMedian; {
@@ -515,13 +549,19 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 		worseBy = -worseBy
 	}
 	mc.Worse = worseBy > 0
+	if unlike == "" && constant(mc.Base, mc.Head) {
+		// Every run measured the same (no error in any): there is no noise
+		// to tell a signal from, and no signal.
+		mc.Significance, mc.Outcome = NotSignificant, OutcomeSame
+		return mc
+	}
 	if len(mc.Base) < 2 || len(mc.Head) < 2 {
-		mc.Significance = CannotTell
+		mc.Significance, mc.Outcome = CannotTell, OutcomeCannotTell
 		mc.Note = fmt.Sprintf("%d vs %d runs: repeat each side to tell signal from noise", len(mc.Base), len(mc.Head))
 		return mc
 	}
 	if unlike != "" {
-		mc.Significance, mc.Note = CannotTell, unlike
+		mc.Significance, mc.Outcome, mc.Note = CannotTell, OutcomeCannotTell, unlike
 		return mc
 	}
 	// Each question is one-sided: "did head get worse?" for a regression,
@@ -546,11 +586,56 @@ func compareMetric(m KeyMetric, like *Result, base, head []*Result, opts Compare
 	default:
 		mc.Significance = NotSignificant
 	}
-	mc.Regression = !mc.NotJudged && mc.Significance == Significant && worseBy > mc.Tolerance
-	if mc.NotJudged && mc.Significance == Significant {
+	switch {
+	case mc.Significance == CannotTell:
+		mc.Outcome = OutcomeCannotTell
+	case mc.Significance == NotSignificant:
+		mc.Outcome = OutcomeNotSignificant
+	case math.Abs(mc.Change) <= mc.Tolerance:
+		// A tolerance is set above the spread between repeats of one
+		// release: a difference inside it, however consistent, is that
+		// spread, in either direction.
+		mc.Outcome = OutcomeWithinTolerance
+		mc.Note = fmt.Sprintf("significant, but %s is within the %s tolerance", fmtPct(mc.Change), fmtTol(mc.Tolerance))
+	case mc.NotJudged:
+		mc.Outcome = OutcomeNotJudged
 		mc.Note = "not judged: this profile is expected to break"
+	case mc.Worse:
+		mc.Outcome, mc.Regression = OutcomeRegression, true
+	default:
+		mc.Outcome, mc.Improvement = OutcomeImprovement, true
 	}
 	return mc
+}
+
+// constant says whether every value of a and b is one and the same.
+func constant(a, b []float64) bool {
+	if len(a) == 0 {
+		return false
+	}
+	for _, v := range append(slices.Clone(a), b...) {
+		if v != a[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// fmtTol formats a tolerance as a percentage without needless decimals:
+// 25%, 2.5%.
+func fmtTol(t float64) string {
+	return strconv.FormatFloat(math.Round(t*1000)/10, 'f', -1, 64) + "%"
+}
+
+// noDataNote says which side did not measure a metric.
+func noDataNote(base, head int) string {
+	switch {
+	case base == 0 && head == 0:
+		return "no data on either side"
+	case base == 0:
+		return "no data in base"
+	}
+	return "no data in head"
 }
 
 // WriteCompareText writes a terminal summary of c: regressions first, then
@@ -584,12 +669,12 @@ func WriteCompareText(w io.Writer, c *Comparison) error {
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "DRILL\tPROFILE\tMETRIC\tBASE\tHEAD\tCHANGE\tP\t")
 	for _, m := range c.Metrics {
-		mark := m.Significance
-		switch {
-		case m.Regression:
+		mark := m.Outcome
+		switch m.Outcome {
+		case OutcomeRegression:
 			mark = "REGRESSION"
-		case m.Significance == Significant && m.NotJudged:
-			mark += " (" + m.Note + ")"
+		case OutcomeNotJudged:
+			mark = "significant, " + direction(m) + " (" + m.Note + ")"
 		}
 		p := "–"
 		if !math.IsNaN(m.P) {
@@ -603,6 +688,14 @@ func WriteCompareText(w io.Writer, c *Comparison) error {
 	}
 	fmt.Fprintf(tw, "\n%d regression(s)\n", c.Regressions())
 	return tw.Flush()
+}
+
+// direction is "worse" or "better": which way a metric moved.
+func direction(m MetricChange) string {
+	if m.Worse {
+		return "worse"
+	}
+	return "better"
 }
 
 func fmtVal(v float64, unit string) string {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/xml"
 	"math"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -88,9 +91,65 @@ func TestCompareBetterIsNoRegression(t *testing.T) {
 	if n := c.Regressions(); n != 0 {
 		t.Errorf("%d regressions for a faster head", n)
 	}
-	if m := find(t, c, "protected", "p99 latency"); m.Worse || m.Significance != Significant {
-		t.Errorf("p99: %+v; want significantly better", m)
+	if m := find(t, c, "protected", "p99 latency"); m.Worse || m.Significance != Significant || !m.Improvement || m.Outcome != OutcomeImprovement {
+		t.Errorf("p99: %+v; want an improvement", m)
 	}
+}
+
+// A significant change within the tolerance is noise in either direction:
+// two nightlies of the same code read "significant, better" at -5.1%
+// against a 25% tolerance. Only past the tolerance is it a finding.
+func TestCompareWithinToleranceIsNoFinding(t *testing.T) {
+	base := runs("pipeline", "protected", "v1", 3, 1, 1.00, 1.001, 0.999)
+	for _, tc := range []struct {
+		name    string
+		scale   float64
+		outcome string
+	}{
+		{"5% better", 0.95, OutcomeWithinTolerance},
+		{"5% worse", 1.05, OutcomeWithinTolerance},
+		{"exactly the tolerance", 1.25, OutcomeWithinTolerance},
+		{"40% better", 0.60, OutcomeImprovement},
+		{"40% worse", 1.40, OutcomeRegression},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			head := runs("pipeline", "protected", "v2", 3, 100, tc.scale, tc.scale*1.001, tc.scale*0.999)
+			c, err := Compare(base, head, CompareOptions{Tolerance: 0.25})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := find(t, c, "protected", "recovery time")
+			if m.Significance != Significant || m.Outcome != tc.outcome {
+				t.Fatalf("%+v; want significant, %s", m, tc.outcome)
+			}
+			if m.Regression != (tc.outcome == OutcomeRegression) || m.Improvement != (tc.outcome == OutcomeImprovement) {
+				t.Errorf("regression %v, improvement %v; want only the outcome %s", m.Regression, m.Improvement, tc.outcome)
+			}
+			if tc.outcome == OutcomeWithinTolerance && !strings.Contains(m.Note, "within the 25% tolerance") {
+				t.Errorf("note %q; want it to name the tolerance", m.Note)
+			}
+			var txt, h bytes.Buffer
+			if err := WriteCompareText(&txt, c); err != nil {
+				t.Fatal(err)
+			}
+			if err := RenderCompareHTML(&h, c); err != nil {
+				t.Fatal(err)
+			}
+			row := lineWith(txt.String(), "recovery time  ")
+			if tc.outcome == OutcomeWithinTolerance && (!strings.HasSuffix(row, "within tolerance") || strings.Contains(h.String(), ">improvement")) {
+				t.Errorf("text row %q, or the HTML calls it an improvement; want within tolerance", row)
+			}
+		})
+	}
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
 
 func TestCompareCannotTell(t *testing.T) {
@@ -275,8 +334,10 @@ func TestJUnitCounts(t *testing.T) {
 	if r.Failures != c.Regressions() {
 		t.Errorf("regressions suite: %d failures, comparison has %d regressions", r.Failures, c.Regressions())
 	}
-	if r.Skipped != len(KeyMetrics) { // the single-run profile cannot tell
-		t.Errorf("regressions suite: %d skipped, want %d", r.Skipped, len(KeyMetrics))
+	// The single-run profile cannot tell, but for the two metrics its runs
+	// measured alike (no error, the same recovery time): those are the same.
+	if want := len(KeyMetrics) - 2; r.Skipped != want {
+		t.Errorf("regressions suite: %d skipped, want %d", r.Skipped, want)
 	}
 }
 
@@ -335,5 +396,136 @@ func TestCheckRegressions(t *testing.T) {
 	}
 	if c.Regressions() != 2 { // the verdict and the check
 		t.Errorf("%d regressions, want 2", c.Regressions())
+	}
+}
+
+// withoutSeries drops every series of metric: what the harness writes for a
+// counter that never counted (no error of any class, no database query).
+func withoutSeries(rs []*Result, metric string) {
+	for _, r := range rs {
+		r.Series = slices.DeleteFunc(r.Series, func(s Series) bool { return s.Metric == metric })
+	}
+}
+
+// Two nightlies of the same code without a single error: zero against zero
+// is no change, not missing data.
+func TestCompareZeroAgainstZero(t *testing.T) {
+	base := runs("pipeline", "protected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	head := runs("pipeline", "protected", "v2", 3, 100, 1.00, 1.01, 0.99)
+	for _, metric := range []string{SeriesErrorRate, SeriesDBQueryRate} {
+		withoutSeries(base, metric)
+		withoutSeries(head, metric)
+	}
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, metric := range []string{"error rate", "peak DB query rate"} {
+		m := find(t, c, "protected", metric)
+		if m.Significance != NotSignificant || m.Outcome != OutcomeSame || m.Change != 0 || m.BaseMedian != 0 || m.HeadMedian != 0 || len(m.Base) != 3 || len(m.Head) != 3 || m.Regression {
+			t.Errorf("%s: %+v; want 3 zeros a side: the same", metric, m)
+		}
+	}
+}
+
+// A run without traffic figures did not measure its errors: that side has
+// no data, and the comparison says which.
+func TestCompareNoDataNamesTheSide(t *testing.T) {
+	base := runs("pipeline", "protected", "v1", 3, 1, 1.00, 1.01, 0.99)
+	head := runs("pipeline", "protected", "v2", 3, 100, 1.00, 1.01, 0.99)
+	withoutSeries(base, SeriesErrorRate)
+	withoutSeries(head, SeriesErrorRate)
+	withoutSeries(head, SeriesOpRate)
+	c, err := Compare(base, head, CompareOptions{Tolerance: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := find(t, c, "protected", "error rate")
+	if m.Significance != CannotTell || m.Note != "no data in head" || len(m.Base) != 3 || len(m.Head) != 0 {
+		t.Errorf("%+v; want cannot tell, no data in head", m)
+	}
+}
+
+var (
+	stripSVG   = regexp.MustCompile(`<svg class="strip" id="([^"]+)".*?</svg>`)
+	bandRect   = regexp.MustCompile(`<rect class="tb" x="[^"]*" y="([^"]+)" width="[^"]*" height="([^"]+)"`)
+	medianLine = regexp.MustCompile(`<line class="md" x1="[^"]*" y1="([^"]+)"`)
+)
+
+// Each key metric is a strip plot: a dot per run, and the head's median
+// outside the tolerance band exactly when the change is past the tolerance.
+func TestCompareStripPlots(t *testing.T) {
+	c, _ := goldenComparison(t)
+	var h bytes.Buffer
+	if err := RenderCompareHTML(&h, c); err != nil {
+		t.Fatal(err)
+	}
+	plots := map[string]string{}
+	for _, m := range stripSVG.FindAllStringSubmatch(h.String(), -1) {
+		plots[m[1]] = m[0]
+	}
+	if len(plots) != len(c.Metrics) {
+		t.Fatalf("%d strip plots, want one per key metric of each drill and profile: %d", len(plots), len(c.Metrics))
+	}
+	past := 0
+	for _, m := range c.Metrics {
+		svg, ok := plots[slug("strip-"+m.Drill+"-"+m.Profile+"-"+m.Metric)]
+		if !ok {
+			t.Errorf("%s %s: no plot", m.Profile, m.Metric)
+			continue
+		}
+		if got, want := strings.Count(svg, "<circle"), len(m.Base)+len(m.Head); got != want {
+			t.Errorf("%s %s: %d dots, want one per run: %d", m.Profile, m.Metric, got, want)
+		}
+		band, meds := bandRect.FindStringSubmatch(svg), medianLine.FindAllStringSubmatch(svg, -1)
+		if band == nil || len(meds) != 2 {
+			t.Errorf("%s %s: band %v, medians %d; want a band and a median per side", m.Profile, m.Metric, band, len(meds))
+			continue
+		}
+		top, height, head := atof(t, band[1]), atof(t, band[2]), atof(t, meds[1][1])
+		inside := head >= top-0.1 && head <= top+height+0.1
+		if beyond := math.Abs(m.Change) > m.Tolerance; inside == beyond {
+			t.Errorf("%s %s: change %s against %s, head median inside the band: %v", m.Profile, m.Metric, fmtPct(m.Change), fmtTol(m.Tolerance), inside)
+		}
+		if !inside {
+			past++
+		}
+	}
+	if past == 0 {
+		t.Error("no plot shows a head past its band; the fixture has four")
+	}
+}
+
+func atof(t *testing.T, s string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// What changed comes before what did not: the verdicts, then the checks
+// (those whose outcome changed first), then the metrics, in the page and
+// in the text.
+func TestCompareChangedChecksComeFirst(t *testing.T) {
+	c, _ := goldenComparison(t)
+	var h, txt bytes.Buffer
+	if err := RenderCompareHTML(&h, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCompareText(&txt, c); err != nil {
+		t.Fatal(err)
+	}
+	page := h.String()
+	regressed, unchanged, metrics := strings.Index(page, `<tr class="fail-row"><td>hot-key-expiry</td><td>protected</td><td>steady: fetches stay fast`),
+		strings.Index(page, `<td>unprotected</td><td>signature:`), strings.Index(page, `<h2 id="metrics">`)
+	if regressed < 0 || unchanged < 0 || metrics < 0 || !(regressed < unchanged && unchanged < metrics) {
+		t.Errorf("HTML: regressed check at %d, unchanged check at %d, metrics at %d; want them in that order", regressed, unchanged, metrics)
+	}
+	text := txt.String()
+	regressed, unchanged, metrics = strings.Index(text, `steady "fetches stay fast"`), strings.Index(text, `signature "the hot set's`), strings.Index(text, "METRIC")
+	if regressed < 0 || !strings.Contains(lineWith(text[regressed:], "fetches stay fast"), "REGRESSION") || !(regressed < unchanged && unchanged < metrics) {
+		t.Errorf("text: regressed check at %d, unchanged at %d, metrics at %d; want them in that order:\n%s", regressed, unchanged, metrics, text)
 	}
 }

@@ -114,7 +114,7 @@ func WriteJUnit(w io.Writer, results []*Result, c *Comparison) error {
 		for _, m := range c.Metrics {
 			tc := junitCase{Classname: "compare." + m.Drill, Name: m.Profile + " " + m.Metric,
 				SystemOut: text(fmt.Sprintf("base %s (n=%d), head %s (n=%d), change %s, p %s: %s",
-					fmtVal(m.BaseMedian, m.Unit), len(m.Base), fmtVal(m.HeadMedian, m.Unit), len(m.Head), fmtPct(m.Change), pval(m.P), m.Significance))}
+					fmtVal(m.BaseMedian, m.Unit), len(m.Base), fmtVal(m.HeadMedian, m.Unit), len(m.Head), fmtPct(m.Change), pval(m.P), m.Outcome))}
 			switch {
 			case m.Regression:
 				tc.Failure = &junitMessage{Type: "regression",

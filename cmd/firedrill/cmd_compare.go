@@ -26,16 +26,19 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	out := fs.String("o", "compare.html", "write the HTML comparison to `FILE`")
 	junit := fs.String("junit", "", "also write verdicts and regressions as JUnit XML to `FILE`")
-	tol := fs.String("tolerance", "5%", "a significant change for the worse past this `fraction` (5% or 0.05) is a regression")
+	tol := fs.String("tolerance", "5%", "a significant change for the worse past this `fraction` (5% or 0.05) is a regression, one for the better an improvement; within it, neither")
 	alpha := fs.Float64("alpha", 0.05, "significance level of the Mann-Whitney U test")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: firedrill compare BASE.json|DIR... -- HEAD.json|DIR... [-o compare.html] [--junit FILE] [--tolerance 5%]
        firedrill compare BASE.json HEAD.json
 
-Compares each drill and profile's key metrics (p99 latency, error rate, peak
-database query rate, recovery time, hit ratio) and verdicts. Several runs per
-side (repeats) let it tell signal from noise: 4 or more a side are needed for
-a significant result at alpha 0.05. Exits non-zero on a regression.
+Compares each drill and profile's verdicts, checks and key metrics (p99
+latency, error rate, peak database query rate, recovery time, hit ratio).
+Several runs per side (repeats) let it tell signal from noise: 3 or more a
+side are needed for a significant result at alpha 0.05. A metric is a
+regression or an improvement only when significant and past the tolerance;
+the HTML plots each run against the tolerance band. Exits non-zero on a
+regression.
 
 Flags:
 `)

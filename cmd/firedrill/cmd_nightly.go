@@ -233,8 +233,10 @@ func baselineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 save stores the results of a nightly (its results/ folder), of a folder of
 result files, or of one run folder under BASELINES/<release>/, where a CI cache
 or artefact store can keep them and "firedrill nightly --baseline vX.Y" or
-"firedrill compare BASELINES/vX.Y -- ..." finds them. --from defaults to the
-newest out/nightly-* folder.
+"firedrill compare BASELINES/vX.Y -- ..." finds them, each labelled vX.Y
+whatever release its run recorded. --from defaults to the newest
+out/nightly-* folder; --from BASELINES/vX.Y --force relabels a baseline saved
+by an older firedrill.
 `
 	if len(args) == 0 {
 		fmt.Fprint(stderr, use)

@@ -193,12 +193,33 @@ func verdictErr(rs []*reports.Result) error {
 
 // gitDescribe labels the release under test by the working tree's git
 // describe, or "unversioned" outside a repository.
-func gitDescribe() string {
-	out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
-	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+func gitDescribe() string { return releaseLabel("") }
+
+// releaseLabel is `git describe --tags --always` of the repository at dir
+// ("" for the current directory), with -dirty when a tracked file changed
+// outside bench/, or "unversioned" outside a repository. `make bench`
+// rewrites the figures under bench/, which change nothing a drill runs:
+// they made every release measured after a benchmark "-dirty".
+// scripts/version.sh (the Makefile's VERSION) follows the same rule.
+func releaseLabel(dir string) string {
+	git := func(args ...string) (string, error) {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	label, err := git("describe", "--tags", "--always")
+	if err != nil || label == "" {
 		return "unversioned"
 	}
-	return strings.TrimSpace(string(out))
+	// Pathspecs from the top, so a run from a subfolder judges the whole
+	// tree; untracked files do not count, as with describe --dirty. A
+	// status that cannot be read says dirty: a clean label is a claim.
+	changed, err := git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)bench")
+	if err != nil || changed != "" {
+		label += "-dirty"
+	}
+	return label
 }
 
 // version is the harness version: the -X value if set, else the module
