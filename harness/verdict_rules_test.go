@@ -1,0 +1,126 @@
+package harness
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/firedrill-dev/firedrill/reports"
+)
+
+// A protected run that holds its latency by shedding half its fetches
+// while the fault is in place does not hold: shed is not served, and the
+// goodput check sees it.
+func TestShedHalfFailsGoodput(t *testing.T) {
+	f := newFixture()
+	for i := range f.buckets {
+		s := f.buckets[i].at.Sub(f.traffic).Seconds()
+		if s >= 3 && s < 6 {
+			// fast, but only half of it served
+			f.buckets[i].counts = map[string]int64{"fetch.offered": 10, "fetch.served": 5, "fetch.shed": 5}
+			f.buckets[i].fetchUS = []int64{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}
+		}
+	}
+	c := f.collector(t)
+	spec := mustSpec(t, `{"checks":[
+		{"name":"fast","kind":"steady","phase":"latency","expr":"fetch_p99 <= 2 x before + 5"},
+		{"name":"served","kind":"steady","phase":"latency","expr":"served_ratio >= 0.98"}]}`)
+	res := &reports.Result{Profile: "default", Verdict: reports.Verdict{Expected: reports.Held}}
+	c.fill(res, spec)
+	if res.Verdict.Reached != reports.Broken {
+		t.Errorf("verdict %s (%s), want broken: half the fetches were shed", res.Verdict.Reached, res.Verdict.Reason)
+	}
+	for _, ch := range res.Checks {
+		switch ch.Name {
+		case "fast":
+			if ch.Outcome != reports.Pass {
+				t.Errorf("latency check %+v: the served half was fast, it should pass", ch)
+			}
+		case "served":
+			if ch.Outcome != reports.Fail || ch.Observed == nil || float64(*ch.Observed) != 0.5 {
+				t.Errorf("goodput check %+v, want a fail observing 0.5", ch)
+			}
+		}
+	}
+}
+
+// recoveryRun is 100 s of traffic at 100 fetches/s: 1 ms each, except
+// 500 ms while an overload is in place (10-20 s) and in each of the slow
+// spans given (seconds from the start of traffic).
+func recoveryRun(t *testing.T, slow ...[2]float64) *collector {
+	t.Helper()
+	k6 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tr := k6.Add(time.Second)
+	at := func(s float64) time.Time { return tr.Add(time.Duration(s * float64(time.Second))) }
+	ev := func(s float64, fault, action string, marker bool) map[string]any {
+		tags := map[string]string{"fault": fault, "action": action, "target": "fleet"}
+		if marker {
+			tags["marker"] = "true"
+		}
+		return point("firedrill_fault", at(s), 1, tags)
+	}
+	samples := []map[string]any{metricLine("firedrill_fault", "counter"),
+		ev(0, "traffic", "inject", true), ev(10, "overload", "inject", false), ev(20, "overload", "remove", false), ev(100, "traffic", "remove", true)}
+	var bs []bucket
+	for i := 0; i < 1000; i++ {
+		s := float64(i) / 10
+		lat := int64(1000)
+		if s >= 10 && s < 20 {
+			lat = 500_000
+		}
+		for _, sp := range slow {
+			if s >= sp[0] && s < sp[1] {
+				lat = 500_000
+			}
+		}
+		b := bucket{at: at(s), counts: map[string]int64{"fetch.offered": 10, "fetch.served": 10, "fetch.count": 10, "fetch.sum_us": 10 * lat}}
+		for range 10 {
+			b.fetchUS = append(b.fetchUS, lat)
+		}
+		bs = append(bs, b)
+	}
+	dir := t.TempDir()
+	samplesFile(t, filepath.Join(dir, "s.json.gz"), samples)
+	ledgerFile(t, filepath.Join(dir, "l.ndjson"), bs)
+	c := newCollector(k6)
+	if err := c.readSamples(filepath.Join(dir, "s.json.gz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.readLedger(filepath.Join(dir, "l.ndjson")); err != nil {
+		t.Fatal(err)
+	}
+	c.finish()
+	return c
+}
+
+// The recovery rule: the first healthy window from 5 s after the
+// overload's removal is the recovery, and the run is watched to its end:
+// a relapse after it (slow again from 70 s) is reported and the run does
+// not count as recovered.
+func TestRelapseAfterAHealthyWindowIsNotRecovered(t *testing.T) {
+	rule := &RecoverySpec{After: "overload", Window: 10, Settle: 5}
+	c := recoveryRun(t)
+	r := c.judgeRecovery(rule, c.phases(nil))
+	if !r.Recovered || r.RecoveryS == nil || float64(*r.RecoveryS) != 5 || r.RelapseS != nil {
+		t.Fatalf("steady recovery: %+v, want recovered 5 s after the removal and no relapse", r)
+	}
+	c = recoveryRun(t, [2]float64{70, 80})
+	r = c.judgeRecovery(rule, c.phases(nil))
+	if r.Recovered {
+		t.Errorf("relapse at 70 s: %+v, want not recovered", r)
+	}
+	if r.RecoveryS == nil || float64(*r.RecoveryS) != 5 {
+		t.Errorf("relapse: recovery_s %v, want the first healthy window, 5 s", r.RecoveryS)
+	}
+	// windows of 10 s from the recovery at 25 s: 35, 45, 55, then 65-75
+	// holds the relapse
+	if r.RelapseS == nil || float64(*r.RelapseS) != 45 {
+		t.Errorf("relapse_s %v, want 45 (the window from 65 s, 45 s after the removal)", r.RelapseS)
+	}
+	// slow until 45 s: the first healthy window starts later, exactly
+	c = recoveryRun(t, [2]float64{20, 45})
+	r = c.judgeRecovery(rule, c.phases(nil))
+	if !r.Recovered || r.RecoveryS == nil || float64(*r.RecoveryS) != 25 {
+		t.Errorf("late recovery: %+v, want recovered 25 s after the removal (the window from 45 s)", r)
+	}
+}
