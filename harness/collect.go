@@ -98,6 +98,9 @@ type collector struct {
 	open         []string // faults injected and never removed
 	// recovery is the drill's recovery rule judged (fill), nil without one
 	recovery *reports.Recovery
+	// tenants is what the harness read from the tenant tables at the end
+	// of the run, for the integrity checks; nil when it could not read
+	tenants *tenantSnapshot
 }
 
 func newCollector(fallback time.Time) *collector {

@@ -102,7 +102,10 @@ func filesOf(dir string, i, n int) GeneratorFiles {
 // not be judged) are judged on the merge, and k6's thresholds on all
 // samples together. start is time zero when no replay marked the start of
 // traffic, duration the time a threshold's counter rate divides by.
-func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, duration time.Duration, spec *Spec) error {
+//
+// tenants, when not nil, reads the tenant tables (after the generators'
+// ledgers are read, before the environment goes) for the integrity checks.
+func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, duration time.Duration, spec *Spec, tenants func(*collector) error) error {
 	col := newCollector(start)
 	var samples []string
 	for i, f := range files {
@@ -115,6 +118,11 @@ func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, dur
 			}
 		}
 		samples = append(samples, f.Samples)
+	}
+	if tenants != nil {
+		if err := tenants(col); err != nil {
+			return err
+		}
 	}
 	col.fill(res, spec)
 	ths, err := MergedThresholds(files[0].Summary, samples, duration)
@@ -172,7 +180,7 @@ func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles, spec
 		Environment: reports.Environment{Generators: len(files)},
 		Verdict:     reports.Verdict{Expected: expected},
 	}
-	if err := mergeInto(res, first, files, last.Sub(first), spec); err != nil {
+	if err := mergeInto(res, first, files, last.Sub(first), spec, nil); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -190,7 +198,7 @@ func freePort() (int, error) {
 
 // runGenerators runs n k6 processes on the drill and fills res from their
 // merged output. vars are the environment every generator shares.
-func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int, spec *Spec) error {
+func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int, spec *Spec, adminDSN string) error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -280,7 +288,9 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 			k6Err, judged = fmt.Errorf("k6 generator %d exited with code %d (see %s)", i, oc.code, files[i].Log), nil
 		}
 	}
-	mergeErr := mergeInto(res, k6Start, files, time.Since(release), judged)
+	mergeErr := mergeInto(res, k6Start, files, time.Since(release), judged, func(c *collector) error {
+		return c.readTenants(ctx, adminDSN, dir)
+	})
 	if k6Err == nil && mergeErr != nil {
 		k6Err = mergeErr
 	}

@@ -75,7 +75,7 @@ func TestGeneratorScaling(t *testing.T) {
 		o := RunOptions{K6: k6, Drill: Drill{Name: "burn", Path: script}, Profile: "default"}
 		res := &reports.Result{}
 		cpu0 := childCPU()
-		if err := runGenerators(context.Background(), o, res, out, vars, c.n, nil); err != nil {
+		if err := runGenerators(context.Background(), o, res, out, vars, c.n, nil, ""); err != nil {
 			t.Fatalf("%s: %v", c.label, err)
 		}
 		cpu := childCPU() - cpu0

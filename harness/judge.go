@@ -188,6 +188,9 @@ var ledgerNames = append([]string{"offered", "late"}, traffic.OutcomeNames[:]...
 // no data for it. See the README's table of check metrics.
 func (c *collector) metric(name string, sel map[string]string, w span) (float64, bool) {
 	op := sel["op"]
+	if slices.Contains(integrityMetrics, name) {
+		return c.integrityMetric(name, sel)
+	}
 	for _, n := range ledgerNames {
 		if name == n {
 			if !c.hasLedger() {
@@ -440,15 +443,30 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 			float64(all-sum), all == sum, fmt.Sprintf("%d offered, %d ended (served, stale, shed, failed, unsent or unfinished)", all, sum)))
 	}
 	missing := map[string]bool{}
+	unread := false
 	for _, cs := range spec.For(profile) {
 		ch := reports.Check{Name: cs.Name, Kind: cs.Kind, Phase: cs.Phase, Expr: cs.Expr, Incident: cs.Incident, Relative: cs.parsed.rel}
 		ok, note := c.evaluate(cs.parsed, cs.Phase, ps, &ch)
+		if cs.Kind == reports.Integrity {
+			if ch.Observed == nil {
+				unread = true
+			}
+			if n := c.integrityNote(); n != "" {
+				note = n
+			}
+		}
 		ch.Note = note
 		if strings.HasPrefix(note, "no phase") {
 			missing[strings.Fields(note)[2]] = true
 		}
 		ch.Outcome = outcome(cs.Kind, ok)
 		out = append(out, ch)
+	}
+	if unread {
+		// without the tables' totals the integrity check proves nothing
+		// either way: the run is invalid, not broken
+		out = append(out, auto("the tenant tables were read for the integrity check", "tables_read > 0", phaseRun, 0, false,
+			c.integrityNote()))
 	}
 	for _, name := range slices.Sorted(maps.Keys(missing)) {
 		out = append(out, auto("phase "+name+" took place", "duration_s > 0", name, 0, false,
@@ -530,7 +548,7 @@ func decide(expected string, checks []reports.Check) (reached, reason string, ob
 			} else {
 				notObserved = append(notObserved, c.Name)
 			}
-		case reports.SteadyState:
+		case reports.SteadyState, reports.Integrity:
 			if !c.OK() {
 				failedSteady = append(failedSteady, c.Name)
 			}

@@ -192,7 +192,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		"K6_NO_USAGE_REPORT=true",
 	)
 	if o.Generators > 1 {
-		err := runGenerators(ctx, o, res, dir, vars, o.Generators, spec)
+		err := runGenerators(ctx, o, res, dir, vars, o.Generators, spec, env.DB.AdminDSN)
 		resetToxics(ctx, o.Progress, env.ToxiproxyURL)
 		return err
 	}
@@ -210,6 +210,9 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		k6Err = err
 	}
 	if err := col.readLedger(hdr); err != nil && k6Err == nil {
+		k6Err = err
+	}
+	if err := col.readTenants(ctx, env.DB.AdminDSN, dir); err != nil && k6Err == nil {
 		k6Err = err
 	}
 	if ths, err := readThresholds(summary); err == nil {

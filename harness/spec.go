@@ -176,6 +176,8 @@ func (s *Spec) Validate(d Drill) error {
 			return fmt.Errorf("%s: kind %q: want one of %s", where, c.Kind, strings.Join(reports.CheckKinds, ", "))
 		case c.Phase == "":
 			return fmt.Errorf("%s: no phase", where)
+		case c.Kind == reports.Integrity && c.Phase != phaseRun:
+			return fmt.Errorf("%s: an integrity check judges the whole run: phase %q, got %q", where, phaseRun, c.Phase)
 		case c.Kind == reports.Signature && !citeRE.MatchString(c.Incident):
 			return fmt.Errorf("%s: a signature cites its incident's line as \"file:line\", got %q", where, c.Incident)
 		}
@@ -198,7 +200,7 @@ func (s *Spec) Validate(d Drill) error {
 		}
 		n := 0
 		for _, c := range s.For(p) {
-			if c.Kind == kind {
+			if c.Kind == kind || kind == reports.SteadyState && c.Kind == reports.Integrity {
 				n++
 			}
 		}

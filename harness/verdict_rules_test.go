@@ -124,3 +124,53 @@ func TestRelapseAfterAHealthyWindowIsNotRecovered(t *testing.T) {
 		t.Errorf("late recovery: %+v, want recovered 25 s after the removal (the window from 45 s)", r)
 	}
 }
+
+// The integrity check: per tenant, the rise of the table since its seed
+// must lie between the writes acknowledged and those sent. A lost
+// acknowledged write fails it (broken), a rise beyond what was sent
+// fails it too, a write that timed out but committed does not, and
+// without the tables' totals the run is invalid.
+func TestIntegrity(t *testing.T) {
+	const rows = 100
+	seeded := int64(rows * (rows - 1) / 2)
+	cases := []struct {
+		name        string
+		sent, acked int64
+		rise        int64
+		read        bool
+		want        string
+	}{
+		{"every acknowledged write is there", 50, 48, 48, true, reports.Held},
+		{"a timed-out write committed", 50, 48, 50, true, reports.Held},
+		{"an acknowledged write was lost", 50, 48, 47, true, reports.Broken},
+		{"more than was sent", 50, 48, 51, true, reports.Broken},
+		{"tables not read", 50, 48, 48, false, reports.Invalid},
+	}
+	for _, cs := range cases {
+		f := newFixture()
+		f.buckets = append(f.buckets, bucket{at: f.traffic.Add(10 * time.Second), counts: map[string]int64{
+			"tenant/firedrill_tenant_0/sent": cs.sent - 10, "tenant/firedrill_tenant_0/acked": cs.acked - 10,
+		}}, bucket{at: f.traffic.Add(10 * time.Second), counts: map[string]int64{
+			// a second generator's tally of the same tenant
+			"tenant/firedrill_tenant_0/sent": 10, "tenant/firedrill_tenant_0/acked": 10,
+		}})
+		c := f.collector(t)
+		if got := c.tenantSchemas(); len(got) != 1 || got[0] != "firedrill_tenant_0" {
+			t.Fatalf("tenant schemas %v", got)
+		}
+		if cs.read {
+			c.tenants = &tenantSnapshot{Tables: map[string]tenantTotal{"firedrill_tenant_0": {Rows: rows, Sum: seeded + cs.rise}}}
+		} else {
+			c.tenants = &tenantSnapshot{Tables: map[string]tenantTotal{}, Error: "read tenant table firedrill_tenant_0: connection refused"}
+		}
+		spec := mustSpec(t, `{"checks":[{"name":"no write lost","kind":"integrity","phase":"run","expr":"integrity_violations == 0"}]}`)
+		res := &reports.Result{Profile: "default", Verdict: reports.Verdict{Expected: reports.Held}}
+		c.fill(res, spec)
+		if res.Verdict.Reached != cs.want {
+			t.Errorf("%s: verdict %s (%s), want %s", cs.name, res.Verdict.Reached, res.Verdict.Reason, cs.want)
+		}
+		if v, ok := c.metric("writes_acked", nil, span{}); cs.read && (!ok || v != float64(cs.acked)) {
+			t.Errorf("%s: writes_acked %v %v, want %d summed over both tallies", cs.name, v, ok, cs.acked)
+		}
+	}
+}

@@ -21,10 +21,16 @@ const (
 	// to the before phase. A profile declared held passes when every one
 	// holds.
 	SteadyState = "steady"
+	// Integrity compares the writes the database acknowledged with what it
+	// holds at the end of the run, per tenant: acknowledged <= rise <=
+	// attempted (a write that timed out may still have committed). A
+	// profile declared held passes only when it holds: a protection that
+	// keeps latency by losing writes does not hold.
+	Integrity = "integrity"
 )
 
 // CheckKinds lists the kinds in report order.
-var CheckKinds = []string{Precondition, Signature, SteadyState}
+var CheckKinds = []string{Precondition, Signature, SteadyState, Integrity}
 
 // Check outcomes: a precondition or steady state passes or fails; a
 // signature is observed or not.
@@ -82,7 +88,7 @@ func (c Check) Required(expected string) bool {
 		return true
 	case Signature:
 		return expected == Broken
-	case SteadyState:
+	case SteadyState, Integrity:
 		return expected == Held
 	}
 	return false
@@ -93,6 +99,7 @@ type CheckCounts struct {
 	Preconditions, PreconditionsPassed int
 	Signatures, SignaturesObserved     int
 	SteadyStates, SteadyStatesKept     int
+	Integrity, IntegrityKept           int
 }
 
 // Counts tallies r's checks by kind.
@@ -115,6 +122,11 @@ func (r *Result) Counts() CheckCounts {
 			if c.OK() {
 				n.SteadyStatesKept++
 			}
+		case Integrity:
+			n.Integrity++
+			if c.OK() {
+				n.IntegrityKept++
+			}
 		}
 	}
 	return n
@@ -132,6 +144,9 @@ func (n CheckCounts) String() string {
 	}
 	if n.SteadyStates > 0 {
 		parts = append(parts, fmt.Sprintf("steady states %d/%d kept", n.SteadyStatesKept, n.SteadyStates))
+	}
+	if n.Integrity > 0 {
+		parts = append(parts, fmt.Sprintf("integrity %d/%d kept", n.IntegrityKept, n.Integrity))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -38,15 +39,17 @@ type Engine struct {
 	// built once, not per operation: the lookup and each tenant's update
 	lookupQuery   string
 	tenantUpdates []string
-	fleet         atomic.Pointer[[]*process]
-	fleetM        sync.Mutex // serialises Scale
-	bg            sync.WaitGroup
-	bgSem         chan struct{}
-	closed        []*process
-	ran           atomic.Bool
-	runCtx        context.Context
-	started       chan struct{}
-	startAt       time.Time
+	// tenantTally counts each tenant's writes for the integrity check
+	tenantTally []tenantTally
+	fleet       atomic.Pointer[[]*process]
+	fleetM      sync.Mutex // serialises Scale
+	bg          sync.WaitGroup
+	bgSem       chan struct{}
+	closed      []*process
+	ran         atomic.Bool
+	runCtx      context.Context
+	started     chan struct{}
+	startAt     time.Time
 }
 
 // Started is closed when traffic starts (after warming); StartTime is then
@@ -121,6 +124,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e.prot.Store(&p)
 	e.lookupQuery = "SELECT id, version FROM " + cfg.Table + " WHERE ref = ?"
 	e.tenantUpdates = make([]string, cfg.Tenants)
+	e.tenantTally = make([]tenantTally, cfg.Tenants)
 	for i := range e.tenantUpdates {
 		e.tenantUpdates[i] = "UPDATE `" + fdb.TenantSchema(cfg.TenantPrefix, i) + "`." + fdb.TenantTable + " SET qty = qty + 1 WHERE id = ?"
 	}
@@ -184,6 +188,10 @@ func (e *Engine) Rate() float64 {
 	}
 	return pc.p.Rate(time.Since(pc.origin))
 }
+
+// FlipFraction is the share of the fleet FlipFormat last moved to the
+// other format.
+func (e *Engine) FlipFraction() float64 { return math.Float64frombits(e.flip.Load()) }
 
 // FlipFormat moves a share of the fleet (processes 0..round(f*P)-1) to the
 // other cache format, as a rolling deploy does; 0 rolls back.
@@ -325,7 +333,7 @@ func (e *Engine) RefillHotSet(ctx context.Context, k int, ttl time.Duration) (in
 	if ttl < time.Second {
 		return 0, fmt.Errorf("refill hot set: ttl %v must be >= 1s", ttl)
 	}
-	if err := e.fillTop(ctx, k, ttl, e.admin); err != nil {
+	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn)); err != nil {
 		return 0, fmt.Errorf("refill hot set: %w", err)
 	}
 	return k, nil
@@ -703,6 +711,9 @@ func (e *Engine) flusher(start time.Time, hw *ledgerWriter, stop <-chan struct{}
 		if final || now.Sub(sec) >= time.Second {
 			_ = e.stats.ledger.write(hw)
 			sec = now
+		}
+		if final {
+			_ = e.writeTenantTally(hw, now)
 		}
 	}
 	for {

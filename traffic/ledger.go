@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	fdb "github.com/firedrill-dev/firedrill/faults/database"
 )
 
 // Outcome is how one offered operation ended. Every operation the pacer
@@ -340,4 +343,32 @@ func (w *ledgerWriter) close() error {
 		return nil
 	}
 	return w.f.Close()
+}
+
+// tenantTally is one tenant's writes over a replay: sent to the database,
+// and acknowledged by it. A write that timed out may still have
+// committed, so the rows' rise in the database lies between the two.
+type tenantTally struct{ sent, acked atomic.Int64 }
+
+// TenantCountKey is the ledger count of a tenant schema's writes, what
+// "sent" or "acked": "tenant/<schema>/<what>". The replay writes them once,
+// at its end; the harness compares their sums with the database.
+func TenantCountKey(schema, what string) string { return "tenant/" + schema + "/" + what }
+
+// writeTenantTally appends each tenant's tally that saw a write to w.
+func (e *Engine) writeTenantTally(w *ledgerWriter, now time.Time) error {
+	counts := map[string]int64{}
+	for i := range e.tenantTally {
+		t := &e.tenantTally[i]
+		if n := t.sent.Load(); n > 0 {
+			schema := fdb.TenantSchema(e.cfg.TenantPrefix, i)
+			counts[TenantCountKey(schema, "sent")] = n
+			counts[TenantCountKey(schema, "acked")] = t.acked.Load()
+		}
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	t := float64(now.UnixMilli()/BucketSpan.Milliseconds()*BucketSpan.Milliseconds()) / 1000
+	return w.line(LedgerLine{T: t, Span: BucketSpan.Seconds(), Counts: counts})
 }

@@ -23,6 +23,10 @@ type Config struct {
 	AdminCacheAddrs []string `opt:"memcachedDirect,comma"`
 	// DSN is the go-sql-driver DSN traffic uses (default: env FIREDRILL_MYSQL_DSN).
 	DSN string `opt:"dsn"`
+	// AdminDSN reaches the same database for steering actions (refilling
+	// the hot set) without the proxy and past max_connections (default:
+	// env FIREDRILL_MYSQL_ADMIN_DSN; DSN when empty).
+	AdminDSN string `opt:"adminDsn"`
 	// Table holds the records (default "cache_records").
 	Table string `opt:"table"`
 	// Rate is operations per second (default 1000). An operation is a fetch,
@@ -244,6 +248,7 @@ func NewConfigFrom(env envvar.Lookup, opts ...Option) Config {
 		CacheAddrs:          splitList(env.Get(envvar.Memcached)),
 		AdminCacheAddrs:     splitList(env.Get(envvar.MemcachedDirect)),
 		DSN:                 env.Get(envvar.MySQLDSN),
+		AdminDSN:            env.Get(envvar.MySQLAdminDSN),
 		Table:               "cache_records",
 		Rate:                1000,
 		Duration:            30 * time.Second,

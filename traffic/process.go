@@ -496,16 +496,21 @@ func (w *worker) tenantWrite(ctx context.Context, p *process, n uint64) {
 	e := w.e
 	rows := uint64(e.cfg.TenantRows)
 	tenant, id := int(n/rows), n%rows+1
-	w.fail(ctx, w.exec(ctx, p, cTenantWrites, e.tenantUpdates[tenant], id, func(err error) error {
+	tally := &e.tenantTally[tenant]
+	err := w.exec(ctx, p, cTenantWrites, e.tenantUpdates[tenant], id, func() { tally.sent.Add(1) }, func(err error) error {
 		return fmt.Errorf("update tenant %d row %d: %w", tenant, id, err)
-	}))
+	})
+	if err == nil {
+		tally.acked.Add(1)
+	}
+	w.fail(ctx, err)
 }
 
 // write updates a row and invalidates its entry, as IdentityCache's
 // after-commit expiry does.
 func (w *worker) write(ctx context.Context, p *process, id uint64) {
 	e := w.e
-	err := w.exec(ctx, p, -1, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id), func(err error) error {
+	err := w.exec(ctx, p, -1, "UPDATE "+e.cfg.Table+" SET version = version + 1 WHERE id = ?", e.rowID(id), nil, func(err error) error {
 		return fmt.Errorf("update row %d: %w", id, err)
 	})
 	if err != nil {
@@ -516,13 +521,17 @@ func (w *worker) write(ctx context.Context, p *process, id uint64) {
 }
 
 // exec runs one write statement through the database hooks; counter, when
-// not negative, is also counted (tenant writes).
-func (w *worker) exec(ctx context.Context, p *process, counter int, q string, arg uint64, wrap func(error) error) error {
+// not negative, is also counted (tenant writes), and sent, when not nil,
+// is called as the statement leaves for the database.
+func (w *worker) exec(ctx context.Context, p *process, counter int, q string, arg uint64, sent func(), wrap func(error) error) error {
 	e := w.e
 	return w.db(p, func() error {
 		e.stats.dbEnter()
 		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
 		t0 := time.Now()
+		if sent != nil {
+			sent()
+		}
 		_, err := p.db.ExecContext(qctx, q, arg)
 		cancel()
 		e.stats.record(w.idx, w.due, time.Since(t0), hDB)
@@ -539,13 +548,13 @@ func (w *worker) exec(ctx context.Context, p *process, counter int, q string, ar
 }
 
 func (e *Engine) warm(ctx context.Context, n int) error {
-	return e.fillTop(ctx, n, e.cfg.TTL, e.cache)
+	return e.fillTop(ctx, n, e.cfg.TTL, e.cache, e.dsn)
 }
 
-// fillTop stores the n most popular entries through mc, each with ttl as
-// the protections shape it, all at one instant.
-func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client) error {
-	db, err := sql.Open("mysql", e.dsn)
+// fillTop stores the n most popular entries through mc, read over dsn,
+// each with ttl as the protections shape it, all at one instant.
+func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string) error {
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
 	}

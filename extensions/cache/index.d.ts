@@ -113,6 +113,8 @@ export interface ReplayOptions {
   memcachedDirect?: string | string[];
   /** Default FIREDRILL_MYSQL_DSN. */
   dsn?: string;
+  /** The database without the proxy, for steering (refillHotSet); default FIREDRILL_MYSQL_ADMIN_DSN, else dsn. */
+  adminDsn?: string;
   /** Default "cache_records". */
   table?: string;
   /** Operations (fetch, fetch_multi, write or lookup) per second, default 1000; the start rate when stages ramp. */

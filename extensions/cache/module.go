@@ -321,15 +321,17 @@ func (mi *ModuleInstance) FlipFormat(m map[string]any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := args.Fraction
+	f, prev := args.Fraction, eng.FlipFraction()
 	if err := eng.FlipFormat(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	action := "inject"
+	action, shown := "inject", f
 	if f == 0 {
-		action = "remove"
+		// the removal names what it removes, so the timeline pairs it
+		// with its injection
+		action, shown = "remove", prev
 	}
-	mi.pushFault("format_flip", action, "fraction="+strconv.FormatFloat(f, 'g', -1, 64), args.Name)
+	mi.pushFault("format_flip", action, "fraction="+strconv.FormatFloat(shown, 'g', -1, 64), args.Name)
 	return map[string]any{"fraction": f}, nil
 }
 

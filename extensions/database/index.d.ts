@@ -64,8 +64,12 @@ export function dropTenants(prefix: string): number;
 export interface StormOptions {
   /** Tenant schema prefix (from createTenants). Required; also the storm's handle. */
   prefix: string;
-  /** "direct" (default): ALTER TABLE .. MODIFY, blocking writes. "copy": shadow table, chunked copy, atomic RENAME. */
-  method?: "direct" | "copy";
+  /**
+   * "direct" (default): ALTER TABLE .. MODIFY, blocking writes. "copy": shadow table, chunked copy, atomic RENAME
+   * (loses updates made during the copy). "online": Percona's pt-online-schema-change on the host (percona-toolkit):
+   * triggers carry every concurrent write, --max-load = throttleThreadsRunning, --critical-load = criticalThreadsRunning.
+   */
+  method?: "direct" | "copy" | "online";
   /** Column whose type changes; default "qty". */
   column?: string;
   /** Types alternated per pass; default ["BIGINT NOT NULL", "INT NOT NULL"]. */
@@ -80,6 +84,10 @@ export interface StormOptions {
   pauseMs?: number;
   /** Throttle on load: wait while Threads_running exceeds this (0 = off, default). */
   throttleThreadsRunning?: number;
+  /** "online": abort a migration when Threads_running exceeds this (a safety limit, not the throttle); default 100. */
+  criticalThreadsRunning?: number;
+  /** "online": the time each copy chunk aims at (--chunk-time); default 100. */
+  chunkTimeMs?: number;
   /** Stop on its own after this long; default 30 min. */
   maxDurationMs?: number;
   /** Outlive the starting scenario (needs maxDurationMs). */

@@ -253,6 +253,8 @@ type stormOptions struct {
 	ChunkRows              uint     `opt:"chunkRows"`
 	PauseMs                uint     `opt:"pauseMs"`
 	ThrottleThreadsRunning uint     `opt:"throttleThreadsRunning"`
+	CriticalThreadsRunning uint     `opt:"criticalThreadsRunning"`
+	ChunkTimeMs            uint     `opt:"chunkTimeMs"`
 	MaxDurationMs          uint     `opt:"maxDurationMs"`
 	Detached               bool     `opt:"detached"`
 }
@@ -262,6 +264,7 @@ func (o stormOptions) config() fdb.StormConfig {
 		Prefix: o.Prefix, Method: o.Method, Column: o.Column, Types: o.Types,
 		Concurrency: int(o.Concurrency), Passes: int(o.Passes), ChunkRows: int(o.ChunkRows),
 		Pause: ms(o.PauseMs), ThrottleThreadsRunning: int(o.ThrottleThreadsRunning),
+		CriticalThreadsRunning: int(o.CriticalThreadsRunning), ChunkTime: ms(o.ChunkTimeMs),
 		MaxDuration: ms(o.MaxDurationMs),
 	}
 }
@@ -270,7 +273,7 @@ func ms(n uint) time.Duration { return time.Duration(n) * time.Millisecond }
 
 // StartDDLStorm is database.startDDLStorm({prefix, method, column, types,
 // concurrency, passes, chunkRows, pauseMs, throttleThreadsRunning,
-// maxDurationMs, detached}). It returns the prefix, the storm's handle.
+// criticalThreadsRunning, chunkTimeMs, maxDurationMs, detached}). It returns the prefix, the storm's handle.
 func (mi *ModuleInstance) StartDDLStorm(v sobek.Value) (string, error) {
 	var o stormOptions
 	if err := jsopt.Decode(mi.vu.Runtime(), v, &o); err != nil {

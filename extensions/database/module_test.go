@@ -52,7 +52,7 @@ func TestOptionErrors(t *testing.T) {
 		{`database.createTenants({ prefix: "firedrill_t", count: 2, rows: 10 })`, EnvAdminDSN},
 		{`database.startDDLStorm({ prefix: "firedrill_t", pauseMs: 1.5 })`, "database.startDDLStorm: option pauseMs: must be a non-negative integer, got number 1.5"},
 		{`database.startDDLStorm({ prefix: "firedrill_t", types: "INT" })`, `database.startDDLStorm: option types: must be a list of strings, got string "INT"`},
-		{`database.startDDLStorm({ prefix: "firedrill_t", pause: 5 })`, "database.startDDLStorm: option pause: unknown (known: chunkRows, column, concurrency, detached, maxDurationMs, method, passes, pauseMs, prefix, throttleThreadsRunning, types)"},
+		{`database.startDDLStorm({ prefix: "firedrill_t", pause: 5 })`, "database.startDDLStorm: option pause: unknown (known: chunkRows, chunkTimeMs, column, concurrency, criticalThreadsRunning, detached, maxDurationMs, method, passes, pauseMs, prefix, throttleThreadsRunning, types)"},
 		{`database.startDDLStorm({ prefix: "firedrill_t", method: "copy", types: ["INT", "BIGINT"] })`, EnvAdminDSN},
 		{`database.startQueryKiller({ thresholdMs: "1s" })`, `database.startQueryKiller: option thresholdMs: must be a non-negative integer, got string "1s"`},
 		{`database.startQueryKiller({ detached: "yes" })`, `database.startQueryKiller: option detached: must be a boolean, got string "yes"`},

@@ -65,6 +65,7 @@ func WithTarget(name string) Option { return func(i *Injector) { i.target = name
 // safe for concurrent use; WithRecorder copies share its state.
 type Injector struct {
 	db      *sql.DB
+	dsn     string // set by Open: what an external tool connects with
 	flavor  Flavor
 	timeout time.Duration
 	rec     faults.Recorder
@@ -108,6 +109,7 @@ func Open(ctx context.Context, dsn string, flavor Flavor, opts ...Option) (*Inje
 		return nil, err
 	}
 	in.st.ownsDB = true
+	in.dsn = dsn
 	return in, nil
 }
 

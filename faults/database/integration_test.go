@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -554,6 +555,113 @@ func TestDDLStormChangesColumnTypes(t *testing.T) {
 	}
 	if _, err := in.DropTenants(ctx, "app_"); err == nil {
 		t.Fatal("a prefix without firedrill_ was accepted")
+	}
+}
+
+// The online method (pt-online-schema-change) changes every tenant's
+// column type while writers keep updating the same tables, and keeps each
+// of their writes: the tables' rise equals the writes acknowledged (the
+// copy-table method loses the updates made during its copy). It leaves no
+// trigger and no shadow table.
+func TestOnlineStormKeepsConcurrentWrites(t *testing.T) {
+	in, _ := open(t)
+	ctx := context.Background()
+	db := in.DB()
+	const tenants, rows = 4, 3000
+	prefix := "firedrill_tonline_"
+	if err := in.CreateTenants(ctx, prefix, tenants, rows); err != nil {
+		t.Fatal(err)
+	}
+	defer in.DropTenants(context.Background(), prefix)
+	stop := make(chan struct{})
+	var acked, sent [tenants]atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tn, id := (w+i)%tenants, (i*7919+w)%rows+1
+				sent[tn].Add(1)
+				_, err := db.Exec("UPDATE `"+database.TenantSchema(prefix, tn)+"`.items SET qty = qty + 1 WHERE id = ?", id)
+				if err == nil {
+					acked[tn].Add(1)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}(w)
+	}
+	s, err := in.StartDDLStorm(ctx, database.StormConfig{Prefix: prefix, Method: database.StormOnline, Concurrency: 2,
+		Types: []string{"BIGINT NOT NULL"}, ThrottleThreadsRunning: 20})
+	if err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	st, err := s.Wait(wctx)
+	cancel()
+	time.Sleep(200 * time.Millisecond) // writes after the swap land in the new table too
+	close(stop)
+	wg.Wait()
+	if err != nil || st.Failed != 0 || st.Migrations != tenants {
+		t.Fatalf("stats %+v err %v", st, err)
+	}
+	if got := columnTypes(t, db, prefix); got["bigint(20)"] != tenants && got["bigint"] != tenants {
+		t.Fatalf("after: %v", got)
+	}
+	for i := 0; i < tenants; i++ {
+		sc := database.TenantSchema(prefix, i)
+		var n, sum int64
+		if err := db.QueryRow("SELECT COUNT(*), SUM(qty) FROM `" + sc + "`.items").Scan(&n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		rise := sum - rows*(rows-1)/2
+		if n != rows || rise < acked[i].Load() || rise > sent[i].Load() {
+			t.Errorf("%s: %d rows, qty rose by %d; %d writes acknowledged, %d sent: want acknowledged <= rise <= sent", sc, n, rise, acked[i].Load(), sent[i].Load())
+		}
+		var triggers, tables int
+		db.QueryRow("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", sc).Scan(&triggers)
+		db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", sc).Scan(&tables)
+		if triggers != 0 || tables != 1 {
+			t.Errorf("%s: %d triggers and %d tables left, want 0 and 1", sc, triggers, tables)
+		}
+	}
+	t.Logf("online storm: %+v; acknowledged writes %d %d %d %d", st, acked[0].Load(), acked[1].Load(), acked[2].Load(), acked[3].Load())
+}
+
+// An online migration interrupted half way leaves neither its triggers nor
+// its shadow table behind.
+func TestOnlineStormInterruptedLeavesNothing(t *testing.T) {
+	in, _ := open(t)
+	prefix := "firedrill_tonstop_"
+	if err := in.CreateTenants(context.Background(), prefix, 2, 20000); err != nil {
+		t.Fatal(err)
+	}
+	defer in.DropTenants(context.Background(), prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := in.StartDDLStorm(ctx, database.StormConfig{Prefix: prefix, Method: database.StormOnline, Concurrency: 2,
+		Passes: 100, ChunkTime: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the tool is copying by now
+	cancel()
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	if st, err := s.Wait(wctx); err != nil || st.Running {
+		t.Fatalf("storm still running after its context ended: %+v %v", st, err)
+	}
+	var triggers, tables int
+	in.DB().QueryRow("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA LIKE 'firedrill\\_tonstop\\_%'").Scan(&triggers)
+	in.DB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'firedrill\\_tonstop\\_%' AND TABLE_NAME <> 'items'").Scan(&tables)
+	if triggers != 0 || tables != 0 {
+		t.Fatalf("%d triggers and %d shadow tables left", triggers, tables)
 	}
 }
 

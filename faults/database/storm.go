@@ -142,6 +142,14 @@ const (
 	// rename, updates to copied rows during the copy are lost. Fine for a
 	// drill measuring write latency; not a production migration tool.
 	StormCopy = "copy"
+	// StormOnline migrates each table with Percona's
+	// pt-online-schema-change (percona-toolkit on the host), as teams
+	// migrate in production: a shadow table, triggers that replay every
+	// write made during the copy, chunks sized to ChunkTime, --max-load
+	// on Threads_running as the throttle (ThrottleThreadsRunning) and
+	// --critical-load as the safety limit (CriticalThreadsRunning). No
+	// acknowledged write is lost. It needs an injector opened with Open.
+	StormOnline = "online"
 )
 
 // StormConfig configures a DDL storm. Zero fields take the defaults.
@@ -168,6 +176,13 @@ type StormConfig struct {
 	// Threads_running exceeds it (checked before every migration and copy
 	// chunk) — throttling on load, as gh-ost's max-load does.
 	ThrottleThreadsRunning int
+	// CriticalThreadsRunning aborts an online migration when the server's
+	// Threads_running exceeds it (StormOnline's --critical-load; default
+	// 100): a safety limit far above the throttle, not the throttle.
+	CriticalThreadsRunning int
+	// ChunkTime is the time an online migration's chunk aims at
+	// (--chunk-time; default 0.1 s).
+	ChunkTime time.Duration
 	// MaxDuration stops the storm on its own after this long (default 30m).
 	MaxDuration time.Duration
 }
@@ -233,8 +248,14 @@ func (in *Injector) StartDDLStorm(ctx context.Context, cfg StormConfig) (*Storm,
 	if cfg.Method == "" {
 		cfg.Method = StormDirect
 	}
-	if cfg.Method != StormDirect && cfg.Method != StormCopy {
-		return nil, fmt.Errorf("database ddl storm: unknown method %q (want direct or copy)", cfg.Method)
+	switch cfg.Method {
+	case StormDirect, StormCopy:
+	case StormOnline:
+		if err := onlineReady(in); err != nil {
+			return nil, fmt.Errorf("database ddl storm: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("database ddl storm: unknown method %q (want direct, copy or online)", cfg.Method)
 	}
 	if cfg.Column == "" {
 		cfg.Column = "qty"
@@ -262,6 +283,12 @@ func (in *Injector) StartDDLStorm(ctx context.Context, cfg StormConfig) (*Storm,
 	}
 	if cfg.MaxDuration <= 0 {
 		cfg.MaxDuration = 30 * time.Minute
+	}
+	if cfg.CriticalThreadsRunning <= 0 {
+		cfg.CriticalThreadsRunning = 100
+	}
+	if cfg.ChunkTime <= 0 {
+		cfg.ChunkTime = 100 * time.Millisecond
 	}
 	schemas, err := in.tenantSchemas(ctx, cfg.Prefix)
 	if err != nil {
@@ -368,6 +395,9 @@ func (s *Storm) migrate(ctx context.Context, schema, typ string) error {
 		// Detached from ctx: an ALTER is left to finish (bounded by the
 		// timeout) rather than aborted half way.
 		return s.in.exec(context.WithoutCancel(ctx), fmt.Sprintf("ALTER TABLE %s MODIFY %s %s", tbl, col, typ))
+	}
+	if s.cfg.Method == StormOnline {
+		return s.online(ctx, schema, typ)
 	}
 	return s.copyTable(ctx, schema, col, typ)
 }

@@ -177,6 +177,19 @@ export function steady(name, phase, expr, extra) {
 }
 
 /**
+ * An integrity check on the tenant writes (tenantWriteFraction): at the
+ * end of the run the harness reads every tenant table the replays wrote
+ * to, and for each the rise of its rows since the seed must lie between
+ * the writes the database acknowledged and those sent to it (a write that
+ * timed out may still have committed). A profile declared held passes
+ * only when it holds; when the tables cannot be read the run is invalid.
+ * The drill's teardown must leave the tenant tables in place.
+ */
+export function integrity(name, extra) {
+  return Object.assign({ name, kind: 'integrity', phase: 'run', expr: 'integrity_violations == 0' }, extra);
+}
+
+/**
  * A phase of the drill's own, [from, to) seconds counted from the end of
  * phase `after` (e.g. { after: 'latency', from: 10, to: 40 }), from the
  * start of phase `of`, or from time zero when neither is given. It is cut
