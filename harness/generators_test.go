@@ -115,7 +115,7 @@ func TestMergeOutputsIsExact(t *testing.T) {
 	spec := mustSpec(t, `{"checks":[
 		{"name":"served","kind":"steady","phase":"run","expr":"served_ratio >= 1"},
 		{"name":"fast","kind":"steady","phase":"latency","expr":"fetch_p99 <= 50"}]}`)
-	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1}, spec)
+	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1}, "", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
