@@ -225,3 +225,17 @@ func TestPolylineGaps(t *testing.T) {
 		t.Errorf("downsampled: %d lines, want 2", len(got))
 	}
 }
+
+// A flat stretch keeps its two ends: the points between them draw
+// nothing the line does not, and a step keeps its corners.
+func TestPolylineFlatStretches(t *testing.T) {
+	s := &Series{Metric: "m", Step: 1, Values: []Float{5, 5, 5, 5, 7, 7, 7, 5}}
+	pts := polylines(s, 8, func(v float64) float64 { return v })
+	if len(pts) != 1 {
+		t.Fatalf("got %q", pts)
+	}
+	want := []string{"52,5", "313,5", "400,7", "574,7", "661,5"}
+	if got := strings.Fields(pts[0]); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("points %q, want %q", got, want)
+	}
+}
