@@ -74,6 +74,15 @@ func TestRenderHTMLStructure(t *testing.T) {
 		`never removed`,
 		`<table class="phases">`,
 		`firedrill/mariadb:10.11`,
+		// The servers' own counts beside the client's, and how they were read.
+		`id="cache-format-flip-unprotected-db-server"`,
+		`id="cache-format-flip-unprotected-mc-server"`,
+		`id="cache-format-flip-unprotected-cpu"`,
+		`>traffic SELECT</text>`,
+		`>toxiproxy</text>`,
+		`counted by user_statistics`,
+		`container:toxiproxy: 57 readings, <span class="fail">2 s missing</span> (first error: docker stats stream ended: EOF)`,
+		`<th>server: SELECT /s</th>`,
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
