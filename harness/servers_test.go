@@ -429,3 +429,23 @@ func TestContainerLine(t *testing.T) {
 		t.Error("an empty record (a stopped container) is a reading")
 	}
 }
+
+// The README's tables name every server metric a check can use, so the
+// documentation stays true to what the sampler records.
+func TestREADMENamesEveryServerMetric(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for name := range serverMetrics {
+		if !strings.Contains(readme, "`"+name+"`") {
+			t.Errorf("README.md does not name %s", name)
+		}
+	}
+	for _, name := range []string{mcHitRatio, "NAME_rate_peak", "NAME_peak", "NAME_mean", ServersFile, "every server was sampled every second"} {
+		if !strings.Contains(readme, name) {
+			t.Errorf("README.md does not mention %s", name)
+		}
+	}
+}
