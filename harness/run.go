@@ -189,7 +189,13 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, smp.Stop()) }()
+	defer func() {
+		// The backstop for early errors: the paths that collect stop it
+		// first and report a failure to stop themselves.
+		if serr := smp.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 
 	samples := filepath.Join(dir, "k6-samples.json.gz")
 	summary := filepath.Join(dir, "k6-summary.json")
