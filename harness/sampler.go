@@ -196,6 +196,7 @@ type Sampler struct {
 	wg     sync.WaitGroup
 	out    *lineWriter
 	db     *sql.DB
+	mcs    []*memcachedConn
 	docker *client.Client
 	once   sync.Once
 	err    error
@@ -254,13 +255,8 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 	s.loop(ctx, sourceDB, nil, func(ctx context.Context) (ServerLine, error) { return s.sampleDB(ctx, mode) })
 	for _, m := range env.Memcached {
 		mc := &memcachedConn{addr: m.DirectAddr}
+		s.mcs = append(s.mcs, mc)
 		s.loop(ctx, m.Name, map[string]string{"server": m.Name}, mc.sample)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			<-ctx.Done()
-			mc.close()
-		}()
 	}
 	if docker != nil {
 		for _, svc := range services {
@@ -286,6 +282,9 @@ func (s *Sampler) Stop() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.wg.Wait()
+		for _, mc := range s.mcs {
+			mc.close()
+		}
 		var errs []error
 		if s.db != nil {
 			errs = append(errs, s.db.Close())
@@ -546,6 +545,9 @@ func (m *memcachedConn) stats(ctx context.Context) (ServerLine, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = m.conn.SetDeadline(dl)
 	}
+	// Stop does not wait out a reading's deadline.
+	conn := m.conn
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })()
 	if _, err := io.WriteString(m.conn, "stats\r\n"); err != nil {
 		return ServerLine{}, err
 	}
