@@ -87,6 +87,9 @@ type collector struct {
 	ticks    map[int64]*tick
 	ledger   map[int64]*ledgerTick
 	raw      []rawEvent
+	// servers holds the sampler's readings of the servers' own counters,
+	// nil when the run had no sampler.
+	servers *serverData
 
 	ids map[string]seriesID // parsed series keys
 
@@ -326,6 +329,9 @@ func (c *collector) finish() {
 		}
 	}
 	c.end = round(c.end)
+	if c.servers != nil {
+		c.servers.finish(c.origin)
+	}
 	c.tkeys = slices.Sorted(maps.Keys(c.ticks))
 	c.lkeys = slices.Sorted(maps.Keys(c.ledger))
 }

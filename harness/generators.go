@@ -100,13 +100,17 @@ func filesOf(dir string, i, n int) GeneratorFiles {
 // generator=i) add up across generators, ledger buckets add up and their
 // histograms merge exactly; the checks of spec (nil: none, the run could
 // not be judged) are judged on the merge, and k6's thresholds on all
-// samples together. start is time zero when no replay marked the start of
-// traffic, duration the time a threshold's counter rate divides by.
-//
-// tenants, when not nil, reads the tenant tables (after the generators'
-// ledgers are read, before the environment goes) for the integrity checks.
-func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, duration time.Duration, spec *Spec, tenants func(*collector) error) error {
+// samples together. servers is the run's sampler file ("" or missing:
+// the servers were not sampled). start is time zero when no replay marked
+// the start of traffic, duration the time a threshold's counter rate
+// divides by. tenants, when not nil, reads the tenant tables (after the
+// generators' ledgers are read, before the environment goes) for the
+// integrity checks.
+func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, servers string, duration time.Duration, spec *Spec, tenants func(*collector) error) error {
 	col := newCollector(start)
+	if err := col.readServers(servers); err != nil {
+		return err
+	}
 	var samples []string
 	for i, f := range files {
 		if err := col.readSamples(f.Samples); err != nil {
@@ -136,8 +140,9 @@ func mergeInto(res *reports.Result, start time.Time, files []GeneratorFiles, dur
 // MergeOutputs builds one result of a drill and profile from the files of
 // several generators that ran it together, such as the runner pods of a
 // k6-operator TestRun: series and histograms merged exactly, thresholds
-// judged on the merge, the verdict decided from them.
-func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles, spec *Spec) (*reports.Result, error) {
+// judged on the merge, the verdict decided from them. servers is the run's
+// sampler file (ServersFile), "" when the servers were not sampled.
+func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles, servers string, spec *Spec) (*reports.Result, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("merge: no generator files")
 	}
@@ -180,7 +185,7 @@ func MergeOutputs(d Drill, profile, release string, files []GeneratorFiles, spec
 		Environment: reports.Environment{Generators: len(files)},
 		Verdict:     reports.Verdict{Expected: expected},
 	}
-	if err := mergeInto(res, first, files, last.Sub(first), spec, nil); err != nil {
+	if err := mergeInto(res, first, files, servers, last.Sub(first), spec, nil); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -197,8 +202,10 @@ func freePort() (int, error) {
 }
 
 // runGenerators runs n k6 processes on the drill and fills res from their
-// merged output. vars are the environment every generator shares.
-func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int, spec *Spec, adminDSN string) error {
+// merged output and the servers' readings, which smp stops taking once
+// every generator has exited. vars are the environment every generator
+// shares; adminDSN reads the tenant tables for the integrity checks.
+func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir string, vars []string, n int, spec *Spec, smp *Sampler, adminDSN string) error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -268,6 +275,9 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 			k6Err = fmt.Errorf("generator %d: %w", i, oc.err)
 		}
 	}
+	if err := smp.Stop(); err != nil && k6Err == nil {
+		k6Err = err
+	}
 	files := make([]GeneratorFiles, n)
 	for i := range files {
 		files[i] = filesOf(dir, i, n)
@@ -288,7 +298,7 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 			k6Err, judged = fmt.Errorf("k6 generator %d exited with code %d (see %s)", i, oc.code, files[i].Log), nil
 		}
 	}
-	mergeErr := mergeInto(res, k6Start, files, time.Since(release), judged, func(c *collector) error {
+	mergeErr := mergeInto(res, k6Start, files, filepath.Join(dir, ServersFile), time.Since(release), judged, func(c *collector) error {
 		return c.readTenants(ctx, adminDSN, dir)
 	})
 	if k6Err == nil && mergeErr != nil {

@@ -115,7 +115,7 @@ func TestMergeOutputsIsExact(t *testing.T) {
 	spec := mustSpec(t, `{"checks":[
 		{"name":"served","kind":"steady","phase":"run","expr":"served_ratio >= 1"},
 		{"name":"fast","kind":"steady","phase":"latency","expr":"fetch_p99 <= 50"}]}`)
-	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1}, spec)
+	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0, f1}, "", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +198,41 @@ func TestMergeOutputsIsExact(t *testing.T) {
 		if th.Metric == "cache_fetches" && (th.Value == nil || *th.Value != 1000) {
 			t.Errorf("cache_fetches value %v, want 1000", th.Value)
 		}
+	}
+}
+
+// A merge with the run's sampler file carries the servers' counters:
+// series, phase figures and the sampling precondition, on the merge's time.
+func TestMergeOutputsReadsTheServers(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	lat := [][]int64{{100}, {100}, {100}, {100}}
+	f0 := writeGenerator(t, dir, "g0-", start, 0, 100, lat, false)
+	var lines []ServerLine
+	lines = append(lines, ServerLine{Type: LineSource, Source: sourceDB, Interval: 1, UserCounts: DBUserCountsUserStatistics})
+	for s := -2; s <= 5; s++ {
+		lines = append(lines, ServerLine{Type: LineSample, Source: sourceDB, T: start.Add(time.Duration(s)*time.Second + 400*time.Millisecond),
+			Counters: map[string]float64{mDBUserSelect: float64(100 + 40*s)}})
+	}
+	servers := filepath.Join(dir, ServersFile)
+	serverFile(t, servers, lines)
+	d := Drill{Name: "d", Expect: map[string]string{"default": "held"}, Profiles: []string{"default"}}
+	spec := mustSpec(t, `{"checks":[{"name":"selects","kind":"steady","phase":"run","expr":"server_db_user_select_rate >= 39"}]}`)
+	res, err := MergeOutputs(d, "default", "v1", []GeneratorFiles{f0}, servers, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sampling == nil || res.Sampling.DBUserCounts != DBUserCountsUserStatistics || res.Sampling.Sources[0].Readings != 4 {
+		t.Errorf("sampling %+v", res.Sampling)
+	}
+	run := res.Phases[len(res.Phases)-1]
+	if v := run.Summary["server_db_user_select_rate"]; !approx(float64(v), 40) {
+		t.Errorf("run's server SELECT rate %v, want 40", v)
+	}
+	if res.Verdict.Reached != reports.Held {
+		t.Errorf("verdict %+v", res.Verdict)
+	}
+	if s := seriesOf(t, res.Series, reports.SeriesServerDBUserSelect); len(s) != 4 || s[2] != 40 {
+		t.Errorf("series %v", s)
 	}
 }

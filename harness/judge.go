@@ -222,6 +222,9 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 		}
 		return float64(n) / float64(offered), true
 	}
+	if strings.HasPrefix(name, "server_") {
+		return c.serverMetric(name, sel, w)
+	}
 	switch name {
 	case "duration_s":
 		return w.length(), w.length() > 0
@@ -393,19 +396,31 @@ func quantileWithInf(h *hdrhistogram.Histogram, n, inf int64, p float64) float64
 }
 
 // summaryNames are the statistics every phase's summary carries (more are
-// available to checks).
+// available to checks), the servers' own view beside the client's; each
+// container's CPU is added as server_cpu_rate{container=NAME}.
 var summaryNames = []string{
 	"duration_s", "offered", "offered_rate", "served_ratio", "failed", "shed", "unsent", "unfinished", "late",
 	"fetch_p50", "fetch_p99", "fetch_max", "db_p99", "write_p99", "lookup_p99",
 	"hit_ratio", "db_rate", "db_rate_peak", "error_rate", "connections_peak",
 	reports.SummaryRecovered, reports.SummaryRecovery,
+	mDBUserSelect + statRate, mDBUserSelect + statRatePeak, mDBUserUpdate + statRate, mDBQuestions + statRate,
+	mDBUserBusy + statRate, mDBThreadsRunning + statPeak, mDBThreadsConnected + statPeak, mDBMaxConnErrors,
+	mMCCmdGet + statRate, mcHitRatio, mMCCurrConnections + statPeak,
 }
 
 func (c *collector) summary(w span) map[string]reports.Float {
 	out := map[string]reports.Float{}
+	put := func(key, name string, sel map[string]string) {
+		if v, ok := c.metric(name, sel, w); ok {
+			out[key] = reports.Float(roundSig(v))
+		}
+	}
 	for _, n := range summaryNames {
-		if v, ok := c.metric(n, nil, w); ok {
-			out[n] = reports.Float(roundSig(v))
+		put(n, n, nil)
+	}
+	if c.servers != nil {
+		for _, ct := range c.servers.containers() {
+			put(mCPU+statRate+"{container="+ct+"}", mCPU+statRate, map[string]string{"container": ct})
 		}
 	}
 	return out
@@ -442,6 +457,9 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 		out = append(out, auto("every offered operation was accounted for", "offered - outcomes == 0", phaseRun,
 			float64(all-sum), all == sum, fmt.Sprintf("%d offered, %d ended (served, stale, shed, failed, unsent or unfinished)", all, sum)))
 	}
+	if cov := c.coverage(); cov != nil && cov.RunS > 0 {
+		out = append(out, samplingCheck(cov))
+	}
 	missing := map[string]bool{}
 	unread := false
 	for _, cs := range spec.For(profile) {
@@ -473,6 +491,31 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 			"no phase "+name+": the fault was never injected, or the window fell outside the run"))
 	}
 	return out
+}
+
+// samplingCheck is the precondition that every source of the servers'
+// own counters was read every second of the run, but for at most one
+// second in a hundred: a phase's server figures are only as good as the
+// readings under them.
+func samplingCheck(cov *reports.Sampling) reports.Check {
+	allowed := cov.RunS / 100
+	worst := 0
+	var bad []string
+	for _, s := range cov.Sources {
+		worst = max(worst, s.MissingS)
+		if s.MissingS > allowed {
+			d := fmt.Sprintf("%s missed %d of %d s", s.Source, s.MissingS, cov.RunS)
+			if s.FirstError != "" {
+				d += " (" + s.FirstError + ")"
+			}
+			bad = append(bad, d)
+		}
+	}
+	ch := auto("every server was sampled every second", "missing_s <= run_s / 100", phaseRun, float64(worst), len(bad) == 0,
+		"the servers' own counters have gaps: "+strings.Join(bad, "; "))
+	b := reports.Float(allowed)
+	ch.Bound = &b
+	return ch
 }
 
 func auto(name, exp, phase string, v float64, ok bool, failNote string) reports.Check {

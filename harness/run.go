@@ -182,6 +182,21 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		}
 	}
 
+	// The servers' own counters, read from before k6 starts until it
+	// ends; stopped (and its streams closed) before the environment goes.
+	servers := filepath.Join(dir, ServersFile)
+	smp, err := StartSampler(ctx, env, servers, WithSamplerProgress(o.Progress))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The backstop for early errors: the paths that collect stop it
+		// first and report a failure to stop themselves.
+		if serr := smp.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
 	samples := filepath.Join(dir, "k6-samples.json.gz")
 	summary := filepath.Join(dir, "k6-summary.json")
 	hdr := filepath.Join(dir, "histograms.ndjson")
@@ -192,7 +207,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		"K6_NO_USAGE_REPORT=true",
 	)
 	if o.Generators > 1 {
-		err := runGenerators(ctx, o, res, dir, vars, o.Generators, spec, env.DB.AdminDSN)
+		err := runGenerators(ctx, o, res, dir, vars, o.Generators, spec, smp, env.DB.AdminDSN)
 		resetToxics(ctx, o.Progress, env.ToxiproxyURL)
 		return err
 	}
@@ -204,12 +219,18 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	code, k6Err := runK6(ctx, o, args, vars, filepath.Join(dir, "k6.log"))
 
 	resetToxics(ctx, o.Progress, env.ToxiproxyURL)
+	if err := smp.Stop(); err != nil && k6Err == nil {
+		k6Err = err
+	}
 
 	col := newCollector(k6Start)
 	if err := col.readSamples(samples); err != nil && k6Err == nil {
 		k6Err = err
 	}
 	if err := col.readLedger(hdr); err != nil && k6Err == nil {
+		k6Err = err
+	}
+	if err := col.readServers(servers); err != nil && k6Err == nil {
 		k6Err = err
 	}
 	if err := col.readTenants(ctx, env.DB.AdminDSN, dir); err != nil && k6Err == nil {

@@ -93,7 +93,7 @@ func (c *collector) series() []reports.Series {
 		}
 		return float64(h.ValueAtQuantile(99)) / 1000, true
 	}))
-	return out
+	return append(out, c.serverSeriesOut(n)...)
 }
 
 func cmpOr(s, def string) string {
@@ -145,6 +145,7 @@ func (c *collector) fill(res *reports.Result, spec *Spec) {
 	if run, ok := findPhase(ps, phaseRun); ok {
 		res.Histograms = c.encodedHistograms(run.w)
 	}
+	res.Sampling = c.coverage()
 	res.Checks = c.judge(spec, res.Profile, ps)
 	if spec == nil {
 		return

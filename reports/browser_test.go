@@ -79,6 +79,7 @@ func TestReportInBrowser(t *testing.T) {
 		"incomplete banner":      regexp.MustCompile(`INCOMPLETE:</strong> connection-storm`),
 		"latency chart":          regexp.MustCompile(`<svg class="chart" id="plan-regression-unprotected-latency"`),
 		"connections vs cap":     regexp.MustCompile(`<svg class="chart" id="plan-regression-protected-conn"`),
+		"the database's count":   regexp.MustCompile(`<svg class="chart" id="plan-regression-protected-db-server"`),
 		"a drawn line":           regexp.MustCompile(`<polyline stroke="#[0-9a-f]{6}" points="[0-9]`),
 		"a shaded fault window":  regexp.MustCompile(`<rect class="fw"`),
 		"no data for a bare run": regexp.MustCompile(`>no data</text>`),
@@ -89,7 +90,14 @@ func TestReportInBrowser(t *testing.T) {
 			t.Errorf("rendered page lacks %s (%s)", what, re)
 		}
 	}
-	if n, want := strings.Count(dom, `<svg class="chart"`), 5*len(rs); n != want {
+	want := 0
+	for _, r := range rs {
+		want += 6 // the client's view
+		if r.Sampling != nil {
+			want += 5 // and the servers' own
+		}
+	}
+	if n := strings.Count(dom, `<svg class="chart"`); n != want {
 		t.Errorf("rendered page has %d charts, want %d", n, want)
 	}
 

@@ -240,17 +240,30 @@ func (c *chart) render(b *strings.Builder) {
 func polylines(s *Series, dur float64, py func(float64) float64) []string {
 	var out []string
 	var cur []byte
+	// A point between two at its height draws nothing the line through
+	// them does not: a flat stretch (a cap, a quiet error class, memory)
+	// keeps its ends only, which keeps reports with many series small.
+	var pts [][2]float64
 	flush := func() {
+		for _, p := range pts {
+			cur = strconv.AppendFloat(cur, p[0], 'f', -1, 64)
+			cur = append(cur, ',')
+			cur = strconv.AppendFloat(cur, p[1], 'f', -1, 64)
+			cur = append(cur, ' ')
+		}
+		pts = pts[:0]
 		if len(cur) > 0 {
 			out = append(out, string(cur[:len(cur)-1]))
 			cur = cur[:0]
 		}
 	}
 	point := func(x float64, v float64) {
-		cur = strconv.AppendFloat(cur, math.Round(x*10)/10, 'f', -1, 64)
-		cur = append(cur, ',')
-		cur = strconv.AppendFloat(cur, math.Round(py(v)*10)/10, 'f', -1, 64)
-		cur = append(cur, ' ')
+		p := [2]float64{math.Round(x*10) / 10, math.Round(py(v)*10) / 10}
+		if n := len(pts); n >= 2 && pts[n-1][1] == p[1] && pts[n-2][1] == p[1] {
+			pts[n-1] = p
+			return
+		}
+		pts = append(pts, p)
 	}
 	st := s.step()
 	n := len(s.Values)

@@ -124,6 +124,10 @@ var phaseColumns = []phaseColumn{
 	{"write_p99", "write p99 ms"}, {"lookup_p99", "lookup p99 ms"}, {"db_p99", "DB query p99 ms"},
 	{"db_rate", "DB queries /s"}, {"db_rate_peak", "DB peak /s"}, {"hit_ratio", "hit ratio"},
 	{"error_rate", "errors /s"}, {"connections_peak", "DB conns peak"}, {SummaryRecovery, "recovery s"},
+	// The servers' own view.
+	{"server_db_user_select_rate", "server: SELECT /s"}, {"server_db_threads_running_peak", "server: DB threads running peak"},
+	{"server_mc_cmd_get_rate", "server: mc gets /s"}, {"server_mc_hit_ratio", "server: mc hit ratio"},
+	{"server_cpu_rate{container=mysql}", "server: DB CPU cores"},
 }
 
 // phaseRow is one phase with its cells in column order.
@@ -301,24 +305,54 @@ func resultCharts(r *Result, anchor string, ws []faultWindow, marks []FaultEvent
 		}
 		return c
 	}
-	charts := []*chart{
-		mk("ops", "Operations per second (by due time)", "/s", 0,
-			[3]string{SeriesOpRate, "offered"}, [3]string{SeriesServedRate, "served"}),
-		mk("latency", "Fetch latency by due time (ms)", "ms", 0,
-			[3]string{SeriesLatencyP50, "p50"}, [3]string{SeriesLatencyP90, "p90"},
-			[3]string{SeriesLatencyP99, "p99"}, [3]string{SeriesLatencyMax, "max"}),
-		mk("hit", "Cache hit ratio", "", 1, [3]string{SeriesHitRatio, "hit ratio"}),
-		mk("dbq", "Database queries per second", "/s", 0, [3]string{SeriesDBQueryRate, "queries/s"}),
-		mk("conn", "Database connections vs the cap", "", 0,
-			[3]string{SeriesConnections, "connections"}, [3]string{SeriesConnCap, "cap", "dash"}),
+	// byTag is a chart with one line per value of tag, for the series of
+	// metric that carry it.
+	byTag := func(id, title, unit, metric, tag string, first int) *chart {
+		c := &chart{key: id, id: anchor + "-" + id, title: title, unit: unit, windows: ws, markers: marks, duration: dur}
+		var ss []*Series
+		for _, s := range r.Find(metric) {
+			if s.Tags[tag] != "" || tag == "class" {
+				ss = append(ss, s)
+			}
+		}
+		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Tags[tag] < ss[j].Tags[tag] })
+		for i, s := range ss {
+			c.lines = append(c.lines, line{label: cmp.Or(s.Tags[tag], "all"), color: palette[(i+first)%len(palette)], s: s})
+		}
+		return c
 	}
-	errs := &chart{key: "errors", id: anchor + "-errors", title: "Errors per second by class", unit: "/s", windows: ws, markers: marks, duration: dur}
-	ess := r.Find(SeriesErrorRate)
-	sort.SliceStable(ess, func(i, j int) bool { return ess[i].Tags["class"] < ess[j].Tags["class"] })
-	for i, s := range ess {
-		errs.lines = append(errs.lines, line{label: cmp.Or(s.Tags["class"], "all"), color: palette[(i+2)%len(palette)], s: s})
+	// The servers' own counts sit beside the client's view of the same
+	// thing; a result that was never sampled (schema 1, a k6-operator
+	// merge) has none of these charts rather than empty ones.
+	sampled := r.Sampling != nil
+	var charts []*chart
+	add := func(c *chart, server bool) {
+		if !server || sampled {
+			charts = append(charts, c)
+		}
 	}
-	return append(charts, errs)
+	add(mk("ops", "Operations per second (by due time)", "/s", 0,
+		[3]string{SeriesOpRate, "offered"}, [3]string{SeriesServedRate, "served"}), false)
+	add(mk("latency", "Fetch latency by due time (ms)", "ms", 0,
+		[3]string{SeriesLatencyP50, "p50"}, [3]string{SeriesLatencyP90, "p90"},
+		[3]string{SeriesLatencyP99, "p99"}, [3]string{SeriesLatencyMax, "max"}), false)
+	add(mk("hit", "Cache hit ratio", "", 1, [3]string{SeriesHitRatio, "hit ratio"}), false)
+	add(mk("mc-server", "Memcached gets per second (its own stats)", "/s", 0,
+		[3]string{SeriesServerMCGets, "get"}, [3]string{SeriesServerMCHits, "hits"},
+		[3]string{SeriesServerMCMisses, "misses"}, [3]string{SeriesServerMCExpired, "expired"}), true)
+	add(mk("dbq", "Database queries per second", "/s", 0, [3]string{SeriesDBQueryRate, "queries/s"}), false)
+	add(mk("db-server", "Database statements per second (its own count)", "/s", 0,
+		[3]string{SeriesServerDBUserSelect, "traffic SELECT"}, [3]string{SeriesServerDBUserUpdate, "traffic UPDATE"},
+		[3]string{SeriesServerDBQuestions, "all statements", "dash"}), true)
+	add(mk("conn", "Database connections vs the cap", "", 0,
+		[3]string{SeriesConnections, "connections"}, [3]string{SeriesConnCap, "cap", "dash"}), false)
+	add(mk("db-threads", "Database threads (its own count)", "", 0,
+		[3]string{SeriesServerDBThreadsConn, "connected"}, [3]string{SeriesServerDBThreadsRunning, "running"},
+		[3]string{SeriesConnCap, "cap", "dash"}), true)
+	add(byTag("errors", "Errors per second by class", "/s", SeriesErrorRate, "class", 2), false)
+	add(byTag("cpu", "CPU per container (cores used)", "cores", SeriesServerCPU, "container", 0), true)
+	add(byTag("mem", "Memory per container (MiB)", "MiB", SeriesServerMem, "container", 0), true)
+	return charts
 }
 
 func slug(s string) string {

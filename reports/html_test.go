@@ -74,6 +74,15 @@ func TestRenderHTMLStructure(t *testing.T) {
 		`never removed`,
 		`<table class="phases">`,
 		`firedrill/mariadb:10.11`,
+		// The servers' own counts beside the client's, and how they were read.
+		`id="cache-format-flip-unprotected-db-server"`,
+		`id="cache-format-flip-unprotected-mc-server"`,
+		`id="cache-format-flip-unprotected-cpu"`,
+		`>traffic SELECT</text>`,
+		`>toxiproxy</text>`,
+		`counted by user_statistics`,
+		`container:toxiproxy: 57 readings, <span class="fail">2 s missing</span> (first error: docker stats stream ended: EOF)`,
+		`<th>server: SELECT /s</th>`,
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
@@ -223,5 +232,19 @@ func TestPolylineGaps(t *testing.T) {
 	}
 	if got := polylines(long, 7200, func(v float64) float64 { return v }); len(got) != 2 {
 		t.Errorf("downsampled: %d lines, want 2", len(got))
+	}
+}
+
+// A flat stretch keeps its two ends: the points between them draw
+// nothing the line does not, and a step keeps its corners.
+func TestPolylineFlatStretches(t *testing.T) {
+	s := &Series{Metric: "m", Step: 1, Values: []Float{5, 5, 5, 5, 7, 7, 7, 5}}
+	pts := polylines(s, 8, func(v float64) float64 { return v })
+	if len(pts) != 1 {
+		t.Fatalf("got %q", pts)
+	}
+	want := []string{"52,5", "313,5", "400,7", "574,7", "661,5"}
+	if got := strings.Fields(pts[0]); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("points %q, want %q", got, want)
 	}
 }

@@ -63,6 +63,27 @@ const (
 	SeriesErrorRate    = "error_rate"        // errors per second, tagged class=...
 )
 
+// Series of the servers' own counters the report draws (schema 2, with a
+// sampler; see the README's table of check metrics for every one). A
+// counter's series is its count in each second (NAME_rate), a gauge's its
+// value; memcached's are per server (tag server=memcached-i) and summed
+// over the servers (untagged), CPU and memory per container (tag
+// container=mysql, memcached-i, toxiproxy).
+const (
+	SeriesServerDBUserSelect     = "server_db_user_select_rate"  // the traffic user's SELECTs per second
+	SeriesServerDBUserUpdate     = "server_db_user_update_rate"  // the traffic user's UPDATEs per second
+	SeriesServerDBQuestions      = "server_db_questions_rate"    // every statement the database received, per second
+	SeriesServerDBThreadsRunning = "server_db_threads_running"   // statements running
+	SeriesServerDBThreadsConn    = "server_db_threads_connected" // connections open
+	SeriesServerDBMaxConnErrors  = "server_db_max_conn_errors_rate"
+	SeriesServerMCGets           = "server_mc_cmd_get_rate" // keys asked of memcached per second
+	SeriesServerMCHits           = "server_mc_get_hits_rate"
+	SeriesServerMCMisses         = "server_mc_get_misses_rate"
+	SeriesServerMCExpired        = "server_mc_get_expired_rate"
+	SeriesServerCPU              = "server_cpu_rate" // cores a container used
+	SeriesServerMem              = "server_mem_mb"   // a container's memory, MiB
+)
+
 // Well-known keys of Phase.Summary and Result.Histograms that comparison
 // reads.
 const (
@@ -111,6 +132,31 @@ type Result struct {
 	Thresholds []Threshold          `json:"thresholds"`         // k6's own thresholds, for k6 users; not the verdict
 	Verdict    Verdict              `json:"verdict"`
 	Histograms map[string]Histogram `json:"histograms,omitempty"` // whole-run latency, mergeable
+	// Sampling is how the servers' own counters were read, when they were.
+	Sampling *Sampling `json:"sampling,omitempty"`
+}
+
+// Sampling describes the readings of the servers' own counters (database
+// status, memcached stats, container CPU and memory) behind a result's
+// server_* series and phase statistics.
+type Sampling struct {
+	Interval float64 `json:"interval"` // seconds between readings of a source
+	// DBUserCounts is how the traffic user's statements were counted:
+	// "user_statistics" (MariaDB), "performance_schema" (MySQL) or "none"
+	// (global counters only, which include the harness's own statements).
+	DBUserCounts string           `json:"db_user_counts"`
+	Note         string           `json:"note,omitempty"` // what the database source read
+	RunS         int              `json:"run_s"`          // seconds of traffic the coverage is judged over
+	Sources      []SourceCoverage `json:"sources"`
+}
+
+// SourceCoverage is how well one source was read over the run.
+type SourceCoverage struct {
+	Source     string `json:"source"`   // db, memcached-i, container:SERVICE
+	Readings   int    `json:"readings"` // during the run
+	MissingS   int    `json:"missing_s"`
+	Errors     int    `json:"errors,omitempty"` // failed readings, set-up included
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // Environment describes what the drill ran against.

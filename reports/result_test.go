@@ -1,8 +1,10 @@
 package reports
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +113,34 @@ func TestWriteFileAtomic(t *testing.T) {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temporary file %s left after a failed write", e.Name())
 		}
+	}
+}
+
+// A result of schema version 1 (verdicts from k6 thresholds, no checks,
+// no kinds of phase, no servers' counters) still reads, and its report
+// shows the client's charts, without charts of servers it never sampled.
+func TestSchema1StillReads(t *testing.T) {
+	r, err := ReadResult(filepath.Join("testdata", "v1-result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SchemaVersion != 1 || r.Sampling != nil || len(r.Checks) != 0 || r.Verdict.Reached != Broken || len(r.Phases) != 2 {
+		t.Errorf("read %+v", r)
+	}
+	if v := r.Find(SeriesOpRate)[0].Values[4]; !math.IsNaN(float64(v)) {
+		t.Errorf("a null value read as %v, want NaN", v)
+	}
+	var buf bytes.Buffer
+	if err := RenderHTML(&buf, []*Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	html := buf.String()
+	for _, want := range []string{`id="hot-key-expiry-unprotected-ops"`, `id="hot-key-expiry-unprotected-dbq"`, `max&lt;500`, `<dt>server counters</dt><dd>not sampled</dd>`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the report of a version 1 result lacks %q", want)
+		}
+	}
+	if strings.Contains(html, `-unprotected-db-server"`) || strings.Contains(html, `-unprotected-cpu"`) {
+		t.Error("a version 1 result has charts of the servers' counters")
 	}
 }

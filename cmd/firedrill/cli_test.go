@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/firedrill-dev/firedrill/harness"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -97,4 +101,24 @@ func newTestFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(&bytes.Buffer{})
 	return fs
+}
+
+// merge reads the one sampler file of a run among its generators'
+// folders; two are two runs.
+func TestServersFile(t *testing.T) {
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, dir := range []string{a, b} {
+		if err := os.WriteFile(filepath.Join(dir, harness.ServersFile), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := serversFile([]string{a, c}); err != nil || got != filepath.Join(a, harness.ServersFile) {
+		t.Errorf("one sampler file: %q, %v", got, err)
+	}
+	if got, err := serversFile([]string{c}); err != nil || got != "" {
+		t.Errorf("none: %q, %v; want \"\" (not sampled)", got, err)
+	}
+	if _, err := serversFile([]string{a, b}); err == nil || !strings.Contains(err.Error(), "one run has one") {
+		t.Errorf("two sampler files: %v, want an error", err)
+	}
 }

@@ -44,7 +44,9 @@ files in the FOLDERs, matched by name:
   <prefix>k6-summary<suffix>.json        k6 --summary-export (required for thresholds)
   <prefix>histograms<suffix>.ndjson      FIREDRILL_HDR_OUT (optional)
 such as k6-samples-0.json.gz (firedrill run --generators) or
-runner-1-k6-samples.json.gz (firedrill k8s manifests).
+runner-1-k6-samples.json.gz (firedrill k8s manifests). A servers.ndjson in
+a FOLDER (the servers' own counters, which firedrill run samples) is read
+too: its series, phase statistics and coverage precondition join the result.
 
 Flags:
 `)
@@ -81,6 +83,10 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
+	servers, err := serversFile(pos[1:])
+	if err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
 	if *release == "" {
 		*release = gitDescribe()
 	}
@@ -93,7 +99,7 @@ Flags:
 		return fmt.Errorf("merge: %w", err)
 	}
 	fmt.Fprintf(stderr, "merge: %d generator(s)\n", len(files))
-	res, err := harness.MergeOutputs(d, *profile, *release, files, spec)
+	res, err := harness.MergeOutputs(d, *profile, *release, files, servers, spec)
 	if err != nil {
 		return err
 	}
@@ -168,4 +174,23 @@ func generatorFiles(folders []string) ([]harness.GeneratorFiles, error) {
 		return nil, fmt.Errorf("no k6-samples files in %s", strings.Join(folders, ", "))
 	}
 	return out, nil
+}
+
+// serversFile is the one sampler file (servers.ndjson) in folders, "" when
+// there is none: a run samples its servers once, whatever its generators.
+func serversFile(folders []string) (string, error) {
+	var found []string
+	for _, dir := range folders {
+		p := filepath.Join(dir, harness.ServersFile)
+		if _, err := os.Stat(p); err == nil {
+			found = append(found, p)
+		}
+	}
+	if len(found) > 1 {
+		return "", fmt.Errorf("%d %s files (%s): one run has one", len(found), harness.ServersFile, strings.Join(found, ", "))
+	}
+	if len(found) == 0 {
+		return "", nil
+	}
+	return found[0], nil
 }

@@ -61,7 +61,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value`, one the drill's header declares (see `firedrill list DRILL`), of its type (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it, writes result.json\nand report.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nBefore it builds or starts anything it checks the arguments, each --set against\nthe drill's @param declarations, and that the Docker engine answers (DOCKER_HOST).\nThe script gets every parameter resolved for the run: declared default, the\nprofile's default, the @nightly short form with --short, then --set.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it while reading the\nservers' own counters once a second (servers.ndjson), writes result.json and\nreport.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nBefore it builds or starts anything it checks the arguments, each --set against\nthe drill's @param declarations, and that the Docker engine answers (DOCKER_HOST).\nThe script gets every parameter resolved for the run: declared default, the\nprofile's default, the @nightly short form with --short, then --set.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)

@@ -95,6 +95,17 @@ func TestRunTwoGenerators(t *testing.T) {
 	if r.Verdict.Reached != reports.Held {
 		t.Errorf("verdict %+v", r.Verdict)
 	}
+	// The servers are sampled once for the run, whatever its generators,
+	// and their counters join the merge.
+	sampled := false
+	for _, ch := range r.Checks {
+		if ch.Name == "every server was sampled every second" {
+			sampled = ch.Outcome == reports.Pass
+		}
+	}
+	if !sampled || r.Sampling == nil || len(r.Find(reports.SeriesServerMCGets)) == 0 {
+		t.Errorf("the servers' counters are missing from the merge: sampled %v, %+v", sampled, r.Sampling)
+	}
 }
 
 func mustGlob(t *testing.T, pattern string) string {

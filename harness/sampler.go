@@ -1,0 +1,721 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/firedrill-dev/firedrill/environments"
+)
+
+// ServersFile is the name of the sampler's file in a run folder.
+const ServersFile = "servers.ndjson"
+
+// Lines of ServersFile, by their "type".
+const (
+	// LineSource declares a source before its first sample, so a source
+	// that never answered still counts as missing every second.
+	LineSource = "source"
+	// LineSample is one reading of a source.
+	LineSample = "sample"
+	// LineError is a reading that failed.
+	LineError = "error"
+)
+
+// ServerLine is one line of ServersFile: a source's declaration, one
+// reading of it, or a reading that failed. Counters are the servers' own
+// running totals, as read (the collector takes their differences); gauges
+// are values at T.
+type ServerLine struct {
+	Type     string             `json:"type"`
+	Source   string             `json:"source"`
+	T        time.Time          `json:"t"`
+	Tags     map[string]string  `json:"tags,omitempty"`
+	Counters map[string]float64 `json:"counters,omitempty"`
+	Gauges   map[string]float64 `json:"gauges,omitempty"`
+	// Note says what a source reads (on its declaration); Err why a
+	// reading failed.
+	Note string `json:"note,omitempty"`
+	Err  string `json:"err,omitempty"`
+	// UserCounts is the database source's way of counting the traffic
+	// user's statements (one of the DBUserCounts... values).
+	UserCounts string `json:"user_counts,omitempty"`
+	// Interval is the sampling interval in seconds (on declarations).
+	Interval float64 `json:"interval,omitempty"`
+}
+
+// How the database source counts the traffic user's statements.
+const (
+	// DBUserCountsUserStatistics reads MariaDB's per-user statistics
+	// (userstat=1, SHOW USER_STATISTICS).
+	DBUserCountsUserStatistics = "user_statistics"
+	// DBUserCountsPerformanceSchema reads MySQL's
+	// performance_schema.events_statements_summary_by_user_by_event_name.
+	DBUserCountsPerformanceSchema = "performance_schema"
+	// DBUserCountsNone: neither is available; only the global counters,
+	// which include the harness's own statements, were sampled.
+	DBUserCountsNone = "none"
+)
+
+// Source names: the database, each memcached server by its name
+// (memcached-0, ...), each container as container:<service>.
+const (
+	sourceDB        = "db"
+	containerSource = "container:"
+)
+
+// serverMetric is one of the servers' own counters or gauges.
+type serverMetric struct {
+	name    string
+	counter bool   // a running total; else a gauge
+	unit    string // of a gauge's value, or of a counter's rate
+}
+
+// serverMetrics are every counter and gauge the sampler records, by name:
+// the collector reads their kinds here, and checks can name each (see the
+// README's table of check metrics).
+var serverMetrics = func() map[string]serverMetric {
+	m := map[string]serverMetric{}
+	add := func(counter bool, unit string, names ...string) {
+		for _, n := range names {
+			m[n] = serverMetric{name: n, counter: counter, unit: unit}
+		}
+	}
+	add(true, "/s", mDBQuestions, mDBComSelect, mDBComUpdate, mDBMaxConnErrors, mDBAbortedConnects,
+		mDBUserSelect, mDBUserUpdate, mDBUserOther, mDBUserDenied, mDBUserRowsRead, mDBUserTimeouts,
+		mMCCmdGet, mMCCmdSet, mMCGetHits, mMCGetMisses, mMCGetExpired, mMCEvictions)
+	add(true, "s/s", mDBUserBusy, mDBUserCPU)
+	add(true, "cores", mCPU)
+	add(false, "threads", mDBThreadsConnected, mDBThreadsRunning)
+	add(false, "connections", mDBUserConnections, mMCCurrConnections)
+	add(false, "MB", mMem)
+	return m
+}()
+
+// Server metric names.
+const (
+	mDBQuestions        = "server_db_questions"         // Questions: every statement a client sent, the harness's included
+	mDBComSelect        = "server_db_com_select"        // Com_select
+	mDBComUpdate        = "server_db_com_update"        // Com_update
+	mDBThreadsConnected = "server_db_threads_connected" // Threads_connected
+	mDBThreadsRunning   = "server_db_threads_running"   // Threads_running
+	mDBMaxConnErrors    = "server_db_max_conn_errors"   // Connection_errors_max_connections: refused at max_connections
+	mDBAbortedConnects  = "server_db_aborted_connects"  // Aborted_connects
+	mDBUserSelect       = "server_db_user_select"       // the traffic user's SELECTs
+	mDBUserUpdate       = "server_db_user_update"       // the traffic user's UPDATEs
+	mDBUserOther        = "server_db_user_other"        // the traffic user's other statements
+	mDBUserConnections  = "server_db_user_connections"  // the traffic user's open connections
+	mDBUserDenied       = "server_db_user_denied"       // the traffic user's denied connections
+	mDBUserBusy         = "server_db_user_busy_s"       // seconds the server was busy on the traffic user's statements
+	mDBUserCPU          = "server_db_user_cpu_s"        // CPU seconds of the traffic user's statements
+	mDBUserRowsRead     = "server_db_user_rows_read"    // rows the traffic user's statements read
+	mDBUserTimeouts     = "server_db_user_timeouts"     // the traffic user's statements stopped by max_statement_time
+	mMCCmdGet           = "server_mc_cmd_get"           // keys asked for (each key of a multi-get)
+	mMCCmdSet           = "server_mc_cmd_set"           // stores
+	mMCGetHits          = "server_mc_get_hits"          // keys found
+	mMCGetMisses        = "server_mc_get_misses"        // keys not found
+	mMCGetExpired       = "server_mc_get_expired"       // keys found expired (also misses)
+	mMCEvictions        = "server_mc_evictions"         // items evicted for room
+	mMCCurrConnections  = "server_mc_curr_connections"  // open connections (the sampler's own one included)
+	mCPU                = "server_cpu"                  // a container's CPU time in seconds; its rate is cores used
+	mMem                = "server_mem_mb"               // a container's memory in MiB (usage less inactive file cache, as docker stats shows)
+)
+
+// dbStatus maps SHOW GLOBAL STATUS variables to metrics.
+var dbStatus = map[string]string{
+	"Questions": mDBQuestions, "Com_select": mDBComSelect, "Com_update": mDBComUpdate,
+	"Threads_connected": mDBThreadsConnected, "Threads_running": mDBThreadsRunning,
+	"Connection_errors_max_connections": mDBMaxConnErrors, "Aborted_connects": mDBAbortedConnects,
+}
+
+// userStatistics maps MariaDB's USER_STATISTICS columns to metrics.
+var userStatistics = map[string]string{
+	"select_commands": mDBUserSelect, "update_commands": mDBUserUpdate, "other_commands": mDBUserOther,
+	"concurrent_connections": mDBUserConnections, "denied_connections": mDBUserDenied,
+	"busy_time": mDBUserBusy, "cpu_time": mDBUserCPU, "rows_read": mDBUserRowsRead,
+	"max_statement_time_exceeded": mDBUserTimeouts,
+}
+
+// memcachedStats maps memcached's stats to metrics.
+var memcachedStats = map[string]string{
+	"cmd_get": mMCCmdGet, "cmd_set": mMCCmdSet, "get_hits": mMCGetHits, "get_misses": mMCGetMisses,
+	"get_expired": mMCGetExpired, "evictions": mMCEvictions, "curr_connections": mMCCurrConnections,
+}
+
+// SamplerOption configures StartSampler.
+type SamplerOption func(*samplerConfig)
+
+type samplerConfig struct {
+	interval time.Duration
+	timeout  time.Duration
+	progress io.Writer
+}
+
+// WithSampleInterval sets how often the database and memcached are read.
+// Default 1 s. Containers are read at Docker's own pace, about once a
+// second.
+func WithSampleInterval(d time.Duration) SamplerOption {
+	return func(c *samplerConfig) { c.interval = d }
+}
+
+// WithSampleTimeout bounds one reading of one source. Default twice the
+// interval: a reading slower than that is a gap, not a stalled source.
+func WithSampleTimeout(d time.Duration) SamplerOption {
+	return func(c *samplerConfig) { c.timeout = d }
+}
+
+// WithSamplerProgress sends the sampler's progress lines to w. Default:
+// none.
+func WithSamplerProgress(w io.Writer) SamplerOption {
+	return func(c *samplerConfig) { c.progress = w }
+}
+
+// Sampler reads the servers' own counters while a drill runs: the
+// database's global status and its traffic user's statistics, each
+// memcached server's stats, and each container's CPU and memory. Each
+// source is read on its own goroutine, so a stalled one delays no other,
+// and every reading is appended to the file as it is taken, with its own
+// time, so a run that is killed keeps what was read.
+type Sampler struct {
+	cfg    samplerConfig
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	out    *lineWriter
+	db     *sql.DB
+	mcs    []*memcachedConn
+	docker *client.Client
+	once   sync.Once
+	err    error
+}
+
+// StartSampler starts sampling env's servers into path until Stop (or
+// ctx's end). The database and memcached are read past Toxiproxy (the
+// admin port as root, the direct addresses), so faults and a database at
+// max_connections do not stop the sampling. A source that cannot be
+// reached is retried every interval and its failures are recorded: the
+// coverage precondition judges them. Only a file that cannot be written
+// is an error.
+func StartSampler(ctx context.Context, env *environments.Env, path string, opts ...SamplerOption) (*Sampler, error) {
+	cfg := samplerConfig{interval: time.Second, progress: io.Discard}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.interval <= 0 {
+		return nil, fmt.Errorf("sampler: interval %s must be positive", cfg.interval)
+	}
+	if cfg.timeout <= 0 {
+		cfg.timeout = 2 * cfg.interval
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("sampler: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Sampler{cfg: cfg, cancel: cancel, out: &lineWriter{f: f}}
+
+	db, mode, note := s.openDB(ctx, env)
+	s.db = db
+	s.declare(ServerLine{Source: sourceDB, Note: note, UserCounts: mode})
+	for _, m := range env.Memcached {
+		s.declare(ServerLine{Source: m.Name, Tags: map[string]string{"server": m.Name}, Note: "memcached stats at " + m.DirectAddr})
+	}
+	services := []string{"mysql"}
+	for _, m := range env.Memcached {
+		services = append(services, m.Name)
+	}
+	services = append(services, "toxiproxy")
+	docker, derr := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	for _, svc := range services {
+		s.declare(ServerLine{Source: containerSource + svc, Tags: map[string]string{"container": svc},
+			Note: "docker stats of the " + svc + " container"})
+	}
+	if derr != nil {
+		// Declared above and never sampled: the coverage check names them.
+		for _, svc := range services {
+			s.record(ServerLine{Type: LineError, Source: containerSource + svc, T: time.Now(), Err: "docker client: " + derr.Error()})
+		}
+		docker = nil
+	}
+	s.docker = docker
+
+	s.loop(ctx, sourceDB, nil, func(ctx context.Context) (ServerLine, error) { return s.sampleDB(ctx, mode) })
+	for _, m := range env.Memcached {
+		mc := &memcachedConn{addr: m.DirectAddr}
+		s.mcs = append(s.mcs, mc)
+		s.loop(ctx, m.Name, map[string]string{"server": m.Name}, mc.sample)
+	}
+	if docker != nil {
+		for _, svc := range services {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.streamContainer(ctx, env.RunID, svc)
+			}()
+		}
+	}
+	fmt.Fprintf(cfg.progress, "servers: sampling the database (%s), %d memcached and %d containers every %s into %s\n",
+		mode, len(env.Memcached), len(services), cfg.interval, path)
+	return s, nil
+}
+
+// Stop ends the sampling, waits for every source's goroutine (Docker's
+// stats streams are closed) and closes the file. It is safe to call more
+// than once and on a nil Sampler.
+func (s *Sampler) Stop() error {
+	if s == nil {
+		return nil
+	}
+	s.once.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		for _, mc := range s.mcs {
+			mc.close()
+		}
+		var errs []error
+		if s.db != nil {
+			errs = append(errs, s.db.Close())
+		}
+		if s.docker != nil {
+			errs = append(errs, s.docker.Close())
+		}
+		errs = append(errs, s.out.close())
+		if err := errors.Join(errs...); err != nil {
+			s.err = fmt.Errorf("sampler: %w", err)
+		}
+	})
+	return s.err
+}
+
+func (s *Sampler) declare(l ServerLine) {
+	l.Type, l.T, l.Interval = LineSource, time.Now(), s.cfg.interval.Seconds()
+	s.record(l)
+}
+
+func (s *Sampler) record(l ServerLine) { s.out.write(l) }
+
+// loop reads one source every interval, from now, until ctx ends. A
+// reading slower than the interval skips the ticks it overran: a gap the
+// coverage check sees, never a burst of late readings.
+func (s *Sampler) loop(ctx context.Context, source string, tags map[string]string, read func(context.Context) (ServerLine, error)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		tick := time.NewTicker(s.cfg.interval)
+		defer tick.Stop()
+		for {
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
+			t0 := time.Now()
+			l, err := read(rctx)
+			t1 := time.Now()
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			// The server read its counters somewhere in the round trip:
+			// its middle is the best estimate of when.
+			at := t0.Add(t1.Sub(t0) / 2)
+			if err != nil {
+				s.record(ServerLine{Type: LineError, Source: source, T: at, Err: err.Error()})
+			} else {
+				l.Type, l.Source, l.T, l.Tags = LineSample, source, at, tags
+				s.record(l)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// openDB connects to the database's admin port and decides how the
+// traffic user's statements are counted: MariaDB's user statistics
+// (switched on here: they cost little and are off by default), else
+// MySQL's performance schema, else not at all.
+func (s *Sampler) openDB(ctx context.Context, env *environments.Env) (*sql.DB, string, string) {
+	cfg, err := mysql.ParseDSN(env.DB.AdminDSN)
+	if err != nil {
+		return nil, DBUserCountsNone, "admin DSN: " + err.Error()
+	}
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = s.cfg.timeout, s.cfg.timeout, s.cfg.timeout
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, DBUserCountsNone, "admin DSN: " + err.Error()
+	}
+	// One connection: the admin port has few, and fault injectors need
+	// them too.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	base := "SHOW GLOBAL STATUS over the admin port as " + environments.DBAdminUser
+	if env.DB.Flavor != "mysql" {
+		_, err1 := db.ExecContext(dctx, "SET GLOBAL userstat = 1")
+		if err1 == nil {
+			_, err1 = userStatisticsRow(dctx, db)
+		}
+		if err1 == nil {
+			return db, DBUserCountsUserStatistics, base + "; the traffic user's (" + environments.DBUser +
+				") statements from SHOW USER_STATISTICS, which counts no other user's"
+		}
+		base += fmt.Sprintf("; no user statistics (%v)", err1)
+	}
+	var on int
+	err2 := db.QueryRowContext(dctx, "SELECT @@performance_schema").Scan(&on)
+	if err2 == nil && on == 1 {
+		_, err2 = perfSchemaRow(dctx, db)
+	} else if err2 == nil {
+		err2 = errors.New("performance_schema is off")
+	}
+	if err2 == nil {
+		return db, DBUserCountsPerformanceSchema, base + "; the traffic user's (" + environments.DBUser +
+			") statements from performance_schema.events_statements_summary_by_user_by_event_name (the sampler's own two SELECTs a reading count in Com_select)"
+	}
+	return db, DBUserCountsNone, base + fmt.Sprintf("; global counters only, which include the harness's own statements (no performance schema: %v)", err2)
+}
+
+// sampleDB reads the global status and the traffic user's counts.
+func (s *Sampler) sampleDB(ctx context.Context, mode string) (ServerLine, error) {
+	if s.db == nil {
+		return ServerLine{}, errors.New("no admin connection")
+	}
+	names := make([]string, 0, len(dbStatus))
+	for n := range dbStatus {
+		names = append(names, "'"+n+"'")
+	}
+	// SHOW, not a SELECT from information_schema: the sampler's own
+	// readings then never count in Com_select.
+	rows, err := s.db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ("+strings.Join(names, ",")+")")
+	if err != nil {
+		return ServerLine{}, fmt.Errorf("global status: %w", err)
+	}
+	l := ServerLine{Counters: map[string]float64{}, Gauges: map[string]float64{}}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			rows.Close()
+			return ServerLine{}, fmt.Errorf("global status: %w", err)
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if m, ok := dbStatus[name]; ok && err == nil {
+			l.put(m, v)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return ServerLine{}, fmt.Errorf("global status: %w", err)
+	}
+	var user map[string]float64
+	switch mode {
+	case DBUserCountsUserStatistics:
+		user, err = userStatisticsRow(ctx, s.db)
+	case DBUserCountsPerformanceSchema:
+		user, err = perfSchemaRow(ctx, s.db)
+	}
+	if err != nil {
+		return ServerLine{}, fmt.Errorf("traffic user's statistics: %w", err)
+	}
+	for m, v := range user {
+		l.put(m, v)
+	}
+	return l, nil
+}
+
+// put files v under its metric's kind.
+func (l *ServerLine) put(metric string, v float64) {
+	if serverMetrics[metric].counter {
+		l.Counters[metric] = v
+	} else {
+		l.Gauges[metric] = v
+	}
+}
+
+// userStatisticsRow reads the traffic user's row of MariaDB's user
+// statistics. A user that has not connected since they were switched on
+// has no row: every count is 0.
+func userStatisticsRow(ctx context.Context, db *sql.DB) (map[string]float64, error) {
+	rows, err := db.QueryContext(ctx, "SHOW USER_STATISTICS")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range userStatistics {
+		out[m] = 0
+	}
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		user := ""
+		for i, c := range cols {
+			if strings.EqualFold(c, "user") {
+				user = string(vals[i])
+			}
+		}
+		if user != environments.DBUser {
+			continue
+		}
+		for i, c := range cols {
+			if m, ok := userStatistics[strings.ToLower(c)]; ok {
+				if v, err := strconv.ParseFloat(string(vals[i]), 64); err == nil {
+					out[m] = v
+				}
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// perfSchemaRow reads the traffic user's statement counts from MySQL's
+// performance schema. Written to MySQL 8's documentation; this machine has
+// no registry to pull an official image from, so it is not tested here.
+func perfSchemaRow(ctx context.Context, db *sql.DB) (map[string]float64, error) {
+	const q = "SELECT COALESCE(SUM(IF(EVENT_NAME = 'statement/sql/select', COUNT_STAR, 0)), 0)," +
+		" COALESCE(SUM(IF(EVENT_NAME = 'statement/sql/update', COUNT_STAR, 0)), 0)," +
+		" COALESCE(SUM(IF(EVENT_NAME NOT IN ('statement/sql/select', 'statement/sql/update'), COUNT_STAR, 0)), 0)," +
+		" COALESCE(SUM(SUM_TIMER_WAIT), 0) / 1e12, COALESCE(SUM(SUM_ROWS_EXAMINED), 0)" +
+		" FROM performance_schema.events_statements_summary_by_user_by_event_name WHERE USER = '" + environments.DBUser + "'"
+	var sel, upd, other, busy, rowsRead float64
+	if err := db.QueryRowContext(ctx, q).Scan(&sel, &upd, &other, &busy, &rowsRead); err != nil {
+		return nil, err
+	}
+	var conns float64
+	err := db.QueryRowContext(ctx, "SELECT COALESCE(SUM(CURRENT_CONNECTIONS), 0) FROM performance_schema.users WHERE USER = '"+environments.DBUser+"'").Scan(&conns)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{mDBUserSelect: sel, mDBUserUpdate: upd, mDBUserOther: other, mDBUserBusy: busy,
+		mDBUserRowsRead: rowsRead, mDBUserConnections: conns}, nil
+}
+
+// memcachedConn is the sampler's one connection to a memcached server,
+// dialled again after a failure.
+type memcachedConn struct {
+	addr string
+	mu   sync.Mutex
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func (m *memcachedConn) sample(ctx context.Context) (ServerLine, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn == nil {
+		d := net.Dialer{}
+		c, err := d.DialContext(ctx, "tcp", m.addr)
+		if err != nil {
+			return ServerLine{}, fmt.Errorf("memcached stats: %w", err)
+		}
+		m.conn, m.r = c, bufio.NewReader(c)
+	}
+	l, err := m.stats(ctx)
+	if err != nil {
+		m.conn.Close()
+		m.conn = nil
+		return ServerLine{}, fmt.Errorf("memcached stats: %w", err)
+	}
+	return l, nil
+}
+
+func (m *memcachedConn) stats(ctx context.Context) (ServerLine, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = m.conn.SetDeadline(dl)
+	}
+	// Stop does not wait out a reading's deadline.
+	conn := m.conn
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })()
+	if _, err := io.WriteString(m.conn, "stats\r\n"); err != nil {
+		return ServerLine{}, err
+	}
+	l := ServerLine{Counters: map[string]float64{}, Gauges: map[string]float64{}}
+	for {
+		line, err := m.r.ReadString('\n')
+		if err != nil {
+			return ServerLine{}, err
+		}
+		line = strings.TrimSpace(line)
+		if line == "END" {
+			break
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "STAT" {
+			return ServerLine{}, fmt.Errorf("unexpected reply %q", line)
+		}
+		if metric, ok := memcachedStats[f[1]]; ok {
+			if v, err := strconv.ParseFloat(f[2], 64); err == nil {
+				l.put(metric, v)
+			}
+		}
+	}
+	return l, nil
+}
+
+func (m *memcachedConn) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != nil {
+		m.conn.Close()
+		m.conn = nil
+	}
+}
+
+// streamContainer follows one container's Docker stats stream until ctx
+// ends: one streaming call instead of a one-shot call per second (each
+// takes a second or two). The daemon sends a record about every second,
+// stamped with when it read it. A stream that ends (a container
+// restarted) is opened again.
+func (s *Sampler) streamContainer(ctx context.Context, runID, service string) {
+	source := containerSource + service
+	tags := map[string]string{"container": service}
+	fail := func(err error) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		s.record(ServerLine{Type: LineError, Source: source, T: time.Now(), Err: err.Error()})
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(s.cfg.interval):
+			return true
+		}
+	}
+	id := ""
+	for ctx.Err() == nil {
+		if id == "" {
+			var err error
+			if id, err = s.findContainer(ctx, runID, service); err != nil {
+				if !fail(err) {
+					return
+				}
+				continue
+			}
+		}
+		res, err := s.docker.ContainerStats(ctx, id, client.ContainerStatsOptions{Stream: true})
+		if err != nil {
+			id = "" // it may have been replaced
+			if !fail(fmt.Errorf("docker stats: %w", err)) {
+				return
+			}
+			continue
+		}
+		err = s.readStats(res.Body, source, tags)
+		res.Body.Close()
+		if !fail(fmt.Errorf("docker stats stream ended: %w", err)) {
+			return
+		}
+	}
+}
+
+// readStats records every record of a stats stream until it ends.
+func (s *Sampler) readStats(body io.Reader, source string, tags map[string]string) error {
+	dec := json.NewDecoder(body)
+	for {
+		var st container.StatsResponse
+		if err := dec.Decode(&st); err != nil {
+			return err
+		}
+		if l, ok := containerLine(st); ok {
+			l.Source, l.Tags = source, tags
+			s.record(l)
+		}
+	}
+}
+
+// containerLine turns a stats record into a reading; a stopped container's
+// records are empty and are not one.
+func containerLine(st container.StatsResponse) (ServerLine, bool) {
+	if st.Read.IsZero() || st.CPUStats.CPUUsage.TotalUsage == 0 {
+		return ServerLine{}, false
+	}
+	mem := float64(st.MemoryStats.Usage)
+	// As docker stats shows it: the page cache the kernel can drop is not
+	// the container's memory (cgroup v2 names it inactive_file, v1
+	// total_inactive_file).
+	if v, ok := st.MemoryStats.Stats["inactive_file"]; ok && float64(v) < mem {
+		mem -= float64(v)
+	} else if v, ok := st.MemoryStats.Stats["total_inactive_file"]; ok && float64(v) < mem {
+		mem -= float64(v)
+	}
+	return ServerLine{Type: LineSample, T: st.Read,
+		Counters: map[string]float64{mCPU: float64(st.CPUStats.CPUUsage.TotalUsage) / 1e9},
+		Gauges:   map[string]float64{mMem: mem / (1 << 20)},
+	}, true
+}
+
+// findContainer finds the run's container of service by its labels.
+func (s *Sampler) findContainer(ctx context.Context, runID, service string) (string, error) {
+	f := client.Filters{}
+	f.Add("label", environments.LabelRun+"="+runID)
+	f.Add("label", environments.LabelService+"="+service)
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.docker.ContainerList(lctx, client.ContainerListOptions{Filters: f})
+	if err != nil {
+		return "", fmt.Errorf("docker: list %s: %w", service, err)
+	}
+	for _, c := range res.Items {
+		if c.Labels[environments.LabelRun] == runID && c.Labels[environments.LabelService] == service {
+			return c.ID, nil
+		}
+	}
+	return "", fmt.Errorf("docker: no running container of %s in run %s", service, runID)
+}
+
+// lineWriter appends JSON lines to a file, one write per line, so a
+// reader (or a run killed mid-way) sees whole lines only.
+type lineWriter struct {
+	mu  sync.Mutex
+	f   *os.File
+	err error
+}
+
+func (w *lineWriter) write(v any) {
+	b, err := json.Marshal(v)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil || w.f == nil {
+		return
+	}
+	if err != nil {
+		w.err = err
+		return
+	}
+	if _, err := w.f.Write(append(b, '\n')); err != nil {
+		w.err = err
+	}
+}
+
+func (w *lineWriter) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return w.err
+	}
+	err := errors.Join(w.err, w.f.Close())
+	w.f = nil
+	return err
+}
