@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -54,6 +55,35 @@ type Drill struct {
 	Profiles []string          // in declaration order
 	Nightly  map[string]string // parameter -> value; nil without @nightly
 	Params   []Param           // in declaration order
+	// Host are commands the drill runs on the host, each with the Debian
+	// package that has it and the profiles that need it (all when empty):
+	//
+	//	@host pt-online-schema-change percona-toolkit protected
+	Host []HostTool
+}
+
+// HostTool is a command a drill runs on the host (@host).
+type HostTool struct {
+	Command, Package string
+	Profiles         []string // the profiles that run it; all when empty
+}
+
+// CheckHost says what the drill's profile needs on the host and lacks:
+// one error naming the commands and the packages to install.
+func (d Drill) CheckHost(profile string) error {
+	var cmds, pkgs []string
+	for _, t := range d.Host {
+		if len(t.Profiles) > 0 && !slices.Contains(t.Profiles, profile) {
+			continue
+		}
+		if _, err := exec.LookPath(t.Command); err != nil {
+			cmds, pkgs = append(cmds, t.Command), append(pkgs, t.Package)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s needs %s on the host: apt-get install %s", d.Name, profile, strings.Join(cmds, ", "), strings.Join(pkgs, " "))
 }
 
 // Overrides are the values a run sets over the declared defaults: the
@@ -168,6 +198,12 @@ header:
 				}
 				d.Nightly[k] = v
 			}
+		case "host":
+			f := strings.Fields(val)
+			if len(f) < 2 {
+				return Drill{}, false, fmt.Errorf("%s: bad @host %q: want COMMAND PACKAGE [PROFILE...], e.g. @host pt-online-schema-change percona-toolkit protected", path, val)
+			}
+			d.Host = append(d.Host, HostTool{Command: f[0], Package: f[1], Profiles: f[2:]})
 		case "param":
 			p, err := parseParam(val)
 			if err != nil {
@@ -190,6 +226,13 @@ header:
 	}
 	if len(d.Profiles) == 0 {
 		return Drill{}, false, fmt.Errorf("%s: no @expect line: declare the verdict of each profile, e.g. @expect unprotected=broken protected=held", path)
+	}
+	for _, t := range d.Host {
+		for _, prof := range t.Profiles {
+			if _, ok := d.Expect[prof]; !ok {
+				return Drill{}, false, fmt.Errorf("%s: @host %s: profile %q, which @expect does not declare (%s)", path, t.Command, prof, strings.Join(d.Profiles, ", "))
+			}
+		}
 	}
 	for _, p := range d.Params {
 		for _, prof := range slices.Sorted(maps.Keys(p.Profiles)) {

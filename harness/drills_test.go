@@ -51,12 +51,36 @@ func TestBadHeadersAreErrors(t *testing.T) {
 		"nightly-bare":  {"// @drill nightly-bare\n// @expect default=held\n// @nightly duration", "bad @nightly"},
 		"nightly-name":  {"// @drill nightly-name\n// @expect default=held\n// @nightly =40", "bad @nightly"},
 		"nightly-value": {"// @drill nightly-value\n// @expect default=held\n// @nightly duration=", "bad @nightly"},
+		"host-bare":     {"// @drill host-bare\n// @expect default=held\n// @host pt-kill", "bad @host"},
+		"host-profile":  {"// @drill host-profile\n// @expect default=held\n// @host pt-kill percona-toolkit other", "@host pt-kill"},
 	} {
 		dir := t.TempDir()
 		writeDrill(t, dir, name, c.header)
 		if _, err := LoadDrills(dir); err == nil || !strings.Contains(err.Error(), name+".js") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: want an error naming the file and %q, got %v", name, c.want, err)
 		}
+	}
+}
+
+// @host names a command a profile runs on the host; CheckHost names the
+// missing command and its package for that profile only.
+func TestHostTools(t *testing.T) {
+	dir := t.TempDir()
+	writeDrill(t, dir, "h", "// @drill h\n// @expect a=held b=held\n// @host sh coreutils\n// @host no-such-tool-here some-package b")
+	ds, err := LoadDrills(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ds[0]
+	if len(d.Host) != 2 || d.Host[1].Command != "no-such-tool-here" || d.Host[1].Package != "some-package" || len(d.Host[1].Profiles) != 1 {
+		t.Fatalf("host tools %+v", d.Host)
+	}
+	if err := d.CheckHost("a"); err != nil {
+		t.Errorf("profile a needs only sh: %v", err)
+	}
+	err = d.CheckHost("b")
+	if err == nil || !strings.Contains(err.Error(), "no-such-tool-here") || !strings.Contains(err.Error(), "apt-get install some-package") {
+		t.Errorf("profile b: %v, want the missing command and its package", err)
 	}
 }
 

@@ -446,7 +446,9 @@ type Summary struct {
 	Protections map[string]int64
 	// Errors counts errors by class; OpErrors by the operation that failed
 	// (fetch, write, lookup).
-	Errors, OpErrors                                      map[string]int64
+	Errors, OpErrors map[string]int64
+	// FirstErrors is the first error message of each class seen.
+	FirstErrors                                           map[string]string
 	FetchP50, FetchP99, FetchP999, FetchMax, DBP50, DBP99 time.Duration
 	LookupP50, LookupP99, WriteP50, WriteP99              time.Duration
 	Elapsed                                               time.Duration
@@ -749,7 +751,7 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 		Operations: sent, Unsent: unsent,
 		Fetches: tot(MetricFetches), Hits: tot(MetricHits), Misses: tot(MetricMisses),
 		DBQueries: tot(MetricDBQueries), Late: tot(MetricLate), Lookups: tot(MetricLookups),
-		Protections: prot, Errors: errs, OpErrors: opErrs,
+		Protections: prot, Errors: errs, OpErrors: opErrs, FirstErrors: s.firstErrors(),
 		LookupP50: us(s.tot[hLookup].ValueAtQuantile(50)), LookupP99: us(s.tot[hLookup].ValueAtQuantile(99)),
 		WriteP50: us(s.tot[hWrite].ValueAtQuantile(50)), WriteP99: us(s.tot[hWrite].ValueAtQuantile(99)), TenantWrites: tot(MetricTenantWrite),
 		FetchP50: us(s.tot[hFetch].ValueAtQuantile(50)), FetchP99: us(s.tot[hFetch].ValueAtQuantile(99)),

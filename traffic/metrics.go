@@ -206,6 +206,10 @@ type stats struct {
 	late    atomic.Int64
 	ledger  *ledger
 
+	// firstErr is the first error message of each class, for the
+	// summary: "other" says nothing of what went wrong
+	firstErr [len(classes)]atomic.Pointer[string]
+
 	dbInflight     atomic.Int64
 	dbInflightPeak atomic.Int64
 	// the retry layer's counter (retry.go), drained by collect
@@ -263,6 +267,26 @@ func (s *stats) addNamed(proc int, metric string, n int64) {
 }
 
 func (s *stats) errorClass(op opKind, class string) { s.errs[op][classIndex(class)].Add(1) }
+
+// firstErrors are the first messages by class.
+func (s *stats) firstErrors() map[string]string {
+	out := map[string]string{}
+	for i := range s.firstErr {
+		if m := s.firstErr[i].Load(); m != nil {
+			out[classes[i]] = *m
+		}
+	}
+	return out
+}
+
+// firstError keeps err's message when it is the first of its class.
+func (s *stats) firstError(class string, err error) {
+	p := &s.firstErr[classIndex(class)]
+	if p.Load() == nil {
+		msg := err.Error()
+		p.CompareAndSwap(nil, &msg)
+	}
+}
 
 // record adds d, a latency of the operation due at due, to the
 // histograms kinds.

@@ -102,7 +102,9 @@ func (w *worker) countErr(ctx context.Context, err error) {
 	if err == nil || ctx.Err() != nil {
 		return // errors caused by the run ending are not the system's
 	}
-	w.e.stats.errorClass(w.kind, Classify(err))
+	class := Classify(err)
+	w.e.stats.errorClass(w.kind, class)
+	w.e.stats.firstError(class, err)
 }
 
 // fail counts an error that lost the operation its answer: the operation
@@ -146,7 +148,7 @@ func (w *worker) db(p *process, call func() error) error {
 	next := call
 	for i := len(hooks) - 1; i >= 0; i-- {
 		h, inner := hooks[i], next
-		next = func() error { return h.db(p, inner) }
+		next = func() error { return h.db(w, p, inner) }
 	}
 	return next()
 }

@@ -26,7 +26,7 @@ func (d *dbLimit) Validate() error {
 	return nil
 }
 
-func (d *dbLimit) db(p *process, next func() error) error {
+func (d *dbLimit) db(_ *worker, p *process, next func() error) error {
 	if p.busy.Add(1) > int64(d.Limit) {
 		p.busy.Add(-1)
 		return errShed

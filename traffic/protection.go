@@ -368,7 +368,7 @@ type hitHook interface {
 // dbHook runs around one database call of an operation: a fill's read, a
 // lookup, a write. It may refuse it (shed) instead of calling next.
 type dbHook interface {
-	db(p *process, next func() error) error
+	db(w *worker, p *process, next func() error) error
 }
 
 // retryHook governs the app's retries of a fill's read (cfg.Retries): the

@@ -1,16 +1,19 @@
 package traffic
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // The protections the incidents need are all plug-ins, each in its own
 // file, and each says what it is.
 func TestEveryProtectionIsRegistered(t *testing.T) {
-	want := []string{"breaker", "coalesce", "compatRead", "dbLimit", "fillLock", "leases", "retryBudget", "staleWhileRevalidate", "ttlJitter", "xfetch"}
+	want := []string{"breaker", "coalesce", "compatRead", "dbLimit", "deadlockRetries", "fillLock", "leases", "retryBudget", "staleWhileRevalidate", "ttlJitter", "xfetch"}
 	var got []string
 	for _, s := range Registered() {
 		got = append(got, s.Name)
@@ -106,5 +109,36 @@ func TestRuntimeChangesAreChecked(t *testing.T) {
 	}
 	if e.Protections().Get("breaker").(*breaker).Cooldown != time.Second {
 		t.Error("the refused change reached the running protections")
+	}
+}
+
+// deadlockRetries retries a call that was a deadlock's victim, up to its
+// count, and nothing else.
+func TestDeadlockRetries(t *testing.T) {
+	e := &Engine{stats: newStats(1)}
+	w := &worker{e: e}
+	p := &process{}
+	d := &deadlockRetry{Retries: 2}
+	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock"}
+	calls := 0
+	err := d.db(w, p, func() error {
+		calls++
+		if calls < 3 {
+			return fmt.Errorf("update: %w", deadlock)
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("two deadlocks then success: err %v after %d calls, want nil after 3", err, calls)
+	}
+	calls = 0
+	err = d.db(w, p, func() error { calls++; return deadlock })
+	if !isDeadlock(err) || calls != 3 {
+		t.Errorf("deadlocks every time: err %v after %d calls, want the deadlock after 3", err, calls)
+	}
+	calls = 0
+	other := &mysql.MySQLError{Number: 1146, Message: "no such table"}
+	if err := d.db(w, p, func() error { calls++; return other }); err != other || calls != 1 {
+		t.Errorf("another error: %v after %d calls, want it at once", err, calls)
 	}
 }

@@ -70,7 +70,7 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		m    map[string]any
 		want string
 	}{
-		{map[string]any{"rat": 1}, `option rat: unknown (known: arrivals,`},
+		{map[string]any{"rat": 1}, `option rat: unknown (known: adminDsn, arrivals,`},
 		{map[string]any{"rate": "fast"}, "option rate"},
 		{map[string]any{"rate": float64(-1)}, "option rate"},
 		{map[string]any{"duration": "soon"}, "option duration"},
@@ -234,18 +234,18 @@ func TestDBLimitFailsFast(t *testing.T) {
 	release := make(chan struct{})
 	held := make(chan error, 2)
 	for range 2 {
-		go func() { held <- d.db(p, func() error { <-release; return nil }) }()
+		go func() { held <- d.db(nil, p, func() error { <-release; return nil }) }()
 	}
 	for p.busy.Load() != 2 {
 		time.Sleep(time.Millisecond)
 	}
-	if err := d.db(p, func() error { return nil }); !errors.Is(err, errShed) {
+	if err := d.db(nil, p, func() error { return nil }); !errors.Is(err, errShed) {
 		t.Errorf("a third query while two run: %v, want shed", err)
 	}
 	close(release)
 	<-held
 	<-held
-	if err := d.db(p, func() error { return nil }); err != nil || p.busy.Load() != 0 {
+	if err := d.db(nil, p, func() error { return nil }); err != nil || p.busy.Load() != 0 {
 		t.Errorf("after they finished: %v, %d busy", err, p.busy.Load())
 	}
 }

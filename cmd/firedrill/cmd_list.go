@@ -62,6 +62,13 @@ func showDrill(w io.Writer, d harness.Drill) error {
 	fmt.Fprintf(w, "  script:     %s\n", d.Path)
 	fmt.Fprintf(w, "  incident:   %s\n", d.Incident)
 	fmt.Fprintf(w, "  profiles:   %s\n", expectations(d))
+	for _, t := range d.Host {
+		who := "every profile"
+		if len(t.Profiles) > 0 {
+			who = strings.Join(t.Profiles, ", ")
+		}
+		fmt.Fprintf(w, "  host tool:  %s (Debian package %s), for %s\n", t.Command, t.Package, who)
+	}
 	if d.Nightly == nil {
 		fmt.Fprintf(w, "  short form: none (no @nightly line)\n")
 	} else {

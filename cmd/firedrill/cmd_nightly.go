@@ -141,6 +141,13 @@ Flags:
 	if err := environments.CheckDocker(ctx); err != nil {
 		return noDocker(err)
 	}
+	for _, d := range selected {
+		for _, p := range d.Profiles {
+			if err := d.CheckHost(p); err != nil {
+				return fmt.Errorf("nightly: %w", err)
+			}
+		}
+	}
 	if missing := environments.MissingImages(ctx, environments.MariaDBImage); len(missing) > 0 {
 		fmt.Fprintf(stderr, "images: missing %s, building them\n", strings.Join(missing, ", "))
 		if err := environments.BuildImages(ctx, environments.WithBuildProgress(stderr)); err != nil {

@@ -107,6 +107,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := environments.CheckDocker(ctx); err != nil {
 		return noDocker(err)
 	}
+	for _, p := range profiles {
+		if err := drill.CheckHost(p); err != nil {
+			return err
+		}
+	}
 	if *release == "" {
 		*release = gitDescribe()
 	}

@@ -74,6 +74,8 @@ export interface Protections {
   compatRead?: boolean;
   /** At most this many database queries at once per process; the rest are shed (class shed), not queued (default 0). */
   dbLimit?: number;
+  /** Retry a database call InnoDB rolled back as a deadlock's victim (error 1213) up to this many times (default 0). */
+  deadlockRetries?: number;
   /** IdentityCache's fill lock: one filler per key across processes (default false). */
   fillLock?: boolean;
   /** A fill lock loser's wait between re-reads (default "50ms"). */
@@ -223,9 +225,12 @@ export interface ReplaySummary {
   earlyRefreshes: number;
   breakerOpens: number;
   retriesDenied: number;
+  deadlockRetries: number;
   errors: { [cls: string]: number };
   /** Errors by the operation that failed: fetch, write, lookup. */
   opErrors: { [op: string]: number };
+  /** The first error message of each class (what "other" was, say). */
+  firstErrors: { [cls: string]: string };
   lookups: number;
   lookupP50Ms: number;
   lookupP99Ms: number;

@@ -206,7 +206,7 @@ func summaryMap(s traffic.Summary) map[string]any {
 	out := map[string]any{
 		"operations": s.Operations, "unsent": s.Unsent, "fetches": s.Fetches, "hits": s.Hits,
 		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "late": s.Late,
-		"errors": errs, "opErrors": opErrs,
+		"errors": errs, "opErrors": opErrs, "firstErrors": stringMap(s.FirstErrors),
 		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
 		"tenantWrites": s.TenantWrites, "writeP50Ms": ms(s.WriteP50), "writeP99Ms": ms(s.WriteP99),
 		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
@@ -512,4 +512,12 @@ func (mi *ModuleInstance) HotSetKeys(m map[string]any) ([]string, error) {
 		out[i] = kb.Key(id)
 	}
 	return out, nil
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

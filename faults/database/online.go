@@ -119,7 +119,7 @@ func (in *Injector) dropOnlineLeftovers(ctx context.Context, schema string) erro
 func copiedRows(out string) int64 {
 	// The tool prints "Copying approximately N rows..." before the copy.
 	for _, l := range strings.Split(out, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "Copying approximately "); ok {
+		if _, rest, ok := strings.Cut(l, "Copying approximately "); ok {
 			if n, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64); err == nil {
 				return n
 			}

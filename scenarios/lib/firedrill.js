@@ -264,5 +264,6 @@ export function logTable(title, rows) {
 export function digest(name, s) {
   return `${name}: ${s.operations} ops in ${s.elapsedS.toFixed(1)} s, hit ratio ${s.hitRatio.toFixed(3)}, ` +
     `db ${dbRate(s).toFixed(0)}/s (p99 ${s.dbP99Ms.toFixed(1)} ms), fetch p99 ${s.fetchP99Ms.toFixed(1)} ms ` +
-    `max ${s.fetchMaxMs.toFixed(0)} ms, late ${s.late}, errors ${JSON.stringify(s.errors)}`;
+    `max ${s.fetchMaxMs.toFixed(0)} ms, late ${s.late}, errors ${JSON.stringify(s.errors)}` +
+    (Object.keys(s.firstErrors || {}).length ? `, first of each: ${JSON.stringify(s.firstErrors)}` : '');
 }
