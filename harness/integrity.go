@@ -195,4 +195,3 @@ func (c *collector) integrityNote() string {
 	}
 	return "acknowledged <= rise <= sent broken in " + strings.Join(bad, "; ")
 }
-

@@ -128,7 +128,7 @@ const (
 	// ClassDeadline: answered, but later than the caller's deadline
 	// (Config.Deadline) after the operation came due; not served.
 	ClassDeadline = "deadline"
-	ClassOther              = "other"
+	ClassOther    = "other"
 )
 
 var classes = [...]string{ClassTimeout, ClassTooManyConnections, ClassRefused, ClassReset, ClassDecode, ClassShed, ClassBreakerOpen, ClassDeadline, ClassOther}

@@ -618,7 +618,7 @@ func TestOnlineStormKeepsConcurrentWrites(t *testing.T) {
 	for i := 0; i < tenants; i++ {
 		sc := database.TenantSchema(prefix, i)
 		var n, sum int64
-		if err := db.QueryRow("SELECT COUNT(*), SUM(qty) FROM `" + sc + "`.items").Scan(&n, &sum); err != nil {
+		if err := db.QueryRow("SELECT COUNT(*), SUM(qty) FROM `"+sc+"`.items").Scan(&n, &sum); err != nil {
 			t.Fatal(err)
 		}
 		rise := sum - rows*(rows-1)/2
