@@ -13,7 +13,7 @@ BASELINE ?= latest
 BASELINES ?= baselines
 GENERATORS ?= 1
 # make lint: the build tags whose files it checks too (tests and benchmarks)
-LINT_TAGS ?= integration,browser,bench,loadsensitive
+LINT_TAGS ?= integration,browser,bench
 NIGHTLY_OUT ?= $(OUT)/nightly
 NIGHTLY_FLAGS ?=
 # make images: IMAGES_FLAGS="--base debian:bookworm-slim" builds on a pulled

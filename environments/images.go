@@ -106,9 +106,6 @@ func WithBuildProgress(w io.Writer) BuildOption { return func(c *buildConfig) { 
 // directory.
 func WithSourceDir(dir string) BuildOption { return func(c *buildConfig) { c.sourceDir = dir } }
 
-// withAptRoot reads apt's configuration under root instead of /; for tests.
-func withAptRoot(root string) BuildOption { return func(c *buildConfig) { c.aptRoot = root } }
-
 // BuildImages makes sure the database, memcached and toxiproxy images exist,
 // building what is missing (or everything, WithRebuild).
 func BuildImages(ctx context.Context, opts ...BuildOption) error {

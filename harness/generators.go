@@ -432,14 +432,12 @@ func MergedThresholds(summaryPath string, samplePaths []string, duration time.Du
 		return nil, err
 	}
 	type want struct {
-		name   string
-		base   string
-		tags   map[string]string
-		exprs  []string
-		sink   metrics.Sink
-		mtype  string
-		oks    map[string]bool
-		values map[string]*reports.Float
+		name  string
+		base  string
+		tags  map[string]string
+		exprs []string
+		sink  metrics.Sink
+		mtype string
 	}
 	var wants []*want
 	byBase := map[string][]*want{}

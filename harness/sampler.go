@@ -238,7 +238,7 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 		services = append(services, m.Name)
 	}
 	services = append(services, "toxiproxy")
-	docker, derr := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	docker, derr := client.New(client.FromEnv)
 	for _, svc := range services {
 		s.declare(ServerLine{Source: containerSource + svc, Tags: map[string]string{"container": svc},
 			Note: "docker stats of the " + svc + " container"})

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -106,29 +105,6 @@ func (r *recorder) peak(metric string, from, to time.Time) float64 {
 		m = max(m, v)
 	}
 	return m
-}
-
-// topSum adds the n largest per-interval totals of metric: a spike measure
-// less sensitive to where interval boundaries fall than a single peak.
-func (r *recorder) topSum(metric string, n int) float64 {
-	r.mu.Lock()
-	byT := map[time.Time]float64{}
-	for _, s := range r.samples {
-		if s.Metric == metric {
-			byT[s.Time] += s.Value
-		}
-	}
-	r.mu.Unlock()
-	var vs []float64
-	for _, v := range byT {
-		vs = append(vs, v)
-	}
-	sort.Sort(sort.Reverse(sort.Float64Slice(vs)))
-	sum := 0.0
-	for i := 0; i < n && i < len(vs); i++ {
-		sum += vs[i]
-	}
-	return sum
 }
 
 func flushAll(t *testing.T) {

@@ -73,7 +73,8 @@ func TestRetryBudgetAllowsItsShareOverTheWindow(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		b.deposit(later)
 	}
-	if !b.withdraw(later) || !b.withdraw(later) || b.withdraw(later) {
+	first, second, third := b.withdraw(later), b.withdraw(later), b.withdraw(later)
+	if !first || !second || third {
 		t.Error("20 fresh first attempts at ratio 0.1 should allow exactly 2 retries")
 	}
 }

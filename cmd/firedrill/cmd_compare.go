@@ -62,9 +62,9 @@ Flags:
 	}
 	switch {
 	case !split && len(base) != 0:
-		return errors.New("compare: separate base and head results with --: firedrill compare BASE.json... -- HEAD.json...")
+		return errors.New("compare: separate base and head results with --, as in: firedrill compare BASE.json -- HEAD.json")
 	case len(base) == 0 || len(head) == 0:
-		return errors.New("compare: need base and head results: firedrill compare BASE.json... -- HEAD.json... (-h for flags)")
+		return errors.New("compare: need base and head results, as in: firedrill compare BASE.json -- HEAD.json (-h for the flags)")
 	}
 	tolerance, err := parseFraction(*tol)
 	if err != nil {

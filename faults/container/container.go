@@ -107,7 +107,7 @@ func New(runID string, opts ...Option) (*Injector, error) {
 		o(in)
 	}
 	if in.engine == nil {
-		c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+		c, err := client.New(client.FromEnv)
 		if err != nil {
 			return nil, fmt.Errorf("container faults: docker client: %w", err)
 		}
