@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,7 +102,9 @@ type Database struct {
 
 // Env is a running environment. Down removes it.
 type Env struct {
-	RunID        string
+	RunID string
+	// DBCPUs is the database container's CPU quota in cores (0: none).
+	DBCPUs       float64
 	Network      string
 	DB           Database
 	Memcached    []Server
@@ -126,6 +129,7 @@ type config struct {
 	startup    time.Duration
 	memcacheMB int
 	dbTmpfsMB  int
+	dbCPUs     float64
 }
 
 // WithMemcached sets the number of memcached servers. Default 3.
@@ -156,18 +160,30 @@ func WithStartupTimeout(d time.Duration) Option { return func(c *config) { c.sta
 // rows); only what is used takes memory.
 func WithDBMemory(mb int) Option { return func(c *config) { c.dbTmpfsMB = mb } }
 
+// WithDBCPUs runs the database under a CPU quota of n cores (the
+// container's NanoCPUs), so its capacity is a property of the drill, not
+// of the machine's idle cores, and work queued on it contends for the
+// quota as on a loaded server. Default DefaultDBCPUs; 0 is no quota.
+func WithDBCPUs(n float64) Option { return func(c *config) { c.dbCPUs = n } }
+
+// DefaultDBCPUs is the database's CPU quota by default: one core.
+const DefaultDBCPUs = 1.0
+
 // WithMemcachedMemory sets each memcached server's memory in MiB. Default 256.
 func WithMemcachedMemory(mb int) Option { return func(c *config) { c.memcacheMB = mb } }
 
 // Up starts an environment. On error it returns the partial environment
 // (which the caller must still Down) together with the error.
 func Up(ctx context.Context, opts ...Option) (*Env, error) {
-	cfg := config{memcached: 3, dbImage: MariaDBImage, progress: os.Stderr, startup: 2 * time.Minute, memcacheMB: 256, dbTmpfsMB: 4096}
+	cfg := config{memcached: 3, dbImage: MariaDBImage, progress: os.Stderr, startup: 2 * time.Minute, memcacheMB: 256, dbTmpfsMB: 4096, dbCPUs: DefaultDBCPUs}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.memcached < 1 || cfg.memcached > 64 {
 		return nil, fmt.Errorf("environment up: memcached servers must be between 1 and 64, got %d", cfg.memcached)
+	}
+	if cfg.dbCPUs < 0 || cfg.dbCPUs > float64(runtime.NumCPU()) {
+		return nil, fmt.Errorf("environment up: the database's CPU quota must be between 0 (none) and the machine's %d cores, got %v", runtime.NumCPU(), cfg.dbCPUs)
 	}
 	if cfg.runID == "" {
 		cfg.runID = NewRunID()
@@ -175,7 +191,7 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 	if missing := MissingImages(ctx, cfg.dbImage); len(missing) > 0 && cfg.dbImage == MariaDBImage {
 		return nil, fmt.Errorf("environment up: images missing: %s (run `make images` or `firedrill images`)", strings.Join(missing, ", "))
 	}
-	e := &Env{RunID: cfg.runID, progress: cfg.progress, Images: map[string]string{
+	e := &Env{RunID: cfg.runID, DBCPUs: cfg.dbCPUs, progress: cfg.progress, Images: map[string]string{
 		"database": cfg.dbImage, "memcached": MemcachedImage, "toxiproxy": ToxiproxyImage,
 	}}
 	// Reap what dead runs left behind before adding more.
@@ -263,6 +279,15 @@ func loopbackPorts(ports ...string) testcontainers.CustomizeRequestOption {
 	})
 }
 
+// cpuQuota limits a container to n cores (none when n is 0).
+func cpuQuota(n float64) testcontainers.CustomizeRequestOption {
+	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+		if n > 0 {
+			hc.NanoCPUs = int64(n * 1e9)
+		}
+	})
+}
+
 func (e *Env) common(service string, aliases ...string) []testcontainers.ContainerCustomizer {
 	return []testcontainers.ContainerCustomizer{
 		testcontainers.WithLabels(Labels(e.RunID, service)),
@@ -288,6 +313,7 @@ func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
 		testcontainers.WithTmpfs(map[string]string{"/var/lib/mysql": "rw,size=" + strconv.Itoa(cfg.dbTmpfsMB) + "m"}),
 		testcontainers.WithExposedPorts("3306/tcp", adminPort),
 		loopbackPorts("3306/tcp", adminPort),
+		cpuQuota(cfg.dbCPUs),
 		testcontainers.WithWaitStrategy(wait.ForSQL("3306/tcp", "mysql", dsn).
 			WithQuery("SELECT 1").WithStartupTimeout(cfg.startup).WithPollInterval(250*time.Millisecond)),
 	)

@@ -31,16 +31,19 @@ const k6ThresholdsFailed = 99
 // RunOptions configure one run of one drill in one profile.
 type RunOptions struct {
 	Drill      Drill
-	Profile    string            // one of Drill.Profiles
-	OutDir     string            // results go to OutDir/<drill>-<profile>-<time>/
-	K6         string            // the k6 binary with firedrill's extensions
-	Memcached  int               // memcached servers
-	MySQLImage string            // database image; default environments.MariaDBImage
-	DBArgs     []string          // extra database server arguments
-	Release    string            // release label of the system under test
-	Seed       int64             // the drill's random seed
-	Params     map[string]string // values over the declared defaults (short form, --set); see Drill.Resolve
-	Timeout    time.Duration     // the whole run, environment included
+	Profile    string   // one of Drill.Profiles
+	OutDir     string   // results go to OutDir/<drill>-<profile>-<time>/
+	K6         string   // the k6 binary with firedrill's extensions
+	Memcached  int      // memcached servers
+	MySQLImage string   // database image; default environments.MariaDBImage
+	DBArgs     []string // extra database server arguments
+	// DBCPUs is the database's CPU quota in cores: 0 takes
+	// environments.DefaultDBCPUs, a negative value runs it without one.
+	DBCPUs  float64
+	Release string            // release label of the system under test
+	Seed    int64             // the drill's random seed
+	Params  map[string]string // values over the declared defaults (short form, --set); see Drill.Resolve
+	Timeout time.Duration     // the whole run, environment included
 	// Generators is the number of k6 processes that drive the load, each
 	// with its own execution segment (0 or 1: one k6, as before).
 	Generators int
@@ -158,6 +161,12 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	if len(o.DBArgs) > 0 {
 		envOpts = append(envOpts, environments.WithDBArgs(o.DBArgs...))
 	}
+	switch {
+	case o.DBCPUs > 0:
+		envOpts = append(envOpts, environments.WithDBCPUs(o.DBCPUs))
+	case o.DBCPUs < 0:
+		envOpts = append(envOpts, environments.WithDBCPUs(0))
+	}
 	env, upErr := environments.Up(ctx, envOpts...)
 	defer func() {
 		// A fresh context: teardown must run even when ctx was cancelled
@@ -175,6 +184,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	res.Environment.Images = env.Images
 	res.Environment.Memcached = len(env.Memcached)
 	res.Environment.DBFlavor = env.DB.Flavor
+	res.Environment.DBCPUs = env.DBCPUs
 	res.Environment.ServerVersions = map[string]string{"database": env.DB.Version, "toxiproxy": environments.ToxiproxyVersion}
 	if len(env.Memcached) > 0 {
 		if v, err := environments.MemcachedVersion(ctx, env.Memcached[0].DirectAddr); err == nil {

@@ -146,6 +146,9 @@ func (c *collector) fill(res *reports.Result, spec *Spec) {
 		res.Histograms = c.encodedHistograms(run.w)
 	}
 	res.Sampling = c.coverage()
+	if v, ok := c.lastGauge(metricCapacity, nil, span{math.Inf(-1), math.Inf(1)}); ok {
+		res.Environment.DBCapacity = roundSig(v)
+	}
 	res.Checks = c.judge(spec, res.Profile, ps)
 	if spec == nil {
 		return
@@ -153,3 +156,7 @@ func (c *collector) fill(res *reports.Result, spec *Spec) {
 	res.Verdict.Reached, res.Verdict.Reason, res.Verdict.Observed, res.Verdict.NotObserved = decide(res.Verdict.Expected, res.Checks)
 	res.Verdict.Pass = res.Verdict.Reached == res.Verdict.Expected
 }
+
+// metricCapacity is the gauge cache.calibrate sets: the database's
+// capacity for the drill's fills, recorded in the result's environment.
+const metricCapacity = "firedrill_db_capacity"

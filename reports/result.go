@@ -167,6 +167,12 @@ type Environment struct {
 	DBFlavor       string            `json:"db_flavor"`       // "mariadb" or "mysql"
 	Generators     int               `json:"generators"`      // k6 processes that drove load
 	Host           string            `json:"host,omitempty"`
+	// DBCPUs is the database container's CPU quota in cores (0: none).
+	DBCPUs float64 `json:"db_cpus,omitempty"`
+	// DBCapacity is the fills a second the database served when the drill
+	// calibrated it (cache.calibrate), 0 when it did not: the machine's
+	// speed, which the drill's load is a share of.
+	DBCapacity float64 `json:"db_capacity_fills_per_s,omitempty"`
 }
 
 // FaultEvent is one injection or removal of a fault, or a marker (a step or

@@ -466,3 +466,30 @@ func TestFetchMultiAndWrites(t *testing.T) {
 		t.Errorf("no row was updated by writes: max version %d, %v", v, err)
 	}
 }
+
+// A fill's work is real work on the database's CPU: the more rows each
+// fill reads, the fewer fills a second the database serves, and the
+// longer each takes with the same connections running.
+func TestCalibrateMeasuresTheFillsWork(t *testing.T) {
+	light := baseConfig()
+	heavy := baseConfig()
+	heavy.FillWork = 20000
+	cl, err := traffic.Calibrate(context.Background(), light, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := traffic.Calibrate(context.Background(), heavy, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("capacity: plain fills %.0f/s (mean %.2f ms), fills reading 20000 rows %.0f/s (mean %.2f ms)",
+		cl.FillsPerSecond, cl.MeanMs, ch.FillsPerSecond, ch.MeanMs)
+	if ch.FillsPerSecond <= 0 || ch.FillsPerSecond > cl.FillsPerSecond/3 || ch.MeanMs < 3*cl.MeanMs {
+		t.Errorf("a fill reading 20000 rows: %.0f/s, %.2f ms; a plain fill %.0f/s, %.2f ms: want it at least 3x costlier",
+			ch.FillsPerSecond, ch.MeanMs, cl.FillsPerSecond, cl.MeanMs)
+	}
+	heavy.FillWork = 30000
+	if _, err := traffic.Calibrate(context.Background(), heavy, 4, time.Second); err == nil {
+		t.Error("fill work past the table's rows: want an error")
+	}
+}

@@ -116,17 +116,18 @@ type Config struct {
 	CacheVersion int    `opt:"cacheVersion"`
 	Model        string `opt:"model"`
 	SchemaHash   string `opt:"schemaHash"`
-	// QueryDelay makes each fill query cost this much database time
-	// (MySQL SLEEP per row read), to model an expensive miss path as the
-	// metastability studies do (default 0). Seeding and warming skip it.
+	// FillWork makes each fill query read this many rows of the records
+	// table besides its own (a SUM over the first FillWork ids): an
+	// expensive miss path whose cost is real work on the database's CPU,
+	// so under the container's CPU quota its latency grows with the
+	// queries running beside it, and a query whose client gave up still
+	// burns its share. At most Rows (default 0). Seeding and warming skip
+	// it; Calibrate measures the capacity it leaves.
+	FillWork int `opt:"fillWork"`
+	// QueryDelay makes each fill query wait this long on the database
+	// (MySQL SLEEP per row read) without costing it anything: for tests of
+	// the engine; drills use FillWork, real work (default 0).
 	QueryDelay time.Duration `opt:"queryDelay"`
-	// QueryContention adds this much database time to each fill query per
-	// query running on the server when it starts (SLEEP of QueryContention
-	// x the processlist's running queries): a database whose throughput is
-	// fixed, so latency grows with concurrency, as CPU or latch contention
-	// makes it, without burning the harness's CPU. Queries whose client
-	// gave up still run and count (default 0: off).
-	QueryContention time.Duration `opt:"queryContention"`
 	// Retries is how many times the app's retry layer retries a failed
 	// read of a fill (retry.go), as an ORM's does; the protection
 	// retryBudget adds a backoff, jitter and a budget (default 0: none).
@@ -402,8 +403,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option cacheConnectTimeout: must be > 0")
 	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
 		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
-	case c.QueryContention < 0 || c.QueryContention > time.Second:
-		return fmt.Errorf("option queryContention: %v must be in [0, 1s]", c.QueryContention)
+	case c.FillWork < 0 || uint64(c.FillWork) > c.Rows:
+		return fmt.Errorf("option fillWork: %d must be in [0, rows %d]", c.FillWork, c.Rows)
 	case c.Interval < 100*time.Millisecond:
 		return fmt.Errorf("option interval: %v must be >= 100ms", c.Interval)
 	}

@@ -610,17 +610,17 @@ func (w *worker) loadManyDB(ctx context.Context, db *sql.DB, ids []uint64) (map[
 	return out, rs.Err()
 }
 
-// delayClause is the QueryDelay condition appended to fill queries.
+// delayClause is the FillWork and QueryDelay conditions appended to fill
+// queries. The work is an uncorrelated subquery: the server reads its
+// rows once per statement, whatever the rows the fill itself reads.
 func (e *Engine) delayClause() string {
-	if e.cfg.QueryDelay <= 0 && e.cfg.QueryContention <= 0 {
-		return ""
+	var b strings.Builder
+	if e.cfg.FillWork > 0 {
+		b.WriteString(" AND (SELECT COALESCE(SUM(w.version), 0) FROM " + e.cfg.Table + " w WHERE w.id <= " +
+			strconv.Itoa(e.cfg.FillWork) + ") >= 0")
 	}
-	d := strconv.FormatFloat(e.cfg.QueryDelay.Seconds(), 'f', 4, 64)
-	if e.cfg.QueryContention > 0 {
-		// the queries running on the server, this one and abandoned ones
-		// included (MySQL and MariaDB both have the processlist table)
-		d += " + " + strconv.FormatFloat(e.cfg.QueryContention.Seconds(), 'f', 4, 64) +
-			" * (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query')"
+	if e.cfg.QueryDelay > 0 {
+		b.WriteString(" AND SLEEP(" + strconv.FormatFloat(e.cfg.QueryDelay.Seconds(), 'f', 4, 64) + ") = 0")
 	}
-	return " AND SLEEP(" + d + ") = 0"
+	return b.String()
 }

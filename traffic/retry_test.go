@@ -98,15 +98,15 @@ func TestRetryBudgetSlides(t *testing.T) {
 func TestRetryOptions(t *testing.T) {
 	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
 	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
-	c, err := ConfigFromMap(map[string]any{"retries": int64(3), "queryContention": "25ms", "protections": map[string]any{
+	c, err := ConfigFromMap(map[string]any{"retries": int64(3), "rows": int64(1000), "fillWork": int64(500), "protections": map[string]any{
 		"retryBackoff": "20ms", "retryJitter": true, "retryBudget": 0.2}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rb := c.Protections.Get("retryBudget").(*retryBudget)
 	want := retryBudget{Budget: 0.2, Window: 10 * time.Second, Backoff: 20 * time.Millisecond, Jitter: 1}
-	if c.Retries != 3 || *rb != want || c.QueryContention != 25*time.Millisecond || !rb.Enabled() {
-		t.Errorf("retries %d budget %+v contention %v; want 3, %+v", c.Retries, *rb, c.QueryContention, want)
+	if c.Retries != 3 || *rb != want || c.FillWork != 500 || !rb.Enabled() {
+		t.Errorf("retries %d budget %+v fill work %v; want 3, %+v", c.Retries, *rb, c.FillWork, want)
 	}
 	if c, err := ConfigFromMap(map[string]any{"protections": map[string]any{"retryJitter": 0.3}}); err != nil ||
 		c.Protections.Get("retryBudget").(*retryBudget).Jitter != 0.3 {
@@ -123,7 +123,7 @@ func TestRetryOptions(t *testing.T) {
 		"option protections.retryJitter: must": {"protections": map[string]any{"retryJitter": "yes"}},
 		"option protections.retryBudget":       {"protections": map[string]any{"retryBudget": -0.1}},
 		"option protections.retryBudgetWindow": {"protections": map[string]any{"retryBudgetWindow": "1ms"}},
-		"option queryContention":               {"queryContention": "2s"},
+		"option fillWork":                      {"rows": int64(1000), "fillWork": int64(1001)},
 		`option retryBudget: unknown`:          {"retryBudget": 0.1}, // it moved under protections
 	} {
 		_, err := ConfigFromMap(msg)

@@ -33,6 +33,7 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	timeout := fs.Duration("timeout", 15*time.Minute, "limit of each run, environment included")
 	generators := fs.Int("generators", 1, "k6 processes per run, each with its own execution segment")
 	memcached := fs.Int("memcached", 3, "number of memcached servers")
+	dbCPUs := fs.Float64("db-cpus", environments.DefaultDBCPUs, "the database container's CPU quota in cores (0: none)")
 	release := fs.String("release", "", "release label of the system under test (default: `git describe`, or \"unversioned\")")
 	seed := fs.Int64("seed", 1, "random seed of every run (repeats use the same seed: they measure run-to-run noise)")
 	tol := fs.String("tolerance", "", "a significant change for the worse past this fraction (such as 10%) is a regression, for every metric (default: per metric, above the measured run-to-run noise: p99 latency 25%, error rate 100%, peak DB query rate 40%, recovery time 50%, hit ratio 5%)")
@@ -167,7 +168,7 @@ Flags:
 	s, err := nightly.Run(ctx, nightly.Options{
 		Drills: selected, Repeats: *repeats, OutDir: *out,
 		Template: harness.RunOptions{
-			K6: *k6, Memcached: *memcached, MySQLImage: environments.MariaDBImage,
+			K6: *k6, Memcached: *memcached, MySQLImage: environments.MariaDBImage, DBCPUs: quota(*dbCPUs),
 			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
 			Generators: *generators, Progress: detail, K6Output: detail,
 		},

@@ -49,6 +49,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	profile := fs.String("profile", "all", "profile to run: one the drill declares, or all (each in a fresh environment, one after the other)")
 	out := fs.String("out", "out", "results folder: each run writes OUT/<drill>-<profile>-<time>/result.json and report.html")
 	memcached := fs.Int("memcached", 3, "number of memcached servers")
+	dbCPUs := fs.Float64("db-cpus", environments.DefaultDBCPUs, "the database container's CPU quota in cores (0: none); drills calibrate their load against it")
 	mysqlImage := fs.String("mysql-image", environments.MariaDBImage, "database image; an official mysql:8.x works where a registry is reachable")
 	release := fs.String("release", "", "release label of the system under test (default: `git describe` of the working tree, or \"unversioned\")")
 	seed := fs.Int64("seed", 1, "random seed of the drill, so a run can be repeated")
@@ -94,6 +95,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	switch {
 	case *memcached < 1:
 		return badArg(fmt.Errorf("--memcached must be at least 1, got %d", *memcached))
+	case *dbCPUs < 0:
+		return badArg(fmt.Errorf("--db-cpus must be 0 (no quota) or more, got %v", *dbCPUs))
 	case *generators < 1:
 		return badArg(fmt.Errorf("--generators must be at least 1, got %d", *generators))
 	case *timeout <= 0:
@@ -135,7 +138,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		res, dir, err := harness.Run(ctx, harness.RunOptions{
 			Drill: drill, Profile: p, OutDir: *out, K6: *k6,
-			Memcached: *memcached, MySQLImage: *mysqlImage,
+			Memcached: *memcached, MySQLImage: *mysqlImage, DBCPUs: quota(*dbCPUs),
 			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
 			Generators: *generators, Progress: stderr, K6Output: k6out,
 		})
@@ -237,4 +240,13 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// quota is --db-cpus as RunOptions.DBCPUs takes it: 0 on the command line
+// is no quota.
+func quota(cores float64) float64 {
+	if cores == 0 {
+		return -1
+	}
+	return cores
 }

@@ -187,14 +187,14 @@ export interface ReplayOptions {
   cacheVersion?: number;
   model?: string;
   schemaHash?: string;
-  /** Extra DB time per fill query (SLEEP per row), default 0: an expensive miss path. */
-  queryDelay?: Duration;
   /**
-   * Extra DB time per fill query for each query running on the server when it starts (SLEEP of
-   * queryContention x running queries, abandoned ones included), default 0: a database of fixed
-   * throughput whose latency grows with concurrency. At most "1s".
+   * Rows of the records table each fill reads besides its own (a SUM over the first fillWork ids),
+   * default 0: an expensive miss path that is real work on the database's CPU, so its latency grows
+   * with the queries running beside it under the container's CPU quota. At most rows.
    */
-  queryContention?: Duration;
+  fillWork?: number;
+  /** A wait per fill query (SLEEP) that costs the database nothing: for tests; drills use fillWork. Default 0. */
+  queryDelay?: Duration;
   /**
    * The app's retry layer around fill reads: up to `retries` extra attempts per read, at once
    * (default 0 = off); the protection retryBudget adds a backoff, jitter and a budget. Only a
@@ -263,6 +263,24 @@ export function replay(options?: ReplayOptions): ReplaySummary;
  * every fault's startTime begin with a warm cache, and replay with warm: 0.
  */
 export function warm(options?: ReplayOptions): { keys: number; elapsedMs: number };
+
+/** What calibrate measured: the fills a second the database served when kept busy. */
+export interface Capacity {
+  fillsPerSecond: number;
+  /** A fill's latency with `connections` running at once. */
+  meanMs: number;
+  p99Ms: number;
+  connections: number;
+  fillWork: number;
+}
+
+/**
+ * Measures the database's capacity for the fills a replay with these options makes (fillWork
+ * included): `connections` (default 8) run fills back to back on random records for `duration`
+ * (default "3s"). Sets the gauge firedrill_db_capacity, which the result records: call it from
+ * setup() and express the load as a share of it, so a verdict does not depend on the machine.
+ */
+export function calibrate(options?: ReplayOptions & { connections?: number; duration?: Duration }): Capacity;
 
 /** Expires the top `keys` (default hotSet) entries at one instant. Fault: hot_set_expiry. */
 export function expireHotSet(options?: { keys?: number; name?: string }): { keys: number; elapsedMs: number };

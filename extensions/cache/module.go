@@ -46,7 +46,13 @@ type ModuleInstance struct {
 	env     envvar.Lookup
 	metrics map[string]*metrics.Metric
 	events  *faultevent.Recorder
+	// capacity is the database's measured capacity for fills (calibrate)
+	capacity *metrics.Metric
 }
+
+// MetricCapacity is the gauge calibrate sets: the fills a second the
+// database served when kept busy; the harness records it in the result.
+const MetricCapacity = "firedrill_db_capacity"
 
 // NewModuleInstance registers the metrics (idempotent in k6's registry)
 // and returns the VU's instance.
@@ -65,6 +71,7 @@ func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
 		}
 		mi.metrics[name] = m
 	}
+	mi.capacity = reg.MustNewMetric(MetricCapacity, metrics.Gauge)
 	mi.events = faultevent.NewRecorder(vu, "cache")
 	return mi
 }
@@ -83,6 +90,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 		"setMix":       mi.SetMix,
 		"hotSetKeys":   mi.HotSetKeys,
 		"warm":         mi.Warm,
+		"calibrate":    mi.Calibrate,
 		"refillHotSet": mi.RefillHotSet,
 	}}
 }
@@ -116,6 +124,59 @@ func (mi *ModuleInstance) Warm(opts map[string]any) (map[string]any, error) {
 		return nil, fmt.Errorf("warm: %w", err)
 	}
 	return map[string]any{"keys": n, "elapsedMs": time.Since(t0).Milliseconds()}, nil
+}
+
+// Calibrate measures the database's capacity for the fills a replay with
+// these options makes ({ connections, duration } besides the replay's
+// options: default 8 and "3s"), sets the gauge firedrill_db_capacity and
+// returns { fillsPerSecond, meanMs, p99Ms, connections, fillWork }.
+func (mi *ModuleInstance) Calibrate(m map[string]any) (map[string]any, error) {
+	const op = "calibrate"
+	state := mi.vu.State()
+	if state == nil {
+		return nil, errors.New("calibrate: call it from setup or a scenario, not the init context")
+	}
+	conns, d := 8, 3*time.Second
+	rest := map[string]any{}
+	for k, v := range m {
+		rest[k] = v
+	}
+	var own struct {
+		Connections int           `opt:"connections"`
+		Duration    time.Duration `opt:"duration"`
+	}
+	sub := map[string]any{}
+	for _, k := range []string{"connections", "duration"} {
+		if v, ok := rest[k]; ok {
+			sub[k] = v
+			delete(rest, k)
+		}
+	}
+	if err := opts.Decode(sub, &own); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if own.Connections > 0 {
+		conns = own.Connections
+	}
+	if own.Duration > 0 {
+		d = own.Duration
+	}
+	cfg, err := traffic.ConfigFromMapEnv(mi.env, rest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	c, err := traffic.Calibrate(mi.vu.Context(), cfg, conns, d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	tags := state.Tags.GetCurrentValues().Tags.With("fill_work", strconv.Itoa(c.FillWork))
+	metrics.PushIfNotDone(mi.vu.Context(), state.Samples, metrics.Sample{
+		TimeSeries: metrics.TimeSeries{Metric: mi.capacity, Tags: tags}, Time: time.Now(), Value: c.FillsPerSecond,
+	})
+	return map[string]any{
+		"fillsPerSecond": c.FillsPerSecond, "meanMs": c.MeanMs, "p99Ms": c.P99Ms,
+		"connections": c.Connections, "fillWork": c.FillWork,
+	}, nil
 }
 
 // Replay runs the traffic and blocks until it ends; see index.d.ts.
