@@ -293,7 +293,9 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 		v, _ := c.sumOf(name, sel, w) // a counter with no sample counted 0
 		return v, true
 	case "gauge":
-		return c.lastGauge(name, sel, w)
+		// its value in effect at the phase's end: the last sample up to
+		// then, so a gauge set in setup (a measured capacity) counts
+		return c.lastGauge(name, sel, span{math.Inf(-1), w.to})
 	}
 	return 0, false
 }

@@ -21,20 +21,20 @@ func (c *collector) judgeRecovery(spec *RecoverySpec, ps []phase) *reports.Recov
 		return nil
 	}
 	r := spec.withDefaults()
-	out := &reports.Recovery{After: r.After, Window: r.Window, Settle: r.Settle, LatencyFactor: r.LatencyFactor, ErrorBudget: r.ErrorBudget}
+	out := &reports.Recovery{After: r.After, Reference: r.Reference, Window: r.Window, Settle: r.Settle, LatencyFactor: r.LatencyFactor, ErrorBudget: r.ErrorBudget}
 	trig, ok := findPhase(ps, r.After)
 	if !ok {
 		out.Note = "no phase " + r.After + ": the trigger never took place"
 		return out
 	}
-	before, ok := findPhase(ps, phaseBefore)
+	before, ok := findPhase(ps, r.Reference)
 	if !ok {
-		out.Note = "no before phase to compare with"
+		out.Note = "no " + r.Reference + " phase to compare with"
 		return out
 	}
 	ref, ok := c.meanFetch(before.w)
 	if !ok || math.IsInf(ref, 1) {
-		out.Note = "the before phase has no finished fetch to compare with"
+		out.Note = "the " + r.Reference + " phase has no finished fetch to compare with"
 		return out
 	}
 	out.BeforeMeanMs = reports.Float(roundSig(ref))

@@ -288,8 +288,14 @@ func ParseSpec(d Drill, raw []byte) (*Spec, error) {
 // ErrorBudget of the offered operations are not served. The harness
 // watches to the end of the run: a later window that fails again is a
 // relapse, and the run counts as not recovered.
+//
+// Reference names the phase whose mean latency is the healthy one (default
+// before): a drill may declare a window that ends a little before the
+// trigger, so the operations the trigger's onset caught do not count as
+// healthy.
 type RecoverySpec struct {
 	After         string  `json:"after"`
+	Reference     string  `json:"reference,omitempty"`
 	Window        float64 `json:"window,omitempty"`
 	Settle        float64 `json:"settle,omitempty"`
 	LatencyFactor float64 `json:"latency_factor,omitempty"`
@@ -310,6 +316,9 @@ func (r RecoverySpec) withDefaults() RecoverySpec {
 	}
 	if r.ErrorBudget == 0 {
 		r.ErrorBudget = 0.01
+	}
+	if r.Reference == "" {
+		r.Reference = phaseBefore
 	}
 	return r
 }

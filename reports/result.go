@@ -236,8 +236,11 @@ type Recovery struct {
 	LatencyFactor float64 `json:"latency_factor"`
 	ErrorBudget   float64 `json:"error_budget"`
 	RemovedAt     float64 `json:"removed_at"` // seconds since the start of traffic
-	BeforeMeanMs  Float   `json:"before_mean_ms"`
-	Recovered     bool    `json:"recovered"`
+	// Reference is the phase whose mean latency is the healthy one
+	// (before, unless the drill names a window), BeforeMeanMs that mean.
+	Reference    string `json:"reference,omitempty"`
+	BeforeMeanMs Float  `json:"before_mean_ms"`
+	Recovered    bool   `json:"recovered"`
 	// RecoveryS is the time from the removal to the start of the first
 	// healthy window; RelapseS to the start of a later unhealthy one.
 	RecoveryS *Float `json:"recovery_s,omitempty"`

@@ -1,39 +1,47 @@
 /**
  * @drill     connection-storm
  * @incident  001_e1c418de6e0b326e.txt
- * @summary   a slow database empties the cache; unbounded pools, retries and an aggressive autoscaler hold it at max_connections and it stays down after the trigger is gone (metastable)
+ * @summary   a slow database empties the cache; an autoscaler that scales up on latency adds connections until every fill outlives its timeout, and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
- * @nightly   before=6 observe=21 recovery_window=10
- * @param     rate             number  500                fetches per second
- * @param     keys             number  60                 the hot set: every key is requested every second or so
- * @param     window           number  3                  seconds of one measurement (and autoscaler) window
+ * @nightly   before=8 observe=40
+ * @param     rate             number  500                fetches per second (the cache empty, every one is a fill: compare with the capacity)
+ * @param     keys             number  200                the hot set: every key is requested a few times a second
+ * @param     rows             number  100000             records: the table each fill's work reads
+ * @param     fill_ms          number  20                 ms of the database's CPU quota each fill costs: its capacity is 1000/fill_ms fills/s (setup calibrates the work to it)
+ * @param     window           number  3                  seconds of one autoscaler window
  * @param     before           number  9                  seconds of steady traffic before the trigger
- * @param     trigger          number  12                 seconds the database stays slow (> ttl: the cache empties)
+ * @param     trigger          number  12                 seconds the database stays slow: most of the cache expires meanwhile
  * @param     observe          number  45                 seconds watched after the trigger is removed: the settling time and one recovery window at least
  * @param     recovery_window  number  30                 seconds of one window of the recovery rule (the literature's 30 s; the short form's is shorter)
  * @param     trigger_latency  number  1500               ms of the latency toxic on the database
- * @param     ttl              number  10                 seconds: entry TTL (each shortened by up to half: a steady refill)
- * @param     contention       number  20                 ms of database time per fill per running query: throughput 1000/20 = 50 fills/s
- * @param     query_delay      number  0                  fixed ms of database time per fill on top (a SLEEP whose cost does not grow with load)
- * @param     db_timeout       number  1000               ms the client waits for a query
- * @param     max_connections  number  80                 the database's max_connections: contention x cap > db_timeout, so at the cap every query times out
- * @param     recover_within   number  20                 seconds after the trigger's removal by which the protected fleet must have recovered
+ * @param     ttl              number  60                 seconds: entry TTL (each shortened by up to half; warmed with TTLs spread over it: a steady refill)
+ * @param     db_timeout       number  300                ms the client waits for a query (the server runs it to the end anyway)
+ * @param     max_connections  number  80                 the database's max_connections
+ * @param     scale_latency    number  100                ms of mean fetch latency over a window above which the autoscaler scales up
+ * @param     recover_within   number  15                 seconds after the trigger's removal by which the protected fleet must have recovered
  * @param     processes        number  4                  processes of the fleet at start
- * @param     pool_size        number  8     protected=2  database connections per process (protected: the pool sheds past them)
+ * @param     pool_size        number  8     protected=1  database connections per process (protected: the pool sheds past them)
  * @param     max_processes    number  32    protected=8  the autoscaler's ceiling (unprotected 32 x 8 = 256 connections for a database that takes 80)
  * @param     retries          number  3                  retries of a failed fill
  *
  * Incident 001: the writer's connection layer fell into a metastable state;
- * aggressive scale-up added connections until the database refused them,
- * and it stayed down after the trigger was gone. Here a latency toxic on the
- * database (the trigger) empties the cache; once it is removed, unbounded
- * pools, immediate retries and an autoscaler that doubles the fleet hold the
- * database at max_connections, where every fill (whose cost grows with the
- * queries running: queryContention) outlives the client's timeout and
- * nothing refills: it stays down, with timeouts and too_many_connections.
- * Protected: bounded pools that shed, retries with exponential backoff,
- * jitter and a 10% budget, and a gentle scale-up keep fills short enough to
- * land, and the cache refills within seconds.
+ * the fleets, which scale up aggressively when latency is high, added
+ * connections until the database refused logins, its throughput collapsed,
+ * and it stayed down after whatever triggered it was gone. Here a latency
+ * toxic on the database (the trigger) empties the cache and the autoscaler,
+ * seeing high latency, scales the fleet up. Every fill is real work on the
+ * database's CPU quota (fillWork, calibrated in setup to fill_ms), so its
+ * latency grows with the fills running beside it. Once the trigger is
+ * removed, every fetch misses: unprotected, the scaled-up fleet's pools
+ * hold the database at max_connections, where each fill shares the quota
+ * with 79 others and outlives the client's timeout (which does not stop it
+ * on the server), immediate retries add more, nothing refills the cache,
+ * and it stays down. The tipping point is load: below the capacity the
+ * fills land and the cache refills; above it, more clients only make each
+ * fill slower. Protected: bounded pools that shed, retries with backoff,
+ * jitter and a 10% budget, and an autoscaler that adds one process at a
+ * time keep few enough fills running for each to land, and the cache
+ * refills within seconds.
  *
  * One replay per generator runs the whole drill, and an autoscaler per
  * generator scales that generator's fleet; the trigger is put in place
@@ -53,6 +61,8 @@ import {
 
 const rate = param('rate');
 const keys = param('keys');
+const rows = param('rows');
+const fillMs = param('fill_ms');
 const windowS = param('window');
 const beforeS = param('before');
 const triggerS = param('trigger');
@@ -60,17 +70,16 @@ const observeS = param('observe');
 const recoveryWindow = param('recovery_window');
 const triggerMs = param('trigger_latency');
 const ttlS = param('ttl');
-const contentionMs = param('contention');
-const queryDelayMs = param('query_delay');
 const dbTimeoutMs = param('db_timeout');
 const cap = param('max_connections');
+const scaleLatencyMs = param('scale_latency');
 const recoverWithinS = param('recover_within');
 const protectedRun = profile === 'protected';
 const processes0 = param('processes');
 // Unprotected (the header's defaults): pools of 8 and a fleet that may
 // reach 32 (256 connections for a database that takes 80). Protected: pools
-// of 2 that shed past 2 queries, and a fleet of at most 8 (16 queries:
-// 16 x 20 ms, far below 1 s).
+// of 1 that shed past 1 query, and a fleet of at most 8: 8 fills at once
+// at 20 ms each land well within the 300 ms timeout.
 const poolSize = param('pool_size');
 const maxProcesses = param('max_processes');
 const retries = param('retries');
@@ -78,7 +87,7 @@ const retries = param('retries');
 const totalS = beforeS + triggerS + observeS;
 
 export const options = {
-  setupTimeout: '120s',
+  setupTimeout: '180s',
   scenarios: {
     traffic: perGenerator('0s', 'traffic', `${totalS + 60}s`),
     autoscaler: perGenerator('0s', 'autoscaler', `${totalS + 60}s`),
@@ -86,19 +95,34 @@ export const options = {
     trigger_off: at(`${beforeS + triggerS}s`, 'triggerOff'),
   },
   // The trigger is the latency toxic on the database (phase "latency");
-  // "settled" is the rest of the watch once recover_within has passed.
+  // "calm" is the before phase but its last 2 s, whose fills the trigger's
+  // onset catches; "settled" is the rest of the watch once recover_within
+  // has passed.
   ext: drill({
-    recovery: { after: 'latency', window: recoveryWindow, settle: 10, latency_factor: 1.1, error_budget: 0.02 },
-    windows: [window('settled', { after: 'latency', from: recoverWithinS, to: observeS })],
+    recovery: {
+      after: 'latency', reference: 'calm', window: recoveryWindow, settle: 10, latency_factor: 1.1, error_budget: 0.02,
+    },
+    windows: [
+      window('calm', { from: 0, to: beforeS - 2 }),
+      window('settled', { after: 'latency', from: recoverWithinS, to: observeS }),
+    ],
     checks: [
-      precondition('fetches were served before the trigger', 'before', 'served_ratio >= 0.98'),
-      precondition('the cache was warm before the trigger', 'before', 'hit_ratio >= 0.8'),
+      precondition('fetches were served before the trigger', 'calm', 'served_ratio >= 0.98'),
+      precondition('the cache was warm before the trigger', 'calm', 'hit_ratio >= 0.8'),
+      precondition('the database\'s capacity was measured', 'run', 'firedrill_db_capacity > 0'),
       signature('it stays down after the trigger is removed', 'after', 'recovered == 0', '001_e1c418de6e0b326e.txt:18'),
-      signature('the fleet keeps failing once the trigger is gone', 'settled', 'served_ratio <= 0.5 x before',
-        '001_e1c418de6e0b326e.txt:18'),
+      signature('latencies stay up long after the trigger is gone', 'settled', 'fetch_p99 >= 10 x calm',
+        '001_e1c418de6e0b326e.txt:14'),
+      signature('fetches keep failing long after the trigger is gone', 'settled', 'failed_ratio >= 0.05',
+        '001_e1c418de6e0b326e.txt:14'),
+      // the database's own view: logins refused at its connection cap,
+      // long after the trigger is gone
+      signature('the database keeps refusing logins', 'settled', 'server_db_aborted_connects >= 1', '001_e1c418de6e0b326e.txt:14'),
       steady('it recovers after the trigger is removed', 'after', 'recovered >= 1'),
       steady(`it recovers within ${recoverWithinS} s`, 'after', `recovery_s <= ${recoverWithinS}`),
       steady('fetches are served once it has recovered', 'settled', 'served_ratio >= 0.95'),
+      steady('fetches are fast once it has recovered', 'settled', 'fetch_p99 <= 2 x calm + 10'),
+      steady('the database refuses no login once it has recovered', 'settled', 'server_db_aborted_connects == 0'),
     ],
   }),
 };
@@ -115,54 +139,68 @@ function appOptions() {
   return { poolSize, retries, protections: { ttlJitter: 0.5 } };
 }
 
-export function setup() {
-  cache.seed({ rows: keys, seed });
-  database.capConnections(cap);
+// The work of one fill: rows read so that a fill costs fill_ms of the
+// database's quota. Measured with a probe, then the result recorded.
+function calibrateWork() {
+  const probeWork = Math.min(rows, 20000);
+  const probe = cache.calibrate({ rows, keys, hotSet: keys, fillWork: probeWork, seed, connections: 4, duration: '1s' });
+  const target = 1000 / fillMs;
+  const work = Math.max(100, Math.min(rows, Math.round(probeWork * probe.fillsPerSecond / target)));
+  const c = cache.calibrate({ rows, keys, hotSet: keys, fillWork: work, seed, connections: 8, duration: '2s' });
+  console.log(`connection-storm: a fill reads ${work} rows: capacity ${c.fillsPerSecond.toFixed(0)} fills/s ` +
+    `(target ${target.toFixed(0)}; probe ${probeWork} rows: ${probe.fillsPerSecond.toFixed(0)}/s), ` +
+    `offered ${rate}/s = ${(rate / c.fillsPerSecond).toFixed(1)}x capacity when the cache is empty`);
+  return work;
 }
 
-export function traffic() {
-  // Every key warm at start; TTLs drawn in [ttl/2, ttl] so the steady
-  // state refills a few keys a second, well within the database's
-  // throughput.
+export function setup() {
+  cache.seed({ rows, seed });
+  const fillWork = calibrateWork();
+  database.capConnections(cap);
+  return { fillWork };
+}
+
+export function traffic(data) {
+  // Every key warm at start with TTLs spread over [1s, ttl], and each
+  // refill's TTL drawn in [ttl/2, ttl]: the steady state refills keys one
+  // by one, well within the capacity.
   const s = cache.replay(Object.assign({
-    rate: share(rate), rows: keys, keys, warm: keys, hotSet: keys, ttl: `${ttlS}s`, seed, processes: shareCount(processes0), arrivals: 'poisson',
-    duration: `${totalS + 5}s`, queryContention: `${contentionMs}ms`, queryDelay: `${queryDelayMs}ms`, dbTimeout: `${dbTimeoutMs}ms`,
+    rate: share(rate), rows, keys, warm: keys, warmSpread: true, hotSet: keys, ttl: `${ttlS}s`, seed, processes: shareCount(processes0),
+    arrivals: 'poisson', duration: `${totalS + 5}s`, fillWork: data.fillWork, dbTimeout: `${dbTimeoutMs}ms`,
     cacheTimeout: '1s', maxInflight: 8192,
   }, appOptions()));
   console.log(digest(`connection-storm (${profile}) replay`, s) + `, retries ${s.retries}, denied ${s.retriesDenied}, processes ${s.processes}`);
 }
 
-// counts reads this generator's replay's totals so far.
-function counts() {
+// latency reads this generator's fetches answered and their latency sum.
+function latency() {
   const st = cache.status();
   if (!st.running) return null;
-  const c = st.counters || {};
-  let errors = 0;
-  for (const v of Object.values(st.opErrors || {})) errors += v;
-  return { fetches: c.cache_fetches || 0, errors };
+  return { n: st.fetchesAnswered || 0, sumMs: st.fetchLatencySumMs || 0 };
 }
 
-// The autoscaler of this generator's fleet: after a window in which more
-// than 5% of its fetches failed (timed out, refused) it doubles the fleet
-// (unprotected) or adds one process (protected), up to its share of
-// max_processes; it never scales down while the drill watches.
+// The autoscaler of this generator's fleet, as incident 001's scaled: when
+// a window's mean fetch latency is above scale_latency, it doubles the
+// fleet (unprotected) or adds one process (protected: the incident's
+// action item, a slower scale-up), up to its share of max_processes; it
+// never scales down while the drill watches.
 export function autoscaler() {
   let prev = null;
-  for (let i = 0; i < 300 && !(prev && prev.fetches > 0); i++) {
+  for (let i = 0; i < 300 && !(prev && prev.n > 0); i++) {
     sleep(0.1);
-    prev = counts();
+    prev = latency();
   }
   if (!prev) throw new Error('connection-storm: the replay did not start');
   let p = shareCount(processes0);
   const ceiling = shareCount(maxProcesses);
   for (let t = windowS; t <= totalS; t += windowS) {
     sleep(windowS);
-    const now = counts();
+    const now = latency();
     if (!now) return; // the replay ended
-    const fetches = now.fetches - prev.fetches;
-    const errors = now.errors - prev.errors;
+    const n = now.n - prev.n;
+    const mean = n > 0 ? (now.sumMs - prev.sumMs) / n : Infinity;
     prev = now;
-    if (errors > 0.05 * fetches) {
+    if (mean > scaleLatencyMs) {
       const next = Math.min(ceiling, protectedRun ? p + 1 : p * 2);
       if (next !== p) cache.scale({ processes: next, name: 'autoscaler' });
       p = next;

@@ -275,6 +275,22 @@ func (e *Engine) Scale(n int) error {
 	return nil
 }
 
+// DBInflight is the database queries the fleet has in flight now, and
+// DBSlots how many its pools can hold at once (processes x poolSize):
+// their ratio is the fleet's utilization, what an autoscaler that counts
+// busy workers sees.
+func (e *Engine) DBInflight() int64 { return e.stats.dbInflight.Load() }
+
+// FetchLatency is the fetches answered so far (served or failed) and the
+// sum of their latencies, from their due times: an autoscaler's mean
+// latency over a window is the difference of two readings.
+func (e *Engine) FetchLatency() (n int64, sum time.Duration) {
+	return e.stats.fetchesDone.Load(), time.Duration(e.stats.fetchSumUs.Load()) * time.Microsecond
+}
+
+// DBSlots is processes x poolSize; see DBInflight.
+func (e *Engine) DBSlots() int { return e.Processes() * e.cfg.PoolSize }
+
 // Processes returns the fleet size.
 func (e *Engine) Processes() int {
 	if f := e.fleet.Load(); f != nil {
@@ -333,7 +349,7 @@ func (e *Engine) RefillHotSet(ctx context.Context, k int, ttl time.Duration) (in
 	if ttl < time.Second {
 		return 0, fmt.Errorf("refill hot set: ttl %v must be >= 1s", ttl)
 	}
-	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn)); err != nil {
+	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn), false); err != nil {
 		return 0, fmt.Errorf("refill hot set: %w", err)
 	}
 	return k, nil

@@ -210,6 +210,10 @@ type stats struct {
 	// summary: "other" says nothing of what went wrong
 	firstErr [len(classes)]atomic.Pointer[string]
 
+	// fetches answered (served or failed) and the sum of their latencies,
+	// for an autoscaler's view of latency (Engine.FetchLatency)
+	fetchesDone, fetchSumUs atomic.Int64
+
 	dbInflight     atomic.Int64
 	dbInflightPeak atomic.Int64
 	// the retry layer's counter (retry.go), drained by collect

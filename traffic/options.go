@@ -116,6 +116,10 @@ type Config struct {
 	CacheVersion int    `opt:"cacheVersion"`
 	Model        string `opt:"model"`
 	SchemaHash   string `opt:"schemaHash"`
+	// WarmSpread gives each entry Warm fills a TTL drawn uniformly in
+	// [1s, TTL] instead of TTL, so the cache starts in its steady state,
+	// where entries expire one by one, not in one wave (default false).
+	WarmSpread bool `opt:"warmSpread"`
 	// FillWork makes each fill query read this many rows of the records
 	// table besides its own (a SUM over the first FillWork ids): an
 	// expensive miss path whose cost is real work on the database's CPU,

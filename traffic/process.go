@@ -63,6 +63,8 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 		switch o.kind {
 		case opFetch, opMulti:
 			e.stats.record(idx, o.intended, d, hFetch)
+			e.stats.fetchesDone.Add(1)
+			e.stats.fetchSumUs.Add(d.Microseconds())
 		case opWrite, opTenantWrite:
 			e.stats.record(idx, o.intended, d, hWrite)
 		case opLookup:
@@ -550,12 +552,14 @@ func (w *worker) exec(ctx context.Context, p *process, counter int, q string, ar
 }
 
 func (e *Engine) warm(ctx context.Context, n int) error {
-	return e.fillTop(ctx, n, e.cfg.TTL, e.cache, e.dsn)
+	return e.fillTop(ctx, n, e.cfg.TTL, e.cache, e.dsn, e.cfg.WarmSpread)
 }
 
 // fillTop stores the n most popular entries through mc, read over dsn,
-// each with ttl as the protections shape it, all at one instant.
-func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string) error {
+// each with ttl as the protections shape it, all at one instant; with
+// spread, each with a TTL drawn uniformly in [1s, ttl] instead, as a cache
+// in its steady state holds them.
+func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string, spread bool) error {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
@@ -574,7 +578,11 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 		}
 		for _, id := range chunk {
 			r := rows[e.rowID(id)]
-			b, stored := w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, ttl)
+			t := ttl
+			if secs := int64(ttl / time.Second); spread && secs > 1 {
+				t = time.Duration(1+w.rng.Int64N(secs)) * time.Second
+			}
+			b, stored := w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, t)
 			if err := mc.Set(ctx, e.kb.Key(id), b, stored); err != nil {
 				return fmt.Errorf("set: %w", err)
 			}

@@ -187,6 +187,8 @@ export interface ReplayOptions {
   cacheVersion?: number;
   model?: string;
   schemaHash?: string;
+  /** Warm each entry with a TTL drawn uniformly in [1s, ttl], as a cache in its steady state holds them (default false). */
+  warmSpread?: boolean;
   /**
    * Rows of the records table each fill reads besides its own (a SUM over the first fillWork ids),
    * default 0: an expensive miss path that is real work on the database's CPU, so its latency grows
@@ -320,6 +322,12 @@ export function status(): {
   running: boolean;
   rate?: number;
   processes?: number;
+  /** Database queries the fleet has in flight now, and how many its pools hold (processes x poolSize). */
+  dbInflight?: number;
+  dbSlots?: number;
+  /** Fetches answered so far (served or failed) and the sum of their latencies: a window's mean is the difference of two readings. */
+  fetchesAnswered?: number;
+  fetchLatencySumMs?: number;
   protections?: Protections;
   mix?: Mix;
   counters?: { [metric: string]: number };

@@ -477,8 +477,11 @@ func (mi *ModuleInstance) Status() map[string]any {
 	}
 	m := eng.CurrentMix()
 	tot := eng.Totals()
+	fn, fsum := eng.FetchLatency()
 	return map[string]any{
 		"running": true, "rate": eng.Rate(), "processes": eng.Processes(), "protections": eng.Protections().Status(),
+		"dbInflight": eng.DBInflight(), "dbSlots": eng.DBSlots(),
+		"fetchesAnswered": fn, "fetchLatencySumMs": float64(fsum.Microseconds()) / 1000,
 		"mix":      mixMap(m),
 		"counters": int64Map(tot.Counters), "errors": int64Map(tot.Errors), "opErrors": int64Map(tot.OpErrors),
 	}
