@@ -56,7 +56,8 @@ import database from 'k6/x/database';
 import toxiproxy from 'k6/x/toxiproxy';
 import { sleep } from 'k6';
 import {
-  at, cleanupFaults, digest, drill, param, perGenerator, precondition, profile, seed, share, shareCount, signature, steady, window,
+  at, calibratedWork, cleanupFaults, digest, drill, param, perGenerator, precondition, profile, seed, share, shareCount,
+  signature, steady, window,
 } from './lib/firedrill.js';
 
 const rate = param('rate');
@@ -139,23 +140,10 @@ function appOptions() {
   return { poolSize, retries, protections: { ttlJitter: 0.5 } };
 }
 
-// The work of one fill: rows read so that a fill costs fill_ms of the
-// database's quota. Measured with a probe, then the result recorded.
-function calibrateWork() {
-  const probeWork = Math.min(rows, 20000);
-  const probe = cache.calibrate({ rows, keys, hotSet: keys, fillWork: probeWork, seed, connections: 4, duration: '1s' });
-  const target = 1000 / fillMs;
-  const work = Math.max(100, Math.min(rows, Math.round(probeWork * probe.fillsPerSecond / target)));
-  const c = cache.calibrate({ rows, keys, hotSet: keys, fillWork: work, seed, connections: 8, duration: '2s' });
-  console.log(`connection-storm: a fill reads ${work} rows: capacity ${c.fillsPerSecond.toFixed(0)} fills/s ` +
-    `(target ${target.toFixed(0)}; probe ${probeWork} rows: ${probe.fillsPerSecond.toFixed(0)}/s), ` +
-    `offered ${rate}/s = ${(rate / c.fillsPerSecond).toFixed(1)}x capacity when the cache is empty`);
-  return work;
-}
-
 export function setup() {
   cache.seed({ rows, seed });
-  const fillWork = calibrateWork();
+  const { fillWork, capacity } = calibratedWork(cache, { rows, keys, hotSet: keys, seed }, fillMs);
+  console.log(`connection-storm: offered ${rate}/s = ${(rate / capacity).toFixed(1)}x the capacity when the cache is empty`);
   database.capConnections(cap);
   return { fillWork };
 }

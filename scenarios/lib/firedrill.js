@@ -127,6 +127,27 @@ export function shareCount(n) {
   return Math.max(1, Math.round(n / generators));
 }
 
+/**
+ * The work of one fill, calibrated so that a fill costs fillMs of the
+ * database's CPU quota (its capacity is then 1000 / fillMs fills a
+ * second, whatever the machine): a probe measures the capacity for a known
+ * work, the work is scaled to the target, and the capacity for it is
+ * measured again and recorded (firedrill_db_capacity). Call it from
+ * setup, after cache.seed; replay options pass the result as fillWork.
+ * opts are the replay's options (rows, keys, hotSet, seed, table).
+ */
+export function calibratedWork(cacheModule, opts, fillMs) {
+  const rows = opts.rows;
+  const probeWork = Math.min(rows, 20000);
+  const probe = cacheModule.calibrate(Object.assign({}, opts, { fillWork: probeWork, connections: 4, duration: '1s' }));
+  const target = 1000 / fillMs;
+  const work = Math.max(100, Math.min(rows, Math.round(probeWork * probe.fillsPerSecond / target)));
+  const c = cacheModule.calibrate(Object.assign({}, opts, { fillWork: work, connections: 8, duration: '2s' }));
+  console.log(`calibration: a fill reads ${work} rows: capacity ${c.fillsPerSecond.toFixed(0)} fills/s ` +
+    `(target ${target.toFixed(0)}; the probe's ${probeWork} rows: ${probe.fillsPerSecond.toFixed(0)}/s)`);
+  return { fillWork: work, capacity: c.fillsPerSecond };
+}
+
 /** Adds the same toxic to every proxy named. */
 export function toxicOn(proxies, spec) {
   for (const p of proxies) toxiproxy.addToxic(p, spec);
