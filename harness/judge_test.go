@@ -15,6 +15,7 @@ func TestParseExpr(t *testing.T) {
 		"errors{class=too_many_connections} == 0": {metric: "errors", sel: map[string]string{"class": "too_many_connections"}, op: "==", k: 0},
 		"db_rate <= 1.1 * hot_set_expiry:none":    {metric: "db_rate", op: "<=", k: 1.1, rel: "hot_set_expiry:none"},
 		"failed{op=write, class=timeout} < 1e3":   {metric: "failed", sel: map[string]string{"op": "write", "class": "timeout"}, op: "<", k: 1000},
+		"db_rate_peak >= 10 x db_rate@before":     {metric: "db_rate_peak", op: ">=", k: 10, rel: "before", relMetric: "db_rate"},
 	}
 	for s, want := range good {
 		got, err := parseExpr(s)
@@ -22,7 +23,7 @@ func TestParseExpr(t *testing.T) {
 			t.Errorf("%q: %v", s, err)
 			continue
 		}
-		if got.metric != want.metric || got.op != want.op || got.k != want.k || got.rel != want.rel || got.plus != want.plus || len(got.sel) != len(want.sel) {
+		if got.metric != want.metric || got.op != want.op || got.k != want.k || got.rel != want.rel || got.relMetric != want.relMetric || got.plus != want.plus || len(got.sel) != len(want.sel) {
 			t.Errorf("%q = %+v, want %+v", s, got, want)
 		}
 		for k, v := range want.sel {
@@ -31,7 +32,7 @@ func TestParseExpr(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"", "p99 < ", "fetch_p99 ~ 3", "fetch_p99 < x before", "fetch_p99 < 2 + 3", "Fetch_p99 < 3", "errors{class} > 0", "fetch_p99 < 2 x before extra"} {
+	for _, s := range []string{"", "p99 < ", "fetch_p99 ~ 3", "fetch_p99 < x before", "fetch_p99 < 2 + 3", "Fetch_p99 < 3", "errors{class} > 0", "fetch_p99 < 2 x before extra", "fetch_p99 < 2 x Db@before", "fetch_p99 < 2 x @before"} {
 		if _, err := parseExpr(s); err == nil {
 			t.Errorf("%q parsed; want an error", s)
 		}

@@ -74,12 +74,15 @@ type expr struct {
 	op     string
 	k      float64
 	rel    string // phase the bound is relative to ("" for an absolute bound)
-	plus   float64
+	// relMetric is the metric measured in rel ("": the check's own), as in
+	// `db_rate_peak >= 10 x db_rate@before`: a peak against a mean
+	relMetric string
+	plus      float64
 }
 
 var (
 	exprRE = regexp.MustCompile(`^\s*([a-z][a-z0-9_]*)\s*(\{[^}]*\})?\s*(<=|>=|==|<|>)\s*(.+?)\s*$`)
-	rhsRE  = regexp.MustCompile(`^([-+]?[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)(?:\s*(?:x|\*)\s*([A-Za-z][A-Za-z0-9_:.\-]*))?(?:\s*\+\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?))?$`)
+	rhsRE  = regexp.MustCompile(`^([-+]?[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)(?:\s*(?:x|\*)\s*(?:([a-z][a-z0-9_]*)@)?([A-Za-z][A-Za-z0-9_:.\-]*))?(?:\s*\+\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?))?$`)
 	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 )
 
@@ -87,7 +90,7 @@ var (
 func parseExpr(s string) (expr, error) {
 	m := exprRE.FindStringSubmatch(s)
 	if m == nil {
-		return expr{}, fmt.Errorf("expression %q: want `metric op number`, `metric op k x phase` or `metric op k x phase + number`, e.g. `write_p99 <= 2 x before + 20`", s)
+		return expr{}, fmt.Errorf("expression %q: want `metric op number`, `metric op k x phase` or `metric op k x phase + number` (`k x other_metric@phase` to compare with another metric), e.g. `write_p99 <= 2 x before + 20`", s)
 	}
 	e := expr{metric: m[1], op: m[3]}
 	if m[2] != "" {
@@ -103,15 +106,15 @@ func parseExpr(s string) (expr, error) {
 	}
 	r := rhsRE.FindStringSubmatch(m[4])
 	if r == nil {
-		return expr{}, fmt.Errorf("expression %q: bad bound %q: want a number, `k x phase` or `k x phase + number`", s, m[4])
+		return expr{}, fmt.Errorf("expression %q: bad bound %q: want a number, `k x phase`, `k x metric@phase` or `k x phase + number`", s, m[4])
 	}
 	e.k, _ = strconv.ParseFloat(r[1], 64)
-	e.rel = r[2]
-	if r[3] != "" {
+	e.relMetric, e.rel = r[2], r[3]
+	if r[4] != "" {
 		if e.rel == "" {
 			return expr{}, fmt.Errorf("expression %q: `+ number` goes after `k x phase`", s)
 		}
-		e.plus, _ = strconv.ParseFloat(r[3], 64)
+		e.plus, _ = strconv.ParseFloat(r[4], 64)
 	}
 	return e, nil
 }
