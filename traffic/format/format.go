@@ -1,9 +1,12 @@
 // Package format encodes cache entries with one of two format headers, as
 // Active Support's cache_format_version 6.1 and 7.0 do: the same key holds
-// bytes whose leading signature says which coder wrote them. A reader that
-// only knows its own format treats the other's entries as misses, which is
-// the mechanism of the incident (000): a rolling deploy of the new format made
-// old entries miss and refill, and each side kept evicting the other's writes.
+// bytes whose leading signature says which coder wrote them. Compatibility
+// follows Rails: a 7.0 reader decodes 6.1 entries, a 6.1 reader treats 7.0
+// entries as misses. That is the mechanism of incident 000 in a mixed
+// fleet: while part of it still runs the old format, every entry a new
+// process refills misses for the old processes, which refill it again in
+// their format: a steady share of extra database load for as long as the
+// fleet stays mixed.
 package format
 
 import (
@@ -123,7 +126,9 @@ type Reader struct {
 	// Version is the reader's own format.
 	Version Version
 	// Compatible makes the reader decode both formats (the dual-read
-	// protection); without it a foreign entry is ErrForeign.
+	// protection); without it a newer format's entry is ErrForeign to an
+	// older reader (a Current reader decodes Legacy entries, as Rails 7.0
+	// reads 6.1's).
 	Compatible bool
 }
 
@@ -133,7 +138,7 @@ func (r Reader) Decode(b []byte) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if v != r.Version && !r.Compatible {
+	if v != r.Version && !r.Compatible && !(r.Version == Current && v == Legacy) {
 		return Entry{Version: v}, ErrForeign
 	}
 	sig := len(legacySig)
