@@ -82,13 +82,13 @@ func Endpoints(memcached int) map[string]string {
 	const proxy = "toxiproxy"
 	db := fmt.Sprintf("%s:%d", proxy, toxiproxyMySQLPort)
 	out := map[string]string{
-		"mysql.dsn":      fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, db, DBName),
-		"mysql.addr":     db,
-		"mysql.host":     proxy,
-		"mysql.port":     strconv.Itoa(toxiproxyMySQLPort),
-		"mysql.user":     DBUser,
-		"mysql.password": DBPassword,
-		"mysql.database": DBName,
+		"mysql.dsn":       fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, db, DBName),
+		"mysql.addr":      db,
+		"mysql.host":      proxy,
+		"mysql.port":      strconv.Itoa(toxiproxyMySQLPort),
+		"mysql.user":      DBUser,
+		"mysql.password":  DBPassword,
+		"mysql.database":  DBName,
 		"memcached.count": strconv.Itoa(memcached),
 	}
 	var all []string

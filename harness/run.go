@@ -48,7 +48,7 @@ type RunOptions struct {
 	// (Drill.UsesApp); nil otherwise.
 	Service  *Service
 	Progress io.Writer // progress lines
-	K6Output   io.Writer // k6's own output (also kept in k6.log)
+	K6Output io.Writer // k6's own output (also kept in k6.log)
 }
 
 // Run runs one drill in one profile and returns its result and the folder
