@@ -61,6 +61,10 @@ func classify(status int, errCode string) string {
 }
 
 func (c *collector) addHTTP(p k6Point) {
+	// Requests of setup (warming a cache) and teardown are not traffic.
+	if g := p.Data.Tags["group"]; g == "::setup" || g == "::teardown" {
+		return
+	}
 	status, _ := strconv.Atoi(p.Data.Tags["status"])
 	tags := map[string]string{}
 	for k, v := range p.Data.Tags {
