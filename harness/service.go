@@ -400,3 +400,40 @@ func appsInfo(s *Service, specs []environments.AppSpec, ids map[string]string) [
 	}
 	return out
 }
+
+// ForDrill is the service as drill d runs it, or an error saying why d
+// cannot run against it: a rolling-deploy drill needs base and head; a
+// drill of one release runs against head when there are two.
+func (s *Service) ForDrill(d Drill) (*Service, error) {
+	if s == nil || !d.UsesApp() {
+		return nil, nil
+	}
+	switch {
+	case d.App == 2 && len(s.Releases) != 2:
+		return nil, fmt.Errorf("drill %s is a rolling deploy and the service has one release: give --app base=IMAGE --app head=IMAGE", d.Name)
+	case d.App == 1 && len(s.Releases) == 2:
+		c := *s
+		head := s.Head()
+		head.Name = ReleaseApp
+		c.Releases = []Release{head}
+		return &c, nil
+	}
+	return s, nil
+}
+
+// ProfilesFor are the profiles of d to run against the service: every one
+// when the service declares its environment per profile, else those that
+// must hold (one configuration: its steady state is judged, the
+// signatures shown for information).
+func (s *Service) ProfilesFor(d Drill) []string {
+	if s == nil || s.Configurable() {
+		return d.Profiles
+	}
+	var out []string
+	for _, p := range d.Profiles {
+		if d.Expect[p] == reports.Held {
+			out = append(out, p)
+		}
+	}
+	return out
+}

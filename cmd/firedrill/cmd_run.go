@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -344,4 +346,68 @@ func (f *serviceFlags) service(fs *flag.FlagSet, d harness.Drill, memcached int)
 		return nil, err
 	}
 	return svc, nil
+}
+
+// nightlyService is the service under test of a nightly (the file, or the
+// flags over it) and the drills to run: the app-* drills need a service,
+// and one that cannot run against it (a rolling deploy with one release)
+// is left out with a line saying so; named explicitly (--drills), that is
+// an error instead.
+func (f *serviceFlags) nightlyService(fs *flag.FlagSet, drills []harness.Drill, explicit bool, memcached int, w io.Writer) (*harness.Service, []harness.Drill, error) {
+	given := false
+	fs.Visit(func(fl *flag.Flag) {
+		if strings.HasPrefix(fl.Name, "app") || fl.Name == "seed-sql" || fl.Name == "config" {
+			given = true
+		}
+	})
+	var file *harness.Service
+	path := f.config
+	if path == "" {
+		if _, err := os.Stat(harness.ServiceFile); err == nil {
+			path = harness.ServiceFile
+		}
+	}
+	if path != "" {
+		var err error
+		if file, err = harness.LoadServiceFile(path); err != nil {
+			return nil, nil, err
+		}
+	}
+	svc, err := harness.ServiceFlags{Apps: f.apps, Port: f.port, Health: f.health, Metrics: f.metrics, Env: f.env,
+		CPUs: f.cpus, Memory: f.memory, SeedSQL: f.seed, Startup: f.startup, Explicit: given}.Apply(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	if svc != nil {
+		if err := svc.Validate(memcached); err != nil {
+			return nil, nil, err
+		}
+	}
+	var out []harness.Drill
+	for _, d := range drills {
+		if !d.UsesApp() {
+			out = append(out, d)
+			continue
+		}
+		why := ""
+		if svc == nil {
+			why = "no service under test (--app IMAGE or " + harness.ServiceFile + ")"
+		} else if _, err := svc.ForDrill(d); err != nil {
+			why = err.Error()
+		} else if err := svc.CheckProfiles(d); err != nil {
+			why = err.Error()
+		}
+		if why == "" {
+			out = append(out, d)
+			continue
+		}
+		if explicit {
+			return nil, nil, fmt.Errorf("drill %s: %s", d.Name, why)
+		}
+		fmt.Fprintf(w, "nightly: leaving out %s: %s\n", d.Name, why)
+	}
+	if given && svc != nil && !slices.ContainsFunc(out, harness.Drill.UsesApp) {
+		return nil, nil, errors.New("--app: none of the drills to run drives a service under test (the app-* drills)")
+	}
+	return svc, out, nil
 }
