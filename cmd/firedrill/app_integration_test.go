@@ -96,13 +96,15 @@ func TestCompareReleasesOfTheExampleService(t *testing.T) {
 		t.Errorf("v2: release %q", r2.Release)
 	}
 
-	stdout, stderr, code := runCLI(t, bin, "compare", filepath.Join(baselines, r1.Release), "--", head, "-o", filepath.Join(t.TempDir(), "compare.html"))
+	headResult := mustGlob(t, filepath.Join(head, "*", "result.json"))
+	stdout, stderr, code := runCLI(t, bin, "compare", filepath.Join(baselines, r1.Release), "--", headResult, "-o", filepath.Join(t.TempDir(), "compare.html"))
 	t.Logf("compare:\n%s%s", stdout, stderr)
-	if code == 0 {
-		t.Error("compare exited 0 over a release whose steady state broke")
+	if code != 1 {
+		t.Errorf("compare exited %d over a release whose steady state broke, want 1", code)
 	}
-	if !strings.Contains(strings.ToLower(stdout+stderr), "regress") {
-		t.Errorf("compare did not report a regression:\n%s%s", stdout, stderr)
+	if !strings.Contains(stdout, `steady "requests stay fast"`) || !strings.Contains(stdout, "REGRESSION") ||
+		!strings.Contains(stdout, "base "+r1.Release+" vs head "+r2.Release) {
+		t.Errorf("compare did not name the releases and the regressed steady state:\n%s%s", stdout, stderr)
 	}
 }
 
