@@ -426,7 +426,7 @@ func (s *Service) ForDrill(d Drill) (*Service, error) {
 // must hold (one configuration: its steady state is judged, the
 // signatures shown for information).
 func (s *Service) ProfilesFor(d Drill) []string {
-	if s == nil || s.Configurable() {
+	if s == nil || !d.UsesApp() || s.Configurable() {
 		return d.Profiles
 	}
 	var out []string
