@@ -148,3 +148,20 @@ func TestServiceArgumentsAreCheckedFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestNightlyServiceArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nightly", "--app", "team/api:1", "--drills", "hot-key-expiry"}, "none of the drills to run drives a service under test"},
+		{[]string{"nightly", "--app", "team/api:1", "--drills", "app-format-deploy"}, "rolling deploy and the service has one release"},
+		{[]string{"nightly", "--drills", "app-slow-database"}, "no service under test"},
+		{[]string{"nightly", "--app", "team/api:1", "--app-env", "X={{nope}}"}, "unknown endpoint {{nope}}"},
+	} {
+		_, _, err := run(t, append(tc.args, "--scenarios", "../../scenarios", "--k6", "/bin/true", "--out", t.TempDir())...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to say %q", tc.args, err, tc.want)
+		}
+	}
+}
