@@ -55,7 +55,7 @@ bin/firedrill: $(GO_SOURCES)
 host-deps: bin/firedrill ## Install what a missing image's offline build needs on the host (debootstrap; as root with apt), else print the command and stop
 	@scripts/host-deps.sh $(IMAGES_FLAGS)
 
-images: bin/firedrill host-deps ## Build the database, memcached and toxiproxy images offline (reused when present)
+images: bin/firedrill host-deps ## Build the database, memcached and toxiproxy images offline (reused when present) and the example service's v1 and v2
 	bin/firedrill images $(IMAGES_FLAGS)
 
 images-save: ## Save the firedrill images to IMAGES_TAR (for a CI cache)

@@ -143,7 +143,11 @@ func BuildImages(ctx context.Context, opts ...BuildOption) error {
 			return err
 		}
 	}
-	removeStaleImages(ctx, cfg.progress)
+	current, err := BuildExampleApp(ctx, WithBuildProgress(cfg.progress), WithSourceDir(cfg.sourceDir), WithRebuild(cfg.rebuild))
+	if err != nil {
+		return err
+	}
+	removeStaleImages(ctx, cfg.progress, current...)
 	if cfg.rebuild {
 		// A rebuild leaves the previous images untagged; they are ours
 		// (labelled) and 600 MB each.
@@ -154,12 +158,15 @@ func BuildImages(ctx context.Context, opts ...BuildOption) error {
 
 // removeStaleImages removes firedrill's images whose tag is not the
 // current one: built from an older tree, 500 MB each, never used again.
-func removeStaleImages(ctx context.Context, progress io.Writer) {
+func removeStaleImages(ctx context.Context, progress io.Writer, keep ...string) {
 	out, err := exec.CommandContext(ctx, "docker", "images", "--filter", "label=firedrill.image", "--format", "{{.Repository}}:{{.Tag}}").Output()
 	if err != nil {
 		return
 	}
 	current := map[string]bool{BaseImage: true, MariaDBImage: true, MemcachedImage: true, ToxiproxyImage: true}
+	for _, k := range keep {
+		current[k] = true
+	}
 	for _, img := range strings.Fields(string(out)) {
 		if current[img] || strings.HasSuffix(img, ":<none>") {
 			continue
@@ -187,7 +194,7 @@ func imageExists(ctx context.Context, image string) bool {
 
 // dockerBuild builds environments/images/<svc> with its embedded Dockerfile.
 // extra files (name -> host path) are copied into the build context.
-func dockerBuild(ctx context.Context, svc, image, base string, extra map[string]string) error {
+func dockerBuild(ctx context.Context, svc, image, base string, extra map[string]string, buildArgs ...string) error {
 	dir, err := os.MkdirTemp("", "firedrill-build-"+svc+"-")
 	if err != nil {
 		return fmt.Errorf("build %s: %w", image, err)
@@ -208,6 +215,9 @@ func dockerBuild(ctx context.Context, svc, image, base string, extra map[string]
 	args := []string{"build", "-q", "-t", image, "--label", "firedrill.image=" + svc}
 	if base != "" {
 		args = append(args, "--build-arg", "BASE="+base)
+	}
+	for _, a := range buildArgs {
+		args = append(args, "--build-arg", a)
 	}
 	args = append(args, dir)
 	cmd := exec.CommandContext(ctx, "docker", args...)
@@ -245,6 +255,83 @@ func buildToxiproxy(ctx context.Context, cfg *buildConfig) error {
 	}
 	fmt.Fprintf(cfg.progress, "images: building %s\n", ToxiproxyImage)
 	return dockerBuild(ctx, "toxiproxy", ToxiproxyImage, "", map[string]string{"toxiproxy-server": bin})
+}
+
+// ExampleAppRepo is the example service's image (examples/app). Its tags
+// are the releases, ExampleAppReleases, each also tagged with a hash of
+// what it is built from (RELEASE-<hash>), as the other images are.
+const ExampleAppRepo = "firedrill/example-app"
+
+// ExampleAppReleases are the example's releases: v1 runs with its
+// protections on, v2 is the regression (a 2 s cache timeout, no breaker,
+// no request budget, and the Rails 7.0 cache format).
+var ExampleAppReleases = []string{"v1", "v2"}
+
+// ExampleAppImage is the example's image of release, e.g.
+// firedrill/example-app:v1.
+func ExampleAppImage(release string) string { return ExampleAppRepo + ":" + release }
+
+// BuildExampleApp builds the example service's static binary on the host
+// and, for each release, the image ExampleAppImage(release) FROM scratch.
+// The binary is built every time (Go's cache makes that cheap): its hash,
+// with the Dockerfile's, is the content tag RELEASE-<hash>, so an image
+// built from older sources is rebuilt and never run by mistake. It
+// returns every tag it made current.
+func BuildExampleApp(ctx context.Context, opts ...BuildOption) ([]string, error) {
+	cfg := buildConfig{progress: os.Stderr}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	src := cfg.sourceDir
+	if src == "" {
+		var err error
+		if src, err = findSourceDir(); err != nil {
+			return nil, fmt.Errorf("build %s: %w", ExampleAppRepo, err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "firedrill-example-app-")
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", ExampleAppRepo, err)
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "app")
+	// -trimpath and no VCS stamp: the same sources give the same bytes,
+	// so the hash changes only when the service does.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", bin, "./examples/app")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build %s: go build examples/app: %w\n%s", ExampleAppRepo, err, tail(string(out), 20))
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", ExampleAppRepo, err)
+	}
+	sum := sha256.Sum256(append(b, contentTag("example-app")...))
+	hash := hex.EncodeToString(sum[:])[:12]
+	var tags []string
+	for _, rel := range ExampleAppReleases {
+		tagged := ExampleAppImage(rel + "-" + hash)
+		tags = append(tags, tagged, ExampleAppImage(rel))
+		if cfg.rebuild || !imageExists(ctx, tagged) {
+			fmt.Fprintf(cfg.progress, "images: building %s (examples/app, release %s)\n", tagged, rel)
+			ctxDir := filepath.Join(tmp, "ctx-"+rel)
+			if err := os.MkdirAll(ctxDir, 0o755); err != nil {
+				return nil, fmt.Errorf("build %s: %w", tagged, err)
+			}
+			if err := os.WriteFile(filepath.Join(ctxDir, "app"), b, 0o755); err != nil {
+				return nil, fmt.Errorf("build %s: %w", tagged, err)
+			}
+			if err := dockerBuild(ctx, "example-app", tagged, "", map[string]string{"app": filepath.Join(ctxDir, "app")}, "RELEASE="+rel); err != nil {
+				return nil, err
+			}
+		}
+		// The release's plain tag follows its newest build.
+		if out, err := exec.CommandContext(ctx, "docker", "tag", tagged, ExampleAppImage(rel)).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("tag %s: %w: %s", ExampleAppImage(rel), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return tags, nil
 }
 
 // findSourceDir walks up from the working directory to the firedrill module.

@@ -41,6 +41,14 @@ const (
 	Generator = "FIREDRILL_GENERATOR"
 	// Generators is the number of k6 processes driving the load.
 	Generators = "FIREDRILL_GENERATORS"
+	// AppURL is the base URL (http://127.0.0.1:PORT) of the service under
+	// test, for drills that drive one: its only release, or the head
+	// release when two run side by side.
+	AppURL = "FIREDRILL_APP_URL"
+	// AppBaseURL and AppHeadURL are the two releases' URLs when the run
+	// has both (--app base=IMAGE --app head=IMAGE), for a rolling deploy.
+	AppBaseURL = "FIREDRILL_APP_BASE_URL"
+	AppHeadURL = "FIREDRILL_APP_HEAD_URL"
 	// HDROut is where the traffic engine appends its ledger (NDJSON).
 	HDROut = "FIREDRILL_HDR_OUT"
 	// OutDir is the run's results folder.

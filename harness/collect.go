@@ -101,6 +101,9 @@ type collector struct {
 	open         []string // faults injected and never removed
 	// recovery is the drill's recovery rule judged (fill), nil without one
 	recovery *reports.Recovery
+	// http are the requests of a drill that drives a service under test
+	// with k6/http, sorted by start after finish
+	http []httpReq
 	// tenants is what the harness read from the tenant tables at the end
 	// of the run, for the integrity checks; nil when it could not read
 	tenants *tenantSnapshot
@@ -134,6 +137,10 @@ func (c *collector) add(p k6Point) {
 		}})
 		return
 	}
+	if p.Metric == httpDurationMetric {
+		c.addHTTP(p)
+		return
+	}
 	typ := c.types[p.Metric]
 	if typ == "" {
 		typ = knownTypes[p.Metric]
@@ -160,6 +167,10 @@ func (c *collector) add(p k6Point) {
 
 const faultMetric = "firedrill_fault"
 
+// k6DroppedIterations counts the iterations an arrival-rate scenario could
+// not start for want of a free VU: requests the drill never sent.
+const k6DroppedIterations = "dropped_iterations"
+
 // knownTypes are the engine's metric types, for sample files whose
 // "Metric" lines were lost (a merge of partial files).
 var knownTypes = func() map[string]string {
@@ -172,6 +183,9 @@ var knownTypes = func() map[string]string {
 			m[name] = "gauge"
 		}
 	}
+	// k6 writes a metric's declaration with its first sample: a run
+	// that dropped no iteration has none, and counted zero.
+	m[k6DroppedIterations] = "counter"
 	return m
 }()
 
@@ -274,16 +288,21 @@ func (c *collector) finish() {
 	sort.SliceStable(c.raw, func(i, j int) bool { return c.raw[i].at.Before(c.raw[j].at) })
 	c.origin = c.fallback
 	var ends []time.Time
+	marked := false
 	for _, e := range c.raw {
 		if e.Fault != faults.Traffic || !e.marker {
 			continue
 		}
+		marked = true
 		if e.Action == reports.Inject && (c.origin == c.fallback || e.at.Before(c.origin)) {
 			c.origin = e.at
 		}
 		if e.Action == reports.Remove {
 			ends = append(ends, e.at)
 		}
+	}
+	if c.hasHTTP() && !marked {
+		c.finishHTTP(false)
 	}
 	// A fault put in place before traffic started is how the drill set
 	// up its environment (a connection cap, say), not a fault of the run:
@@ -316,7 +335,8 @@ func (c *collector) finish() {
 	sort.Strings(c.open)
 	if len(ends) > 0 {
 		c.end = slices.MaxFunc(ends, func(a, b time.Time) int { return a.Compare(b) }).Sub(c.origin).Seconds()
-	} else {
+	} else if !c.hasHTTP() || marked {
+		// (an HTTP drill's end is its last request's start: finishHTTP)
 		// no replay: the last sample or ledger bucket ends the run
 		for k := range c.ticks {
 			c.end = max(c.end, c.rel(k)+tickSpan)
@@ -329,6 +349,13 @@ func (c *collector) finish() {
 		}
 	}
 	c.end = round(c.end)
+	if c.hasHTTP() {
+		sort.Slice(c.http, func(i, j int) bool { return c.http[i].start < c.http[j].start })
+		o := float64(c.origin.UnixNano()) / 1e9
+		for i := range c.http {
+			c.http[i].rel = c.http[i].start - o
+		}
+	}
 	if c.servers != nil {
 		c.servers.finish(c.origin)
 	}

@@ -60,7 +60,14 @@ type Drill struct {
 	//
 	//	@host pt-online-schema-change percona-toolkit protected
 	Host []HostTool
+	// App is the number of releases of a service under test the drill
+	// drives over HTTP: 0 for a drill of the traffic engine, 1 for
+	// "@app service", 2 for "@app base head" (a rolling deploy).
+	App int
 }
+
+// UsesApp says whether the drill drives a service under test.
+func (d Drill) UsesApp() bool { return d.App > 0 }
 
 // HostTool is a command a drill runs on the host (@host).
 type HostTool struct {
@@ -197,6 +204,15 @@ header:
 					return Drill{}, false, fmt.Errorf("%s: bad @nightly %q: want name=value pairs, e.g. @nightly duration=40 fault_from=10", path, kv)
 				}
 				d.Nightly[k] = v
+			}
+		case "app":
+			switch strings.Join(strings.Fields(val), " ") {
+			case "service":
+				d.App = 1
+			case "base head":
+				d.App = 2
+			default:
+				return Drill{}, false, fmt.Errorf("%s: bad @app %q: want \"service\" (one release) or \"base head\" (two, for a rolling deploy)", path, val)
 			}
 		case "host":
 			f := strings.Fields(val)

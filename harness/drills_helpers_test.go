@@ -22,6 +22,8 @@ type drillCase struct {
 	set    []string
 	short  bool
 	params map[string]string
+	// extra are more flags: the service under test of an @app drill
+	extra []string
 }
 
 // drillCLI builds firedrill into a temporary folder; bin/k6 comes from
@@ -39,6 +41,17 @@ func drillCLI(t *testing.T) (bin, k6 string) {
 		t.Fatalf("bin/k6 missing (run `make k6`): %v", err)
 	}
 	return bin, k6
+}
+
+// exampleService are the flags that run an @app drill against the example
+// service (examples/app, built by `make images`), with its firedrill.yaml:
+// protections off in the unprotected profile, on in the protected one.
+func exampleService(d Drill) []string {
+	args := []string{"--config", "../examples/app/firedrill.yaml"}
+	if d.App == 2 {
+		args = append(args, "--app", "base=firedrill/example-app:v1", "--app", "head=firedrill/example-app:v2")
+	}
+	return args
 }
 
 // drillLeftovers lists what is still labelled with runID; other runs may
@@ -69,6 +82,7 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 	if c.short {
 		args = append(args, "--short")
 	}
+	args = append(args, c.extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 17*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

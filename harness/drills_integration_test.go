@@ -9,7 +9,8 @@ import "testing"
 // what CI proves is what the nightly judges. Each runs both profiles
 // through the CLI, one after the other, each in a fresh environment; the
 // run must exit 0 (every profile reached its declared verdict) and each
-// result must say so.
+// result must say so. The drills of a service under test (app-*) run
+// against the example service, built by `make images`.
 func TestIncidentDrills(t *testing.T) {
 	bin, k6 := drillCLI(t)
 	ds, err := LoadDrills("../scenarios")
@@ -23,9 +24,12 @@ func TestIncidentDrills(t *testing.T) {
 		}
 		n++
 		c := drillCase{name: d.Name, short: true, params: d.Nightly}
+		if d.UsesApp() {
+			c.extra = exampleService(d)
+		}
 		t.Run(c.name, func(t *testing.T) { runDrillBothVerdicts(t, bin, k6, c) })
 	}
-	if n < 6 {
-		t.Errorf("found %d incident drills under scenarios/, want the 6 of the incident reports", n)
+	if n < 9 {
+		t.Errorf("found %d incident drills under scenarios/, want the 6 of the incident reports and the 3 of a service under test", n)
 	}
 }

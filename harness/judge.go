@@ -189,6 +189,9 @@ var ledgerNames = append([]string{"offered", "late"}, traffic.OutcomeNames[:]...
 // no data for it. See the README's table of check metrics.
 func (c *collector) metric(name string, sel map[string]string, w span) (float64, bool) {
 	op := sel["op"]
+	if strings.HasPrefix(name, "http_") && isHTTPMetric(name) {
+		return c.httpMetric(name, sel, w)
+	}
 	if slices.Contains(integrityMetrics, name) {
 		return c.integrityMetric(name, sel)
 	}
@@ -223,7 +226,7 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 		}
 		return float64(n) / float64(offered), true
 	}
-	if strings.HasPrefix(name, "server_") {
+	if strings.HasPrefix(name, "server_") || strings.HasPrefix(name, appMetricPrefix) {
 		return c.serverMetric(name, sel, w)
 	}
 	switch name {
@@ -409,6 +412,21 @@ var summaryNames = []string{
 	mDBUserSelect + statRate, mDBUserSelect + statRatePeak, mDBUserUpdate + statRate, mDBQuestions + statRate,
 	mDBUserBusy + statRate, mDBThreadsRunning + statPeak, mDBThreadsConnected + statPeak, mDBMaxConnErrors,
 	mMCCmdGet + statRate, mcHitRatio, mMCCurrConnections + statPeak,
+	"http_offered", "http_rate", "http_served_ratio", "http_shed_ratio", "http_timeout_ratio", "http_p50", "http_p99", "http_max",
+}
+
+// isHTTPMetric says whether name is one of the http_* metrics the
+// collector computes from k6's requests (not a k6 metric such as
+// http_reqs, which is a plain counter).
+func isHTTPMetric(name string) bool {
+	stat := strings.TrimPrefix(name, "http_")
+	switch stat {
+	case "offered", "rate", "served", "shed", "timeout", "failed", "error",
+		"served_ratio", "shed_ratio", "timeout_ratio", "failed_ratio", "error_ratio", "max", "mean", "count":
+		return true
+	}
+	_, err := percentile(stat)
+	return err == nil
 }
 
 func (c *collector) summary(w span) map[string]reports.Float {
@@ -446,9 +464,21 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 		return nil
 	}
 	run, _ := findPhase(ps, phaseRun)
-	offered, _ := c.metric("offered", nil, run.w)
-	out = append(out, auto("traffic ran", "offered > 0", phaseRun, offered, offered > 0,
-		"no operation was offered: the replay never started"))
+	if c.hasHTTP() || spec.HTTP {
+		// A drill of a service under test: its requests are the traffic,
+		// and an arrival-rate scenario that ran out of VUs sent fewer
+		// than it offered, which would flatter every figure.
+		n, _ := c.metric("http_offered", nil, run.w)
+		out = append(out, auto("traffic ran", "http_offered > 0", phaseRun, n, n > 0,
+			"no HTTP request was made: the traffic scenario never started"))
+		dropped, _ := c.sumOf(k6DroppedIterations, nil, span{math.Inf(-1), math.Inf(1)})
+		out = append(out, auto("every request was sent", "dropped_iterations == 0", phaseRun, dropped, dropped == 0,
+			fmt.Sprintf("k6 dropped %.0f iterations for want of a free VU: preallocate more VUs (the rate x the slowest request's seconds)", dropped)))
+	} else {
+		offered, _ := c.metric("offered", nil, run.w)
+		out = append(out, auto("traffic ran", "offered > 0", phaseRun, offered, offered > 0,
+			"no operation was offered: the replay never started"))
+	}
 	out = append(out, auto("every fault was removed", "faults_open == 0", phaseRun, float64(len(c.open)), len(c.open) == 0,
 		"still in place at the end: "+strings.Join(c.open, "; ")))
 	if c.hasLedger() {

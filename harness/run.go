@@ -47,8 +47,11 @@ type RunOptions struct {
 	// Generators is the number of k6 processes that drive the load, each
 	// with its own execution segment (0 or 1: one k6, as before).
 	Generators int
-	Progress   io.Writer // progress lines
-	K6Output   io.Writer // k6's own output (also kept in k6.log)
+	// Service is the service under test, for a drill that drives one
+	// (Drill.UsesApp); nil otherwise.
+	Service  *Service
+	Progress io.Writer // progress lines
+	K6Output io.Writer // k6's own output (also kept in k6.log)
 }
 
 // Run runs one drill in one profile and returns its result and the folder
@@ -74,10 +77,17 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("run %s: %w", o.Drill.Name, err)
 	}
+	switch {
+	case o.Drill.UsesApp() && o.Service == nil:
+		return nil, "", fmt.Errorf("run %s: the drill drives a service under test: give one with --app IMAGE (or %s, --config FILE)", o.Drill.Name, ServiceFile)
+	case !o.Drill.UsesApp() && o.Service != nil:
+		return nil, "", fmt.Errorf("run %s: the drill drives firedrill's own traffic engine and takes no service under test (--app): drop it, or run an app-* drill", o.Drill.Name)
+	}
 	spec, err := InspectSpec(ctx, o.K6, o.Drill, scriptVars)
 	if err != nil {
 		return nil, "", err
 	}
+	spec.HTTP = o.Drill.UsesApp()
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("the run exceeded --timeout %s", o.Timeout))
@@ -192,10 +202,37 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		}
 	}
 
+	// The service under test, after its schema and data; its logs are
+	// saved whatever happens, before the environment goes.
+	var appVars []string
+	var sampled []SampledApp
+	if o.Service != nil {
+		apps, err := startService(ctx, o, env, res)
+		defer saveAppLogs(ctx, o.Progress, dir, apps)
+		if err != nil {
+			return describeCtx(ctx, err)
+		}
+		for _, a := range apps {
+			switch a.Name {
+			case ReleaseBase:
+				appVars = append(appVars, envvar.AppBaseURL+"="+a.URL)
+			case ReleaseHead:
+				appVars = append(appVars, envvar.AppHeadURL+"="+a.URL, envvar.AppURL+"="+a.URL)
+			default:
+				appVars = append(appVars, envvar.AppURL+"="+a.URL)
+			}
+			sa := SampledApp{Name: a.Name, Service: a.Alias}
+			if o.Service.Metrics != "" {
+				sa.MetricsURL = a.URL + o.Service.Metrics
+			}
+			sampled = append(sampled, sa)
+		}
+	}
+
 	// The servers' own counters, read from before k6 starts until it
 	// ends; stopped (and its streams closed) before the environment goes.
 	servers := filepath.Join(dir, ServersFile)
-	smp, err := StartSampler(ctx, env, servers, WithSamplerProgress(o.Progress))
+	smp, err := StartSampler(ctx, env, servers, WithSamplerProgress(o.Progress), WithApps(sampled...))
 	if err != nil {
 		return err
 	}
@@ -211,6 +248,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	summary := filepath.Join(dir, "k6-summary.json")
 	hdr := filepath.Join(dir, "histograms.ndjson")
 	vars := append(env.Vars(), scriptVars...)
+	vars = append(vars, appVars...)
 	vars = append(vars,
 		envvar.OutDir+"="+dir,
 		// Nothing leaves the machine: k6 would otherwise report usage home.
@@ -266,6 +304,51 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	col.fill(res, spec)
 	progressVerdict(o.Progress, o.Drill.Name, res)
 	return nil
+}
+
+// startService loads the service's schema and data and starts its
+// releases (each waits for its health check). It returns those started,
+// also on error, so their logs are kept.
+func startService(ctx context.Context, o RunOptions, env *environments.Env, res *reports.Result) ([]*environments.App, error) {
+	s := o.Service
+	if s.SeedSQL != "" {
+		if err := env.SeedSQL(ctx, s.SeedSQL); err != nil {
+			return nil, err
+		}
+	}
+	specs := s.Specs(o.Profile)
+	ids := map[string]string{}
+	var apps []*environments.App
+	for _, sp := range specs {
+		a, err := env.StartApp(ctx, sp)
+		if a != nil {
+			apps = append(apps, a)
+			ids[a.Name] = a.ImageID
+		}
+		if err != nil {
+			res.Environment.Apps = appsInfo(s, specs, ids)
+			return apps, err
+		}
+	}
+	res.Environment.Apps = appsInfo(s, specs, ids)
+	return apps, nil
+}
+
+// saveAppLogs writes each release's output to app-NAME.log in the run
+// folder.
+func saveAppLogs(ctx context.Context, progress io.Writer, dir string, apps []*environments.App) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, a := range apps {
+		b, err := a.Logs(lctx)
+		if err != nil {
+			fmt.Fprintf(progress, "run: logs of app %s: %v\n", a.Name, err)
+			continue
+		}
+		if err := reports.WriteFileAtomic(filepath.Join(dir, "app-"+a.Name+".log"), b); err != nil {
+			fmt.Fprintf(progress, "run: logs of app %s: %v\n", a.Name, err)
+		}
+	}
 }
 
 // progressVerdict prints the verdict a run reached and why.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +19,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/firedrill-dev/firedrill/environments"
 )
@@ -76,6 +80,7 @@ const (
 const (
 	sourceDB        = "db"
 	containerSource = "container:"
+	appSource       = "app:"
 )
 
 // serverMetric is one of the servers' own counters or gauges.
@@ -163,6 +168,21 @@ type samplerConfig struct {
 	interval time.Duration
 	timeout  time.Duration
 	progress io.Writer
+	apps     []SampledApp
+}
+
+// SampledApp is a release of the service under test the sampler reads:
+// its container's CPU and memory always, its Prometheus metrics when it
+// serves them.
+type SampledApp struct {
+	Name       string // release: app, base or head
+	Service    string // its container's service label (environments.AppService)
+	MetricsURL string // "" when it serves no metrics
+}
+
+// WithApps adds the service under test's releases to the sources.
+func WithApps(apps ...SampledApp) SamplerOption {
+	return func(c *samplerConfig) { c.apps = append(c.apps, apps...) }
 }
 
 // WithSampleInterval sets how often the database and memcached are read.
@@ -238,6 +258,9 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 		services = append(services, m.Name)
 	}
 	services = append(services, "toxiproxy")
+	for _, a := range cfg.apps {
+		services = append(services, a.Service)
+	}
 	docker, derr := client.New(client.FromEnv)
 	for _, svc := range services {
 		s.declare(ServerLine{Source: containerSource + svc, Tags: map[string]string{"container": svc},
@@ -257,6 +280,15 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 		mc := &memcachedConn{addr: m.DirectAddr}
 		s.mcs = append(s.mcs, mc)
 		s.loop(ctx, m.Name, map[string]string{"server": m.Name}, mc.sample)
+	}
+	for _, a := range cfg.apps {
+		if a.MetricsURL == "" {
+			continue
+		}
+		pm := &promSource{url: a.MetricsURL, client: &http.Client{}}
+		src := appSource + a.Name
+		s.declare(ServerLine{Source: src, Tags: map[string]string{"app": a.Name}, Note: "Prometheus metrics of the service at " + a.MetricsURL})
+		s.loop(ctx, src, map[string]string{"app": a.Name}, pm.sample)
 	}
 	if docker != nil {
 		for _, svc := range services {
@@ -718,4 +750,60 @@ func (w *lineWriter) close() error {
 	err := errors.Join(w.err, w.f.Close())
 	w.f = nil
 	return err
+}
+
+// appMetricPrefix starts the name of every metric read from the service
+// under test: its Prometheus metric example_requests_total is
+// app_example_requests_total in checks and series.
+const appMetricPrefix = "app_"
+
+// promSource reads a service's Prometheus metrics over HTTP.
+type promSource struct {
+	url    string
+	client *http.Client
+}
+
+// sample reads the metrics once. A counter (and a histogram's or
+// summary's _sum and _count) is a running total; a gauge (and an untyped
+// value) a value at the reading. Labels are summed over: a check names
+// app_NAME; the series keep one line per metric.
+func (p *promSource) sample(ctx context.Context) (ServerLine, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return ServerLine{}, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return ServerLine{}, fmt.Errorf("metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ServerLine{}, fmt.Errorf("metrics: GET %s: %s", p.url, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return ServerLine{}, fmt.Errorf("metrics: %w", err)
+	}
+	l := ServerLine{Counters: map[string]float64{}, Gauges: map[string]float64{}}
+	for name, f := range fams {
+		n := appMetricPrefix + name
+		for _, m := range f.GetMetric() {
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				l.Counters[n] += m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				l.Gauges[n] += m.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				l.Gauges[n] += m.GetUntyped().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				l.Counters[n+"_sum"] += m.GetHistogram().GetSampleSum()
+				l.Counters[n+"_count"] += float64(m.GetHistogram().GetSampleCount())
+			case dto.MetricType_SUMMARY:
+				l.Counters[n+"_sum"] += m.GetSummary().GetSampleSum()
+				l.Counters[n+"_count"] += float64(m.GetSummary().GetSampleCount())
+			}
+		}
+	}
+	return l, nil
 }

@@ -17,6 +17,9 @@ import (
 // ledger), everything else by the second it was counted in.
 func (c *collector) series() []reports.Series {
 	n := int(math.Ceil(c.end))
+	if c.hasHTTP() && !c.hasLedger() {
+		return append(c.httpSeries(n), c.serverSeriesOut(n)...)
+	}
 	mk := func(metric, unit string, tags map[string]string, f func(w span) (float64, bool)) reports.Series {
 		vs := make([]reports.Float, n)
 		for i := range vs {
@@ -107,6 +110,13 @@ func cmpOr(s, def string) string {
 // results of several generators or runs merge exactly.
 func (c *collector) encodedHistograms(w span) map[string]reports.Histogram {
 	out := map[string]reports.Histogram{}
+	if c.hasHTTP() {
+		if h := c.httpHistogram(nil, w); h != nil && h.TotalCount() > 0 {
+			if enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase); err == nil {
+				out[reports.HistHTTP] = reports.Histogram{Unit: "us", Encoded: string(enc)}
+			}
+		}
+	}
 	for _, name := range traffic.HistNames {
 		h := c.histogram(name, w)
 		if h == nil || h.TotalCount() == 0 {

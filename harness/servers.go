@@ -314,16 +314,39 @@ const mcHitRatio = "server_mc_hit_ratio"
 // parseServerName splits a check's server metric into a sampled metric
 // and a statistic ("" for the metric itself).
 func parseServerName(name string) (metric string, stat string, ok bool) {
-	if _, ok := serverMetrics[name]; ok {
+	return (*serverData)(nil).parseName(name)
+}
+
+// kind says whether metric is a counter, and whether it is known: one of
+// serverMetrics, or a metric the service under test served (app_...),
+// whose kind its readings carry.
+func (sd *serverData) kind(metric string) (counter, known bool) {
+	if m, ok := serverMetrics[metric]; ok {
+		return m.counter, true
+	}
+	if sd == nil || !strings.HasPrefix(metric, appMetricPrefix) {
+		return false, false
+	}
+	for _, s := range sd.series {
+		if s.metric == metric {
+			return s.counter, true
+		}
+	}
+	return false, false
+}
+
+// parseName is parseServerName knowing the service's own metrics too.
+func (sd *serverData) parseName(name string) (metric string, stat string, ok bool) {
+	if _, known := sd.kind(name); known {
 		return name, "", true
 	}
 	for _, suf := range []string{statRatePeak, statRate, statPeak, statMean} {
 		base, cut := strings.CutSuffix(name, suf)
-		m, known := serverMetrics[base]
+		counter, known := sd.kind(base)
 		if !cut || !known {
 			continue
 		}
-		if m.counter == (suf == statRate || suf == statRatePeak) {
+		if counter == (suf == statRate || suf == statRatePeak) {
 			return base, suf, true
 		}
 	}
@@ -349,14 +372,14 @@ func (c *collector) serverMetric(name string, sel map[string]string, w span) (fl
 		}
 		return hits / gets, true
 	}
-	metric, stat, ok := parseServerName(name)
+	metric, stat, ok := sd.parseName(name)
 	if !ok {
 		return 0, false
 	}
 	first, last := seconds(w)
 	switch stat {
 	case "":
-		if serverMetrics[metric].counter {
+		if counter, _ := sd.kind(metric); counter {
 			return sd.sum(metric, sel, w)
 		}
 		return lastValue(sd.gaugeSeconds(metric, sel, first, last))

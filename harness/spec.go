@@ -39,6 +39,9 @@ type Spec struct {
 	Recovery *RecoverySpec `json:"recovery,omitempty"`
 	// Checks decide the verdict.
 	Checks []CheckSpec `json:"checks"`
+	// HTTP is set for a drill that drives a service under test (@app): its
+	// traffic is k6's HTTP requests, not an engine replay.
+	HTTP bool `json:"-"`
 }
 
 // WindowSpec is a phase of the drill's own: [From, To) seconds counted

@@ -136,19 +136,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	total := 0
 	for _, d := range o.Drills {
-		total += len(d.Profiles) * o.Repeats
+		total += len(o.Template.Service.ProfilesFor(d)) * o.Repeats
 	}
 	n := 0
 	// Repeats outermost: a nightly cut short still has every drill once.
 	for rep := 1; rep <= o.Repeats; rep++ {
 		for _, d := range o.Drills {
-			for _, p := range d.Profiles {
+			// The service under test goes to the drills that drive one.
+			svc, err := o.Template.Service.ForDrill(d)
+			if err != nil {
+				return nil, fmt.Errorf("nightly: %w", err)
+			}
+			for _, p := range o.Template.Service.ProfilesFor(d) {
 				if ctx.Err() != nil {
 					break
 				}
 				n++
 				ro := o.Template
-				ro.Drill, ro.Profile = d, p
+				ro.Drill, ro.Profile, ro.Service = d, p, svc
 				ro.Params = d.Overrides(d.Declared(o.Template.Params), !o.Full)
 				ro.OutDir = filepath.Join(o.OutDir, "runs")
 				t0 := time.Now()

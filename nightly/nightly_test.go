@@ -291,3 +291,35 @@ func TestBaselineTakesTheReleaseItIsSavedAs(t *testing.T) {
 		t.Errorf("summary does not name the baseline v1.0:\n%s", buf.String())
 	}
 }
+
+// The service under test goes to the drills that drive one, and only
+// there; one configuration runs a drill's profiles that must hold; a
+// drill of one release runs against head when there are two.
+func TestNightlyGivesTheServiceToItsDrills(t *testing.T) {
+	app := harness.Drill{Name: "app-x", App: 1, Expect: map[string]string{"unprotected": "broken", "protected": "held"},
+		Profiles: []string{"unprotected", "protected"}}
+	svc := &harness.Service{Releases: []harness.Release{{Name: harness.ReleaseBase, Image: "api:1"}, {Name: harness.ReleaseHead, Image: "api:2"}}}
+	got := map[string]*harness.Service{}
+	base := fakeRun("v2", func(string, int) float64 { return 10 }, func(string, int) bool { return true })
+	run := func(ctx context.Context, o harness.RunOptions) (*reports.Result, string, error) {
+		got[o.Drill.Name+"/"+o.Profile] = o.Service
+		return base(ctx, o)
+	}
+	if _, err := Run(context.Background(), Options{Drills: append([]harness.Drill{app}, drills...), Repeats: 1, OutDir: t.TempDir(),
+		Run: run, Template: harness.RunOptions{Service: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Errorf("runs %v, want app-x protected only and alpha's and beta's profiles", got)
+	}
+	if _, ran := got["app-x/unprotected"]; ran {
+		t.Error("one configuration ran the profile that must break")
+	}
+	s := got["app-x/protected"]
+	if s == nil || len(s.Releases) != 1 || s.Releases[0].Image != "api:2" || s.Releases[0].Name != harness.ReleaseApp {
+		t.Errorf("app-x got %+v, want head alone", s)
+	}
+	if got["alpha/protected"] != nil || got["beta/default"] != nil {
+		t.Error("a drill of the traffic engine was given the service")
+	}
+}

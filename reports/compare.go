@@ -45,9 +45,11 @@ var KeyMetrics = []KeyMetric{
 // p99Latency is the whole-run p99 from the latency histogram, which is
 // exact; runs without one fall back to the mean of the 1 s p99 series.
 func p99Latency(r *Result) (float64, bool) {
-	if h, ok := r.Histograms[HistLatency]; ok {
-		if v, err := h.Percentile(99); err == nil {
-			return toMillis(v, h.Unit), true
+	for _, name := range []string{HistLatency, HistHTTP} {
+		if h, ok := r.Histograms[name]; ok {
+			if v, err := h.Percentile(99); err == nil {
+				return toMillis(v, h.Unit), true
+			}
 		}
 	}
 	return seriesMean(r.Find(SeriesLatencyP99))

@@ -331,9 +331,15 @@ func resultCharts(r *Result, anchor string, ws []faultWindow, marks []FaultEvent
 			charts = append(charts, c)
 		}
 	}
-	add(mk("ops", "Operations per second (by due time)", "/s", 0,
+	// A drill of a service under test has HTTP requests where the engine
+	// has operations, by the second each was sent.
+	opsTitle, latTitle := "Operations per second (by due time)", "Fetch latency by due time (ms)"
+	if len(r.Environment.Apps) > 0 {
+		opsTitle, latTitle = "HTTP requests per second (by the second sent)", "HTTP request latency by the second sent (ms)"
+	}
+	add(mk("ops", opsTitle, "/s", 0,
 		[3]string{SeriesOpRate, "offered"}, [3]string{SeriesServedRate, "served"}), false)
-	add(mk("latency", "Fetch latency by due time (ms)", "ms", 0,
+	add(mk("latency", latTitle, "ms", 0,
 		[3]string{SeriesLatencyP50, "p50"}, [3]string{SeriesLatencyP90, "p90"},
 		[3]string{SeriesLatencyP99, "p99"}, [3]string{SeriesLatencyMax, "max"}), false)
 	add(mk("hit", "Cache hit ratio", "", 1, [3]string{SeriesHitRatio, "hit ratio"}), false)

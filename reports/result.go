@@ -94,6 +94,9 @@ const (
 	SummaryRecovered = "recovered" // 1 when the system recovered, 0 when it stayed down
 	// HistLatency is the whole-run fetch latency histogram.
 	HistLatency = "fetch"
+	// HistHTTP is the latency histogram of a drill's HTTP requests to a
+	// service under test (k6/http), by the time each was sent.
+	HistHTTP = "http"
 )
 
 // Fault event actions.
@@ -173,6 +176,22 @@ type Environment struct {
 	// calibrated it (cache.calibrate), 0 when it did not: the machine's
 	// speed, which the drill's load is a share of.
 	DBCapacity float64 `json:"db_capacity_fills_per_s,omitempty"`
+	// Apps are the releases of the service under test (none for a drill
+	// of firedrill's own traffic engine).
+	Apps []App `json:"apps,omitempty"`
+}
+
+// App is one release of the service under test in a run.
+type App struct {
+	Name    string `json:"name"`  // "app", or "base" and "head" side by side
+	Image   string `json:"image"` // as given
+	ImageID string `json:"image_id,omitempty"`
+	Port    int    `json:"port"`
+	Health  string `json:"health,omitempty"`
+	Metrics string `json:"metrics,omitempty"`
+	// Env are the names of the variables it was given (values may hold
+	// credentials; the run folder's app-NAME.log has what it printed).
+	Env []string `json:"env,omitempty"`
 }
 
 // FaultEvent is one injection or removal of a fault, or a marker (a step or

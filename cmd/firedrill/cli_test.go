@@ -122,3 +122,46 @@ func TestServersFile(t *testing.T) {
 		t.Errorf("two sampler files: %v, want an error", err)
 	}
 }
+
+// The service under test's arguments are checked before Docker is asked
+// anything: each mistake is one error naming it, and a bad-argument exit.
+func TestServiceArgumentsAreCheckedFirst(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "pipeline", "--app", "team/api:1"}, "pipeline drives firedrill's own traffic engine and takes no service under test"},
+		{[]string{"run", "hot-key-expiry", "--seed-sql", "x.sql"}, "takes no service under test"},
+		{[]string{"run", "app-cache-unreachable"}, "app-cache-unreachable drives a service under test, and none is given"},
+		{[]string{"run", "app-cache-unreachable", "--app", "team/api:1", "--app-env", "DSN={{postgres.dsn}}"}, "unknown endpoint {{postgres.dsn}}"},
+		{[]string{"run", "app-format-deploy", "--app", "team/api:1"}, "rolling deploy from one release to another: give both"},
+		{[]string{"run", "app-cache-unreachable", "--app", "base=team/api:1", "--app", "head=team/api:2"}, "drives one release"},
+		{[]string{"run", "app-cache-unreachable", "--config", "no-such.yaml"}, "no-such.yaml"},
+	} {
+		_, _, err := run(t, append(tc.args, "--scenarios", "../../scenarios", "--k6", "/bin/true")...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to say %q", tc.args, err, tc.want)
+			continue
+		}
+		if code := exitCode(err, &bytes.Buffer{}); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (a bad argument)", tc.args, code)
+		}
+	}
+}
+
+func TestNightlyServiceArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nightly", "--app", "team/api:1", "--drills", "hot-key-expiry"}, "none of the drills to run drives a service under test"},
+		{[]string{"nightly", "--app", "team/api:1", "--drills", "app-format-deploy"}, "rolling deploy and the service has one release"},
+		{[]string{"nightly", "--drills", "app-slow-database"}, "no service under test"},
+		{[]string{"nightly", "--app", "team/api:1", "--app-env", "X={{nope}}"}, "unknown endpoint {{nope}}"},
+	} {
+		_, _, err := run(t, append(tc.args, "--scenarios", "../../scenarios", "--k6", "/bin/true", "--out", t.TempDir())...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to say %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ func imagesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	check := fs.Bool("check", false, "build nothing: print the missing images, one a line, and exit 1 if any is missing (make uses it to know whether the offline build's host tools are needed)")
 	base := fs.String("base", "", "build the service images FROM this image (e.g. debian:bookworm-slim where a registry is reachable); default: bootstrap "+environments.BaseImage+" from the host's apt mirror")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: firedrill images [--rebuild] [--base IMAGE] | --check\n\nBuilds the images the environment runs, offline. Existing images are reused.\nThe offline build bootstraps its base with debootstrap, as root.")
+		fmt.Fprintln(stderr, "Usage: firedrill images [--rebuild] [--base IMAGE] | --check\n\nBuilds the images the environment runs, offline. Existing images are reused.\nThe offline build bootstraps its base with debootstrap, as root. It also builds\nthe example service under test (examples/app) as firedrill/example-app:v1 and\n:v2, FROM scratch, each also tagged with a hash of what it is built from.\n--check lists the missing environment images only (those the offline\nbootstrap builds).")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)

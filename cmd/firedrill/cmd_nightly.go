@@ -43,6 +43,7 @@ func nightlyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	verbose := fs.Bool("v", false, "show the harness's and k6's own output (always kept in each run's k6.log)")
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value` for every drill that declares it; each name must be one at least one drill declares (repeatable)")
+	svcFlags := addServiceFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: firedrill nightly [flags]
 
@@ -122,12 +123,26 @@ Flags:
 			selected = append(selected, d)
 		}
 	}
+	svc, selected, err := svcFlags.nightlyService(fs, selected, *drills != "", *memcached, stderr)
+	if err != nil {
+		return badArg(err)
+	}
 	params, err := parseSets(sets)
 	if err != nil {
 		return err
 	}
 	if err := checkNightlySets(selected, params); err != nil {
 		return badArg(err)
+	}
+	if svc != nil {
+		ids, err := svc.CheckImages(ctx)
+		if err != nil {
+			return badArg(err)
+		}
+		if *release == "" {
+			head := svc.Head()
+			*release = harness.ReleaseLabel(head.Image, ids[head.Name])
+		}
 	}
 	if *release == "" {
 		*release = gitDescribe()
@@ -170,7 +185,7 @@ Flags:
 		Template: harness.RunOptions{
 			K6: *k6, Memcached: *memcached, MySQLImage: environments.MariaDBImage, DBCPUs: quota(*dbCPUs),
 			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
-			Generators: *generators, Progress: detail, K6Output: detail,
+			Generators: *generators, Progress: detail, K6Output: detail, Service: svc,
 		},
 		Full:     *full,
 		Baseline: base, NoBaseline: why,

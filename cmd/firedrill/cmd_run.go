@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,8 +63,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	quiet := fs.Bool("quiet", false, "do not show k6's own output (it is kept in k6.log)")
 	var sets stringList
 	fs.Var(&sets, "set", "drill parameter `name=value`, one the drill's header declares (see `firedrill list DRILL`), of its type (repeatable)")
+	svcFlags := addServiceFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it while reading the\nservers' own counters once a second (servers.ndjson), writes result.json and\nreport.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nBefore it builds or starts anything it checks the arguments, each --set against\nthe drill's @param declarations, and that the Docker engine answers (DOCKER_HOST).\nThe script gets every parameter resolved for the run: declared default, the\nprofile's default, the @nightly short form with --short, then --set.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: firedrill run DRILL [flags]\n\nStarts an environment, runs scenarios/DRILL.js with k6 against it while reading the\nservers' own counters once a second (servers.ndjson), writes result.json and\nreport.html, and removes the environment (also on error, Ctrl-C and timeout).\nExits 0 only when every profile reached the verdict the drill declares.\n\nBefore it builds or starts anything it checks the arguments, each --set against\nthe drill's @param declarations, and that the Docker engine answers (DOCKER_HOST).\nThe script gets every parameter resolved for the run: declared default, the\nprofile's default, the @nightly short form with --short, then --set.\n\nThe app-* drills drive a service under test: --app IMAGE (a local image; twice,\nbase=IMAGE and head=IMAGE, for a rolling deploy), or firedrill.yaml (--config).\nIt joins the run's network and reaches every server through its Toxiproxy proxy\n({{mysql.dsn}}, {{memcached.servers}} in --app-env); its logs are kept as\napp-NAME.log. Without per-profile settings in the file, the drill judges its\nsteady state in the profile that must hold. Other drills take no --app.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -85,7 +88,25 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return badArg(fmt.Errorf("--short: drill %s has no @nightly line, so no short form; run it without --short", drill.Name))
 	}
 	params = drill.Overrides(params, *short)
+	svc, err := svcFlags.service(fs, drill, *memcached)
+	if err != nil {
+		return badArg(err)
+	}
 	profiles := drill.Profiles
+	if svc != nil && !svc.Configurable() {
+		// One configuration: the drill's profiles that must hold judge its
+		// steady state; the signature checks are shown for information.
+		profiles = nil
+		for _, p := range drill.Profiles {
+			if drill.Expect[p] == reports.Held {
+				profiles = append(profiles, p)
+			}
+		}
+		if *profile == "all" {
+			fmt.Fprintf(stderr, "run: the service has one configuration (no profiles in its %s): judging the steady state in profile %s; the incident's signature is shown for information\n",
+				harness.ServiceFile, strings.Join(profiles, ", "))
+		}
+	}
 	if *profile != "all" {
 		if _, ok := drill.Expect[*profile]; !ok {
 			return badArg(fmt.Errorf("drill %s has no profile %q: choose %s or all", drill.Name, *profile, strings.Join(drill.Profiles, ", ")))
@@ -115,6 +136,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
+	if svc != nil {
+		ids, err := svc.CheckImages(ctx)
+		if err != nil {
+			return badArg(err)
+		}
+		if *release == "" {
+			head := svc.Head()
+			*release = harness.ReleaseLabel(head.Image, ids[head.Name])
+		}
+	}
 	if *release == "" {
 		*release = gitDescribe()
 	}
@@ -140,7 +171,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Drill: drill, Profile: p, OutDir: *out, K6: *k6,
 			Memcached: *memcached, MySQLImage: *mysqlImage, DBCPUs: quota(*dbCPUs),
 			Release: *release, Seed: *seed, Params: params, Timeout: *timeout,
-			Generators: *generators, Progress: stderr, K6Output: k6out,
+			Generators: *generators, Progress: stderr, K6Output: k6out, Service: svc,
 		})
 		if dir != "" {
 			fmt.Fprintf(stdout, "%s\n%s\n", filepath.Join(dir, "result.json"), filepath.Join(dir, "report.html"))
@@ -249,4 +280,146 @@ func quota(cores float64) float64 {
 		return -1
 	}
 	return cores
+}
+
+// serviceFlags are the flags that declare the service under test.
+type serviceFlags struct {
+	apps, env                     stringList
+	port                          int
+	health, metrics, memory, seed string
+	config                        string
+	cpus                          float64
+	startup                       time.Duration
+}
+
+func addServiceFlags(fs *flag.FlagSet) *serviceFlags {
+	f := &serviceFlags{}
+	fs.Var(&f.apps, "app", "the service under test: a local `IMAGE` (never pulled), for a drill that drives one (app-*); twice, base=IMAGE and head=IMAGE, for a rolling deploy")
+	fs.IntVar(&f.port, "app-port", 0, "the service's HTTP port inside its container (default 8080)")
+	fs.StringVar(&f.health, "app-health", "", "the service's health check path, GET answering 2xx when ready (default /healthz)")
+	fs.StringVar(&f.metrics, "app-metrics", "", "the service's Prometheus metrics path (e.g. /metrics), sampled once a second as app_NAME")
+	fs.Var(&f.env, "app-env", "the service's environment `NAME=VALUE` (repeatable); a value may name an endpoint as the service sees it through Toxiproxy: {{mysql.dsn}}, {{mysql.addr}}, {{memcached.servers}}, {{memcached.0}}, ...")
+	fs.Float64Var(&f.cpus, "app-cpus", 0, "CPU limit of the service's container (default none)")
+	fs.StringVar(&f.memory, "app-memory", "", "memory limit of the service's container, e.g. 256m (default none)")
+	fs.StringVar(&f.seed, "seed-sql", "", "SQL `FILE` run on the database (as root) before the service starts: its schema and data")
+	fs.DurationVar(&f.startup, "app-startup", 0, "how long the service may take to pass its health check (default 1m)")
+	fs.StringVar(&f.config, "config", "", "the service under test's `FILE` (default "+harness.ServiceFile+" when it exists); drills that drive no service ignore it")
+	return f
+}
+
+// service is the service under test for drill d: the file (--config, or
+// firedrill.yaml in the working directory) with the flags over it; nil for
+// a drill that drives none. Every error is a bad argument, found before
+// anything starts.
+func (f *serviceFlags) service(fs *flag.FlagSet, d harness.Drill, memcached int) (*harness.Service, error) {
+	explicit := false
+	fs.Visit(func(fl *flag.Flag) {
+		if strings.HasPrefix(fl.Name, "app") || fl.Name == "seed-sql" {
+			explicit = true
+		}
+	})
+	if !d.UsesApp() {
+		if explicit {
+			return nil, fmt.Errorf("drill %s drives firedrill's own traffic engine and takes no service under test: drop --app (the drills that drive one are app-*: `firedrill list`)", d.Name)
+		}
+		return nil, nil
+	}
+	var file *harness.Service
+	path := f.config
+	if path == "" {
+		if _, err := os.Stat(harness.ServiceFile); err == nil {
+			path = harness.ServiceFile
+		}
+	}
+	if path != "" {
+		var err error
+		if file, err = harness.LoadServiceFile(path); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := harness.ServiceFlags{Apps: f.apps, Port: f.port, Health: f.health, Metrics: f.metrics, Env: f.env,
+		CPUs: f.cpus, Memory: f.memory, SeedSQL: f.seed, Startup: f.startup, Explicit: explicit}.Apply(file)
+	if err != nil {
+		return nil, err
+	}
+	if svc == nil || len(svc.Releases) == 0 {
+		return nil, fmt.Errorf("drill %s drives a service under test, and none is given: pass --app IMAGE (see `firedrill run --help`), or declare it in %s (--config FILE)", d.Name, harness.ServiceFile)
+	}
+	if err := svc.Validate(memcached); err != nil {
+		return nil, err
+	}
+	switch {
+	case d.App == 2 && len(svc.Releases) != 2:
+		return nil, fmt.Errorf("drill %s is a rolling deploy from one release to another: give both, --app base=IMAGE --app head=IMAGE", d.Name)
+	case d.App == 1 && len(svc.Releases) != 1:
+		return nil, fmt.Errorf("drill %s drives one release: give --app IMAGE once", d.Name)
+	}
+	if err := svc.CheckProfiles(d); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+// nightlyService is the service under test of a nightly (the file, or the
+// flags over it) and the drills to run: the app-* drills need a service,
+// and one that cannot run against it (a rolling deploy with one release)
+// is left out with a line saying so; named explicitly (--drills), that is
+// an error instead.
+func (f *serviceFlags) nightlyService(fs *flag.FlagSet, drills []harness.Drill, explicit bool, memcached int, w io.Writer) (*harness.Service, []harness.Drill, error) {
+	given := false
+	fs.Visit(func(fl *flag.Flag) {
+		if strings.HasPrefix(fl.Name, "app") || fl.Name == "seed-sql" || fl.Name == "config" {
+			given = true
+		}
+	})
+	var file *harness.Service
+	path := f.config
+	if path == "" {
+		if _, err := os.Stat(harness.ServiceFile); err == nil {
+			path = harness.ServiceFile
+		}
+	}
+	if path != "" {
+		var err error
+		if file, err = harness.LoadServiceFile(path); err != nil {
+			return nil, nil, err
+		}
+	}
+	svc, err := harness.ServiceFlags{Apps: f.apps, Port: f.port, Health: f.health, Metrics: f.metrics, Env: f.env,
+		CPUs: f.cpus, Memory: f.memory, SeedSQL: f.seed, Startup: f.startup, Explicit: given}.Apply(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	if svc != nil {
+		if err := svc.Validate(memcached); err != nil {
+			return nil, nil, err
+		}
+	}
+	var out []harness.Drill
+	for _, d := range drills {
+		if !d.UsesApp() {
+			out = append(out, d)
+			continue
+		}
+		why := ""
+		if svc == nil {
+			why = "no service under test (--app IMAGE or " + harness.ServiceFile + ")"
+		} else if _, err := svc.ForDrill(d); err != nil {
+			why = err.Error()
+		} else if err := svc.CheckProfiles(d); err != nil {
+			why = err.Error()
+		}
+		if why == "" {
+			out = append(out, d)
+			continue
+		}
+		if explicit {
+			return nil, nil, fmt.Errorf("drill %s: %s", d.Name, why)
+		}
+		fmt.Fprintf(w, "nightly: leaving out %s: %s\n", d.Name, why)
+	}
+	if given && svc != nil && !slices.ContainsFunc(out, harness.Drill.UsesApp) {
+		return nil, nil, errors.New("--app: none of the drills to run drives a service under test (the app-* drills)")
+	}
+	return svc, out, nil
 }

@@ -24,7 +24,7 @@ Usage:
   firedrill env up [--memcached N]        start an environment, print FIREDRILL_* endpoints, stay up until Ctrl-C
   firedrill env down                      remove every firedrill environment on this Docker engine
   firedrill images [--rebuild] [--base IMAGE] | --check
-                                          build the database, memcached and toxiproxy images (offline); --check lists the missing ones
+                                          build the database, memcached, toxiproxy and example-service images (offline); --check lists the missing environment images
   firedrill report RESULT.json... -o FILE render results into one HTML report
   firedrill compare BASE... -- HEAD... -o FILE
                                           compare results of two releases; non-zero exit on a regression

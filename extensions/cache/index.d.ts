@@ -294,6 +294,15 @@ export function expireHotSet(options?: { keys?: number; name?: string }): { keys
  */
 export function refillHotSet(options: { keys?: number; ttl: Duration; name?: string }): { keys: number; elapsedMs: number };
 
+/**
+ * Deletes `keys` on every memcached server at once, at their direct
+ * addresses (FIREDRILL_MEMCACHED_DIRECT, past Toxiproxy): the hot-set expiry
+ * of a service under test, whose client places keys with its own hashing.
+ * Needs no replay. Returns how many were present. Mark the window with
+ * markFault('hot_set_expiry', ...).
+ */
+export function expireKeys(options: { keys: string[] }): { keys: number; present: number; servers: number; elapsedMs: number };
+
 /** Moves `fraction` of the fleet to the other cache format (0 rolls back). Fault: format_flip. */
 export function flipFormat(options: { fraction: number; name?: string }): { fraction: number };
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/extensions/internal/faultevent"
 	"github.com/firedrill-dev/firedrill/faults"
+	"github.com/firedrill-dev/firedrill/faults/memcached"
 	"github.com/firedrill-dev/firedrill/internal/opts"
 	"github.com/firedrill-dev/firedrill/traffic"
 )
@@ -92,6 +94,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 		"warm":         mi.Warm,
 		"calibrate":    mi.Calibrate,
 		"refillHotSet": mi.RefillHotSet,
+		"expireKeys":   mi.ExpireKeys,
 	}}
 }
 
@@ -368,6 +371,33 @@ func (mi *ModuleInstance) RefillHotSet(m map[string]any) (map[string]any, error)
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return map[string]any{"keys": n, "elapsedMs": float64(time.Since(t0).Microseconds()) / 1000}, nil
+}
+
+// ExpireKeys deletes { keys } on every memcached server at once, at their
+// direct addresses (FIREDRILL_MEMCACHED_DIRECT): the hot-set expiry of a
+// service under test, whose keys and client the engine does not own. It
+// needs no running replay. Mark the window it opens with markFault.
+func (mi *ModuleInstance) ExpireKeys(m map[string]any) (map[string]any, error) {
+	const op = "expireKeys"
+	var args struct {
+		Keys []string `opt:"keys,required"`
+	}
+	if err := opts.Decode(m, &args); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	var addrs []string
+	for _, a := range strings.Split(mi.env.Get(envvar.MemcachedDirect), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	t0 := time.Now()
+	n, err := memcached.ExpireKeys(mi.vu.Context(), addrs, args.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return map[string]any{"keys": len(args.Keys), "present": n, "servers": len(addrs),
+		"elapsedMs": float64(time.Since(t0).Microseconds()) / 1000}, nil
 }
 
 // FlipFormat moves { fraction } of the fleet to the other cache format

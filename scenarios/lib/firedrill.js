@@ -2,6 +2,7 @@
 // declares (@param, resolved by `firedrill run`), and the fault helpers
 // every drill schedules with startTime.
 import exec from 'k6/execution';
+import http from 'k6/http';
 import { Counter } from 'k6/metrics';
 import toxiproxy from 'k6/x/toxiproxy';
 
@@ -287,4 +288,157 @@ export function digest(name, s) {
     `db ${dbRate(s).toFixed(0)}/s (p99 ${s.dbP99Ms.toFixed(1)} ms), fetch p99 ${s.fetchP99Ms.toFixed(1)} ms ` +
     `max ${s.fetchMaxMs.toFixed(0)} ms, late ${s.late}, errors ${JSON.stringify(s.errors)}` +
     (Object.keys(s.firstErrors || {}).length ? `, first of each: ${JSON.stringify(s.firstErrors)}` : '');
+}
+
+// ---------------------------------------------------------------------------
+// Drills of a service under test (@app): HTTP traffic with k6's own k6/http,
+// judged by the harness on every request's http_req_duration sample, by
+// the second it was sent (http_p99, http_served_ratio, ...).
+
+/** The service under test's base URL: its only release, or the head release. */
+export const appURL = __ENV.FIREDRILL_APP_URL || '';
+
+/** The base and head releases' URLs when two run side by side (--app base=... --app head=...). */
+export const appBaseURL = __ENV.FIREDRILL_APP_BASE_URL || '';
+export const appHeadURL = __ENV.FIREDRILL_APP_HEAD_URL || '';
+
+/**
+ * An open-loop HTTP traffic scenario: k6's constant-arrival-rate executor
+ * calling exec `rate` times a second for `duration` seconds, whatever the
+ * latency. Its VUs are preallocated for the slowest expected request
+ * (rate x slowestS, plus a few): a request that finds no free VU is
+ * dropped, and the harness makes dropped_iterations == 0 a precondition.
+ * Split over generators like share().
+ */
+export function arrivals(exec, { rate, duration, slowestS, startTime }) {
+  const vus = shareCount(Math.ceil(rate * slowestS) + 4);
+  return {
+    executor: 'constant-arrival-rate', exec, rate: Math.max(1, Math.round(share(rate))), timeUnit: '1s',
+    duration: `${duration}s`, preAllocatedVUs: vus, maxVUs: vus, startTime: startTime || '0s',
+    gracefulStop: `${Math.ceil(slowestS) + 5}s`,
+  };
+}
+
+// mulberry32: a small seeded generator, so a drill's request sequence can
+// be repeated (--seed).
+function mulberry32(a) {
+  return function next() {
+    a = (a + 0x6D2B79F5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The request a drill sends, declared by its parameters so that a service
+ * with other routes can be driven without editing the drill:
+ *
+ *   method   GET, POST, ...
+ *   path     a template: {id} is an id drawn from a Zipf distribution over
+ *            1..ids with exponent `zipf` (id 1 the most popular, the hot set
+ *            the lowest ids)
+ *   headers  "Name:value,Name:value" (a parameter value is one word)
+ *   body     sent as is, {id} replaced too ("" for none)
+ *   timeout  ms before k6 gives up on a request (class timeout)
+ */
+export function requestShape({ method, path, headers, body, ids, zipf, timeout }) {
+  if (!path.startsWith('/')) throw new Error(`request path ${path}: want a path such as /items/{id}`);
+  const hdrs = {};
+  for (const h of (headers || '').split(',')) {
+    if (h.trim() === '') continue;
+    const i = h.indexOf(':');
+    if (i <= 0) throw new Error(`request headers ${headers}: want Name:value,Name:value`);
+    hdrs[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+  }
+  // The Zipf CDF over 1..ids, built once per VU (init code).
+  const cdf = new Float64Array(ids);
+  let sum = 0;
+  for (let k = 1; k <= ids; k++) {
+    sum += 1 / Math.pow(k, zipf);
+    cdf[k - 1] = sum;
+  }
+  for (let k = 0; k < ids; k++) cdf[k] /= sum;
+  let rand = null;
+  return {
+    method: method.toUpperCase(), path, headers: hdrs, body: body || null, timeout,
+    /** An id drawn from the Zipf distribution. */
+    id() {
+      if (rand === null) rand = mulberry32((seed * 7919) ^ (exec.vu.idInTest * 104729));
+      const u = rand();
+      let lo = 0;
+      let hi = ids - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cdf[mid] < u) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo + 1;
+    },
+    /** A random number in [0, 1) from the VU's seeded generator. */
+    random() {
+      if (rand === null) rand = mulberry32((seed * 7919) ^ (exec.vu.idInTest * 104729));
+      return rand();
+    },
+  };
+}
+
+/**
+ * Sends one request of shape to baseURL, tagged with its release (app, base
+ * or head) so checks can select by it (http_p99{release=head}).
+ */
+export function send(shape, baseURL, release) {
+  if (!baseURL) throw new Error('send: no service URL: run the drill with `firedrill run DRILL --app IMAGE` (FIREDRILL_APP_URL)');
+  const id = String(shape.id());
+  const url = baseURL + shape.path.replaceAll('{id}', id);
+  const body = shape.body === null ? null : shape.body.replaceAll('{id}', id);
+  return http.request(shape.method, url, body, {
+    headers: shape.headers, timeout: `${shape.timeout}ms`,
+    // One name for every id: k6 would otherwise keep a series per URL.
+    tags: { name: shape.path, release: release || 'app' },
+  });
+}
+
+/**
+ * A rolling deploy from the base release to the head release: the share
+ * of requests sent to head grows linearly from 0 at `from` to 1 at
+ * `from + over` seconds of traffic. Its start and end are a fault window on
+ * the timeline ("deploy"), so the mixed-version window is a phase; a
+ * drill schedules them with at() and re-exports the two functions:
+ *
+ *   export { deployStart, deployEnd } from './lib/firedrill.js';
+ *   const rollout = deploy({ from: 10, over: 20 });
+ *   scenarios: { ...rollout.scenarios, traffic: arrivals('request', ...) }
+ *   export function request() { rollout.send(shape); }
+ */
+export function deploy({ from, over }) {
+  return {
+    scenarios: {
+      deploy_start: at(`${from}s`, 'deployStart'),
+      deploy_end: at(`${from + over}s`, 'deployEnd'),
+    },
+    /** The share of requests going to head now. */
+    share() {
+      const t = (Date.now() - exec.scenario.startTime) / 1000;
+      return Math.min(1, Math.max(0, (t - from) / over));
+    },
+    /** Sends one request of shape to base or head, by the deploy's progress. */
+    send(shape) {
+      if (!appBaseURL || !appHeadURL) {
+        throw new Error('deploy: the run has no base and head releases: run the drill with --app base=IMAGE --app head=IMAGE');
+      }
+      const head = shape.random() < this.share();
+      return send(shape, head ? appHeadURL : appBaseURL, head ? 'head' : 'base');
+    },
+  };
+}
+
+/** The start of a rolling deploy (scheduled by deploy()). */
+export function deployStart() {
+  markFault('deploy', 'inject', 'base->head');
+}
+
+/** The end of a rolling deploy: every request goes to head. */
+export function deployEnd() {
+  markFault('deploy', 'remove', 'base->head');
 }

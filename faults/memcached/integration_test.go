@@ -1,0 +1,81 @@
+//go:build integration
+
+package memcached_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/firedrill-dev/firedrill/environments"
+	"github.com/firedrill-dev/firedrill/environments/envtest"
+	"github.com/firedrill-dev/firedrill/faults/memcached"
+)
+
+// A real environment from environments.Up; without Docker the tests fail.
+var env *environments.Env
+
+func TestMain(m *testing.M) {
+	envtest.Main(m, func(e *environments.Env) { env = e }, environments.WithMemcached(2))
+}
+
+// do sends one memcached command and returns its first reply line.
+func do(t *testing.T, addr, cmd string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, cmd); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// Keys a client placed on either server are gone from both at once; the
+// others stay.
+func TestExpireKeysDeletesOnEveryServer(t *testing.T) {
+	direct := []string{env.Memcached[0].DirectAddr, env.Memcached[1].DirectAddr}
+	var keys []string
+	for i := range 400 {
+		k := fmt.Sprintf("item:%d:0", i)
+		keys = append(keys, k)
+		if r := do(t, direct[i%2], "set "+k+" 0 600 2\r\nhi\r\n"); r != "STORED" {
+			t.Fatalf("set %s: %q", k, r)
+		}
+	}
+	if r := do(t, direct[0], "set keep 0 600 2\r\nhi\r\n"); r != "STORED" {
+		t.Fatalf("set keep: %q", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := memcached.ExpireKeys(ctx, direct, append(keys, "never-set"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 400 {
+		t.Errorf("present = %d, want 400", n)
+	}
+	for i, k := range keys {
+		if r := do(t, direct[i%2], "get "+k+"\r\n"); r != "END" {
+			t.Fatalf("%s still there: %q", k, r)
+		}
+	}
+	if r := do(t, direct[0], "get keep\r\n"); !strings.HasPrefix(r, "VALUE keep") {
+		t.Errorf("a key not named was deleted: %q", r)
+	}
+	if _, err := memcached.ExpireKeys(ctx, direct, []string{"a key with spaces"}); err == nil {
+		t.Error("a key with spaces was sent")
+	}
+}
