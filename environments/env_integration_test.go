@@ -152,7 +152,7 @@ func TestEnvironmentEndToEnd(t *testing.T) {
 
 	// Vars hand every endpoint to k6.
 	vars := strings.Join(env.Vars(), "\n")
-	for _, want := range []string{"FIREDRILL_MEMCACHED=" + env.Memcached[0].ProxyAddr, "FIREDRILL_TOXIPROXY=http://127.0.0.1:", "FIREDRILL_MYSQL_DSN=root:firedrill@tcp(127.0.0.1:"} {
+	for _, want := range []string{"FIREDRILL_MEMCACHED=" + env.Memcached[0].ProxyAddr, "FIREDRILL_TOXIPROXY=http://127.0.0.1:", "FIREDRILL_MYSQL_DSN=firedrill:firedrill@tcp(127.0.0.1:", "FIREDRILL_MYSQL_ADMIN_DSN=root:firedrill@tcp(127.0.0.1:"} {
 		if !strings.Contains(vars, want) {
 			t.Errorf("Vars() lacks %q:\n%s", want, vars)
 		}
