@@ -402,7 +402,10 @@ export function send(shape, baseURL, release) {
 /**
  * A rolling deploy from the base release to the head release: the share
  * of requests sent to head grows linearly from 0 at `from` to 1 at
- * `from + over` seconds of traffic. Its start and end are a fault window on
+ * `from + over` seconds of traffic; with `hold`, head serves that share of
+ * requests from `from` to `from + over` (a deploy paused part way, as
+ * rolling deploys often are) and all of them after. Its start and end are
+ * a fault window on
  * the timeline ("deploy"), so the mixed-version window is a phase; a
  * drill schedules them with at() and re-exports the two functions:
  *
@@ -411,7 +414,10 @@ export function send(shape, baseURL, release) {
  *   scenarios: { ...rollout.scenarios, traffic: arrivals('request', ...) }
  *   export function request() { rollout.send(shape); }
  */
-export function deploy({ from, over }) {
+export function deploy({ from, over, hold }) {
+  if (hold !== undefined && !(hold > 0 && hold <= 1)) {
+    throw new Error(`deploy: hold ${hold}: want head's share while the deploy is under way, in (0, 1]`);
+  }
   return {
     scenarios: {
       deploy_start: at(`${from}s`, 'deployStart'),
@@ -420,6 +426,7 @@ export function deploy({ from, over }) {
     /** The share of requests going to head now. */
     share() {
       const t = (Date.now() - exec.scenario.startTime) / 1000;
+      if (hold !== undefined) return t < from ? 0 : (t < from + over ? hold : 1);
       return Math.min(1, Math.max(0, (t - from) / over));
     },
     /** Sends one request of shape to base or head, by the deploy's progress. */
