@@ -311,11 +311,19 @@ func runGenerators(ctx context.Context, o RunOptions, res *reports.Result, dir s
 	return nil
 }
 
+// statusCallTimeout bounds each call to a generator's REST API but
+// setup's (a variable for tests).
+var statusCallTimeout = 10 * time.Second
+
+// setupCallLimit bounds the wait for generator 0's setup(): above any
+// drill's setupTimeout, which k6 itself enforces.
+const setupCallLimit = 15 * time.Minute
+
 // releaseGenerators waits until every generator is paused before its run,
 // runs setup() once in generator 0, hands its data to the others and
 // resumes them all. done[i] closes when generator i exits.
 func releaseGenerators(ctx context.Context, progress io.Writer, addrs []string, done []chan struct{}) error {
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: statusCallTimeout}
 	ready := make([]bool, len(addrs))
 	deadline := time.Now().Add(3 * time.Minute) // init of the slowest generator
 	for left := len(addrs); left > 0; {
@@ -343,7 +351,12 @@ func releaseGenerators(ctx context.Context, progress io.Writer, addrs []string, 
 		}
 	}
 	fmt.Fprintf(progress, "generators: %d ready, running setup() once in generator 0\n", len(addrs))
-	body, err := call(ctx, client, http.MethodPost, addrs[0], "/v1/setup", nil)
+	// setup() seeds and warms: it runs for as long as the script's
+	// setupTimeout allows (k6 enforces it), far beyond the status calls'
+	// statusCallTimeout; the cap only guards against a generator that never answers.
+	sctx, cancel := context.WithTimeout(ctx, setupCallLimit)
+	body, err := call(sctx, &http.Client{}, http.MethodPost, addrs[0], "/v1/setup", nil)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("setup in generator 0: %w", err)
 	}
