@@ -23,21 +23,21 @@ type fakeGenerator struct {
 
 func (f *fakeGenerator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/status":
 		_, _ = io.WriteString(w, `{"data":{"attributes":{"status":4,"paused":true}}}`)
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/setup":
-		f.mu.Unlock()
 		time.Sleep(f.setupTakes)
-		f.mu.Lock()
 		_, _ = io.WriteString(w, `{"data":{"attributes":{"data":{"fillWork":42}}}}`)
 	case r.Method == http.MethodPut && r.URL.Path == "/v1/setup":
+		f.mu.Lock()
 		f.gotData = string(body)
+		f.mu.Unlock()
 		_, _ = io.WriteString(w, `{}`)
 	case r.Method == http.MethodPatch && r.URL.Path == "/v1/status":
+		f.mu.Lock()
 		f.resumed = strings.Contains(string(body), `"paused":false`)
+		f.mu.Unlock()
 		_, _ = io.WriteString(w, `{}`)
 	default:
 		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)

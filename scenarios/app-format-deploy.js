@@ -1,10 +1,10 @@
 /**
  * @drill     app-format-deploy
  * @incident  000_e76083ecc6911798.txt
- * @summary   your service: a rolling deploy from base to head changes the cache format (base misses on head's entries: DB load rises by about a quarter), then the hot set expires at once
+ * @summary   your service: a rolling deploy from base to head changes the cache format (base misses on head's entries: DB load rises), then the hot set expires at once
  * @expect    unprotected=broken protected=held
  * @app       base head
- * @nightly   deploy_from=22 deploy_over=15 expiry_at=41 expiry=8 duration=52
+ * @nightly   deploy_from=22 deploy_over=25 expiry_at=51 expiry=8 duration=62
  * @param     duration         number  80             seconds of traffic
  * @param     rate             number  30             requests per second (open loop)
  * @param     deploy_from      number  30             seconds into traffic when the deploy starts (all requests go to base before)
@@ -111,8 +111,12 @@ export function request() {
 // entry of an id deleted; the next request's release refills it in its
 // format.
 export function invalidate() {
-  const part = Math.floor(shape.random() * calls);
-  cache.expireKeys({ keys: [cacheKey.replaceAll('{id}', String(shape.id())).replaceAll('{part}', String(part))] });
+  cache.expireKeys({ keys: [entryKey(shape.id(), Math.floor(shape.random() * calls))] });
+}
+
+// The service's cache key of entry part of id.
+function entryKey(id, part) {
+  return cacheKey.replaceAll('{id}', String(id)).replaceAll('{part}', String(part));
 }
 
 // The hot set's entries deleted on every memcached server at once.
@@ -120,7 +124,7 @@ export function expire() {
   const keys = [];
   for (let id = 1; id <= hotSet; id++) {
     for (let part = 0; part < calls; part++) {
-      keys.push(cacheKey.replaceAll('{id}', String(id)).replaceAll('{part}', String(part)));
+      keys.push(entryKey(id, part));
     }
   }
   markFault('hot_set_expiry', 'inject', `top-${hotSet}`);
