@@ -8,8 +8,11 @@ import (
 	"errors"
 	"io"
 	"math"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,5 +282,104 @@ func TestSamplerKeepsSamplingAtMaxConnections(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > goroutines+2 {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines after Stop, %d before Start:\n%s", n, goroutines, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// The sampler's own database thread is raised within the database's CPU
+// quota, and with the quota taken by far more busy queries than it has
+// cores, still reads the database every second. At the default priority
+// a reading waited behind a hot-key expiry's fills for up to 4.6 s and a
+// short drill came out invalid for the gap (the saturation here alone did
+// not starve it: the drill's mix of fills, writes and reconnections did).
+func TestSamplerReadsASaturatedDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	env := upForSampler(t, ctx, environments.WithMemcached(1), environments.WithDBCPUs(1))
+	path := filepath.Join(t.TempDir(), ServersFile)
+	smp, err := StartSampler(ctx, env, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer smp.Stop()
+	time.Sleep(1500 * time.Millisecond)
+
+	// The load of a hot-key expiry's fills: short range scans, each a
+	// few milliseconds of the quota, from many connections at once.
+	admin, err := sql.Open("mysql", env.DB.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, q := range []string{
+		"CREATE TABLE busy (id INT PRIMARY KEY, v INT NOT NULL)",
+		"INSERT INTO busy SELECT seq, seq % 7 FROM seq_1_to_20000",
+	} {
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db, err := sql.Open("mysql", env.DB.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const busy = 128
+	db.SetMaxOpenConns(busy)
+	from := time.Now()
+	until := from.Add(10 * time.Second)
+	errc := make(chan error, busy)
+	for range busy {
+		go func() {
+			var err error
+			for err == nil && time.Now().Before(until) {
+				var sum int64
+				err = db.QueryRowContext(ctx, "SELECT SUM(v) FROM busy WHERE id <= 5000").Scan(&sum)
+			}
+			errc <- err
+		}()
+	}
+	for range busy {
+		if err := <-errc; err != nil {
+			t.Fatalf("busy query: %v", err)
+		}
+	}
+	to := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	// Exactly one of the server's threads runs raised: the sampler's.
+	out, err := exec.CommandContext(ctx, "docker", "exec", env.RunID+"-mysql", "sh", "-c", "cat /proc/1/task/*/stat").Output()
+	if err != nil {
+		t.Fatalf("read the database's threads: %v", err)
+	}
+	raised := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		// fields after the command's closing parenthesis: state is the
+		// 3rd of /proc's fields, nice the 19th
+		f := strings.Fields(line[strings.LastIndexByte(line, ')')+1:])
+		if len(f) > 16 && f[16] == strconv.Itoa(samplerNice) {
+			raised++
+		}
+	}
+	if raised != 1 {
+		t.Errorf("%d of the database's threads run at nice %d, want the sampler's one", raised, samplerNice)
+	}
+	if err := smp.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	sd := readServerFile(t, path, from)
+	src := sd.sources[sourceDB]
+	t.Logf("database source: %s", src.note)
+	if !strings.Contains(src.note, "runs at nice -15") {
+		t.Errorf("the sampler's database thread was not raised: %s", src.note)
+	}
+	cpu, _ := sd.sum(mCPU, map[string]string{"container": "mysql"}, span{0, to.Sub(from).Seconds()})
+	cores := cpu / to.Sub(from).Seconds()
+	missing := missingSeconds(src.rel, to.Sub(from).Seconds())
+	t.Logf("%d busy connections for %.1f s: the database used %.2f cores of its 1; the sampler read it %d times, %d seconds missing, %d errors %s",
+		busy, to.Sub(from).Seconds(), cores, len(src.rel), missing, src.errors, src.firstErr)
+	if cores < 0.8 {
+		t.Fatalf("the database used %.2f cores: not saturated, the test proves nothing", cores)
+	}
+	if missing > 0 {
+		t.Errorf("the sampler missed %d seconds of a saturated database", missing)
 	}
 }
