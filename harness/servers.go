@@ -433,8 +433,8 @@ func lastValue(vs []float64) (float64, bool) {
 // missingSeconds counts the seconds of the run [0, end] a source was not
 // read in. A gap of g seconds between two readings, or between the start
 // or end of the run and the reading nearest it, misses round(g) - 1
-// readings: a reading a little late (Docker's stats come every 1.006 s or
-// so) misses none, a stall of 3 s misses 2. rel is sorted.
+// readings: a reading a little late (1.4 s after the last) misses none, a
+// stall of 3 s misses 2. rel is sorted.
 func missingSeconds(rel []float64, end float64) int {
 	n := int(math.Round(end))
 	prev, seen, missing := 0.0, false, 0

@@ -79,3 +79,71 @@ func TestExpireKeysDeletesOnEveryServer(t *testing.T) {
 		t.Error("a key with spaces was sent")
 	}
 }
+
+// totalConnections is a server's count of connections it ever accepted.
+func totalConnections(t *testing.T, addr string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, "stats\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(line, "STAT total_connections %d", &n); err == nil {
+			return n
+		}
+		if strings.HasPrefix(line, "END") {
+			t.Fatal("no total_connections in stats")
+		}
+	}
+}
+
+// An Expirer keeps one connection per server across calls, and dials
+// again after its connection is cut.
+func TestExpirerKeepsOneConnectionPerServer(t *testing.T) {
+	direct := []string{env.Memcached[0].DirectAddr, env.Memcached[1].DirectAddr}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := []int{totalConnections(t, direct[0]), totalConnections(t, direct[1])}
+	e := memcached.NewExpirer(direct)
+	defer e.Close()
+	for i := range 30 {
+		k := fmt.Sprintf("inv:%d", i)
+		if r := do(t, direct[i%2], "set "+k+" 0 600 2\r\nhi\r\n"); r != "STORED" {
+			t.Fatalf("set %s: %q", k, r)
+		}
+		n, err := e.Expire(ctx, []string{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("expire %s: present = %d, want 1", k, n)
+		}
+	}
+	for i, a := range direct {
+		// the sets' 15 and one stats connection each, and the Expirer's one
+		got := totalConnections(t, a) - before[i]
+		if got != 15+1+1 {
+			t.Errorf("%s accepted %d connections over 30 expiries, want 17 (15 sets, 1 stats, 1 expirer)", a, got)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, direct[0], "set again 0 600 2\r\nhi\r\n"); r != "STORED" {
+		t.Fatalf("set again: %q", r)
+	}
+	if n, err := e.Expire(ctx, []string{"again"}); err != nil || n != 1 {
+		t.Fatalf("expire after close: present %d, %v; want 1, nil", n, err)
+	}
+}
