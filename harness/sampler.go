@@ -728,10 +728,11 @@ func (m *memcachedConn) close() {
 }
 
 // containerStats reads one of the run's containers: one sample from the
-// Docker API per reading, on the sampler's own clock. Docker's stats
-// stream paces itself: its collector sleeps a second after reading every
-// container, so under load its records came 1.1 s apart on average and
-// up to 2 s, and the coverage check counted the gaps.
+// Docker API per tick of the sampler. Docker's stats stream paced itself
+// (its collector sleeps a second after each round): under load its records
+// came 1.12 s apart on average and up to 1.75 s, and the coverage check
+// counted the gaps. A one-shot sample still carries the daemon's read
+// time, which lags the tick by up to about 0.2 s.
 type containerStats struct {
 	s       *Sampler
 	runID   string

@@ -24,19 +24,26 @@ func TestMain(m *testing.M) {
 	envtest.Main(m, func(e *environments.Env) { env = e }, environments.WithMemcached(2))
 }
 
-// do sends one memcached command and returns its first reply line.
-func do(t *testing.T, addr, cmd string) string {
+// send dials addr on a connection of its own, sends cmd and returns a
+// reader of the replies; the connection closes when the test ends.
+func send(t *testing.T, addr, cmd string) *bufio.Reader {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := io.WriteString(c, cmd); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	return bufio.NewReader(c)
+}
+
+// do sends one memcached command and returns its first reply line.
+func do(t *testing.T, addr, cmd string) string {
+	t.Helper()
+	line, err := send(t, addr, cmd).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,16 +90,7 @@ func TestExpireKeysDeletesOnEveryServer(t *testing.T) {
 // totalConnections is a server's count of connections it ever accepted.
 func totalConnections(t *testing.T, addr string) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.WriteString(c, "stats\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(c)
+	r := send(t, addr, "stats\r\n")
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
