@@ -442,23 +442,50 @@ func (c *collector) peakGauge(metric string, sel map[string]string, w span) (flo
 	return peak, seen
 }
 
-// perSecond is a counter's sum per whole second inside w (a second
-// belongs to w when its midpoint does), in time order.
-func (c *collector) perSecond(metric string, sel map[string]string, w span) []float64 {
-	first, last := int(math.Ceil(w.from-0.5)), int(math.Ceil(w.to-0.5))-1
-	if last < first {
-		return nil
+// busiestSecond is a counter's largest sum over any second inside w,
+// slid tick by tick: a burst that straddles a clock second is not split in
+// two (a hot set's expiry, about 0.2 s of fills, read anywhere from half
+// to all of its size in whole seconds). A w shorter than a second gives its
+// sum scaled to one.
+func (c *collector) busiestSecond(metric string, sel map[string]string, w span) (float64, bool) {
+	n := int(math.Round(w.length() / tickSpan)) // ticks of w
+	ks := c.within(c.tkeys, w)
+	if len(ks) == 0 || n <= 0 {
+		return 0, false
 	}
-	out := make([]float64, last-first+1)
-	for _, k := range c.within(c.tkeys, span{float64(first), float64(last + 1)}) {
-		s := int(math.Floor(c.rel(k) + tickSpan/2))
+	sums := make([]float64, n)
+	for _, k := range ks {
+		// within reaches back before time zero for a phase from 0: such
+		// ticks are setup's, no second of the phase's
+		i := int(math.Floor((c.rel(k) + tickSpan/2 - w.from) / tickSpan))
+		if i < 0 || i >= n {
+			continue
+		}
 		for key, v := range c.ticks[k].sums {
 			if c.matches(key, metric, sel) {
-				out[s-first] += v
+				sums[i] += v
 			}
 		}
 	}
-	return out
+	win := int(math.Round(1 / tickSpan))
+	if n < win {
+		var t float64
+		for _, v := range sums {
+			t += v
+		}
+		return t / (float64(n) * tickSpan), true
+	}
+	var cur, peak float64
+	for i, v := range sums {
+		cur += v
+		if i >= win {
+			cur -= sums[i-win]
+		}
+		if i >= win-1 {
+			peak = max(peak, cur)
+		}
+	}
+	return peak, true
 }
 
 // matches says whether the series key is metric with every tag of sel.

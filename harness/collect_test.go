@@ -362,3 +362,32 @@ func TestDeclaredWindows(t *testing.T) {
 		t.Errorf("phases:\n got %s\nwant %s", join(got), want)
 	}
 }
+
+// The busiest second is any second of the phase, not a clock second: a
+// burst of fills that straddles a second's end counts whole.
+func TestBusiestSecondSlidesOverTicks(t *testing.T) {
+	f := newFixture()
+	tr := f.traffic
+	// 60 queries in the last tick of second 7 and 60 in the first of 8:
+	// whole seconds read 80 + 60 and 90 + 60 at most
+	for _, s := range []float64{7.95, 8.05} {
+		f.samples = append(f.samples, point("db_queries", tr.Add(time.Duration(s*float64(time.Second))), 60, nil))
+	}
+	// setup's queries, before time zero, are no second of "before"
+	f.samples = append(f.samples, point("db_queries", tr.Add(-time.Second), 500, nil))
+	c := f.collector(t)
+	p, ok := findPhase(c.phases(nil), "after")
+	if !ok {
+		t.Fatal("no phase after")
+	}
+	got, ok := c.metric("db_rate_peak", nil, p.w)
+	// base: 1+i/10 per tick; the second from 7.9 s holds one tick at 8,
+	// nine at 9 and the whole burst
+	if !ok || got != 8+9*9+120 {
+		t.Errorf("db_rate_peak = %v (%v), want 209", got, ok)
+	}
+	p, _ = findPhase(c.phases(nil), "before")
+	if got, ok := c.metric("db_rate_peak", nil, p.w); !ok || got != 30 {
+		t.Errorf("before: db_rate_peak = %v (%v), want 30 (second 2, ten ticks at 3)", got, ok)
+	}
+}

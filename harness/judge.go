@@ -251,11 +251,7 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 		q, _ := c.sumOf(traffic.MetricDBQueries, sel, w)
 		return q / w.length(), true
 	case "db_rate_peak":
-		ps := c.perSecond(traffic.MetricDBQueries, sel, w)
-		if len(ps) == 0 {
-			return 0, false
-		}
-		return slicesMax(ps), true
+		return c.busiestSecond(traffic.MetricDBQueries, sel, w)
 	case "errors":
 		v, _ := c.sumOf(traffic.MetricErrors, sel, w)
 		return v, true
@@ -309,14 +305,6 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func slicesMax(v []float64) float64 {
-	m := math.Inf(-1)
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
 }
 
 // latencyOps says which operations' unfinished count belongs to each
