@@ -251,7 +251,12 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 	db, mode, note := s.openDB(ctx, env)
 	s.db = db
 	if db != nil {
-		s.dbc = &priorityConn{db: db, flavor: env.DB.Flavor, setNice: env.SetDBThreadNice}
+		s.dbc = &priorityConn{db: db, flavor: env.DB.Flavor, setNice: env.SetDBThreadNice, want: make(chan int64, 1)}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.dbc.raiseLoop(ctx, 10*time.Second)
+		}()
 		if err := s.dbc.get(ctx); err != nil {
 			note += "; its thread keeps the default priority (" + err.Error() + "), so readings can lag under a saturated database"
 		} else if s.dbc.niceErr != nil {
@@ -518,55 +523,102 @@ const samplerNice = -15
 // its server thread can be raised: a connection from a pool could be
 // served by any thread. A thread it gives up goes back to the server's
 // thread cache and may serve traffic next, so its priority is put back
-// before a new one is raised.
+// when a new one is raised.
+//
+// Only the first thread is raised before a reading. Later ones, after a
+// reading was cut off, are raised by a goroutine of their own: a renice is
+// a Docker exec, and a reading must not wait on the Docker daemon (a 14 s
+// stall of the daemon once cost a nightly hot-key-expiry 14 s of database
+// readings, each tick dialling again and waiting on an exec that timed
+// out).
 type priorityConn struct {
 	db      *sql.DB
 	flavor  string
 	setNice func(ctx context.Context, tid int64, nice int) error
 
-	conn    *sql.Conn
-	tid     int64 // of conn's thread, when it was raised
-	stale   int64 // a raised thread of a dropped connection, to put back
-	niceErr error // why the last thread could not be raised
+	conn *sql.Conn
+
+	mu      sync.Mutex // held across a renice: serialises them
+	raised  int64      // the thread at samplerNice now (0: none)
+	niceErr error      // why the last thread could not be raised
+
+	started bool
+	want    chan int64 // the next thread to raise, latest first
 }
 
-// get pins a connection if none is, and raises its thread. A thread that
-// cannot be raised is not an error: the readings go on at the default
-// priority, and niceErr says why.
+// get pins a connection if none is. The first one's thread is raised
+// before get returns; a later one's by raiseLoop. A thread that cannot be
+// raised is not an error: the readings go on at the default priority, and
+// niceErr says why.
 func (p *priorityConn) get(ctx context.Context) error {
 	if p.conn != nil {
 		return nil
-	}
-	if p.stale != 0 {
-		if err := p.setNice(ctx, p.stale, 0); err == nil {
-			p.stale = 0
-		}
 	}
 	c, err := p.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("admin connection: %w", err)
 	}
-	p.conn, p.tid = c, 0
+	p.conn = c
 	q := "SELECT TID FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
 	if p.flavor == "mysql" {
 		q = "SELECT THREAD_OS_ID FROM performance_schema.threads WHERE PROCESSLIST_ID = CONNECTION_ID()"
 	}
 	var tid int64
 	if err := c.QueryRowContext(ctx, q).Scan(&tid); err != nil {
+		p.mu.Lock()
 		p.niceErr = fmt.Errorf("thread id: %w", err)
+		p.mu.Unlock()
 		return nil
 	}
-	if err := p.setNice(ctx, tid, samplerNice); err != nil {
-		p.niceErr = err
+	if !p.started {
+		p.started = true
+		p.raise(ctx, tid)
 		return nil
 	}
-	p.tid, p.niceErr = tid, nil
+	select { // replace a raise still pending: its connection is gone
+	case <-p.want:
+	default:
+	}
+	p.want <- tid
 	return nil
 }
 
+// raise puts the raised thread back to 0 and raises tid.
+func (p *priorityConn) raise(ctx context.Context, tid int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.raised != 0 && p.raised != tid {
+		if err := p.setNice(ctx, p.raised, 0); err != nil {
+			p.niceErr = err
+			return // tried again with the next thread
+		}
+		p.raised = 0
+	}
+	if err := p.setNice(ctx, tid, samplerNice); err != nil {
+		p.niceErr = err
+		return
+	}
+	p.raised, p.niceErr = tid, nil
+}
+
+// raiseLoop raises the threads get asks for until ctx ends, each renice
+// bounded by timeout.
+func (p *priorityConn) raiseLoop(ctx context.Context, timeout time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case tid := <-p.want:
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			p.raise(rctx, tid)
+			cancel()
+		}
+	}
+}
+
 // drop gives up the pinned connection; its thread's priority is put back
-// on the next get (or now, at Stop, when the database may already be
-// going).
+// when the next one is raised (not at Stop, when the database may already
+// be going).
 func (p *priorityConn) drop() {
 	if p.conn == nil {
 		return
@@ -574,9 +626,6 @@ func (p *priorityConn) drop() {
 	_ = p.conn.Raw(func(any) error { return driver.ErrBadConn })
 	p.conn.Close()
 	p.conn = nil
-	if p.tid != 0 {
-		p.stale, p.tid = p.tid, 0
-	}
 }
 
 // put files v under its metric's kind.

@@ -1,10 +1,14 @@
 package harness
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -447,5 +451,60 @@ func TestREADMENamesEveryServerMetric(t *testing.T) {
 		if !strings.Contains(readme, name) {
 			t.Errorf("README.md does not mention %s", name)
 		}
+	}
+}
+
+// A thread raised after the first is raised off the reading's path, and
+// the thread given up is put back first; a put-back that fails is tried
+// again with the next thread, so no traffic thread keeps the sampler's
+// priority for good.
+func TestSamplerThreadPriorityIsRaisedInTheBackground(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	release := make(chan struct{})
+	failPutBack := true
+	p := &priorityConn{want: make(chan int64, 1), setNice: func(ctx context.Context, tid int64, nice int) error {
+		if tid == 7 {
+			select { // a Docker daemon that stalls
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, fmt.Sprintf("%d:%d", tid, nice))
+		if nice == 0 && failPutBack {
+			failPutBack = false
+			return errors.New("exec timed out")
+		}
+		return nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.raiseLoop(ctx, 5*time.Second) }()
+	p.raise(ctx, 5) // the first, before any reading
+	p.want <- 6
+	p.want <- 7 // a raise already pending is not waited for by the asker
+	// 6's put-back of 5 fails: 5 stays raised, and 6 is not raised on top
+	// of it; 7 waits on the stalled daemon
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		r := p.raised
+		p.mu.Unlock()
+		if r == 7 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"5:-15", "5:0", "5:0", "7:-15"}
+	if fmt.Sprint(calls) != fmt.Sprint(want) || p.raised != 7 {
+		t.Errorf("renices %v, raised %d; want %v, raised 7", calls, p.raised, want)
 	}
 }
