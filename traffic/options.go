@@ -59,6 +59,11 @@ type Config struct {
 	Warm int `opt:"warm"`
 	// TTL is the entry lifetime (default 60 s).
 	TTL time.Duration `opt:"ttl"`
+	// WarmTTL is the lifetime of the entries Warm fills (default TTL): a
+	// short one makes them expire once, together, while every refill,
+	// theirs included, lives TTL, so the replay's steady state stays the
+	// cache's own.
+	WarmTTL time.Duration `opt:"warmTtl"`
 	// Processes is the fleet size P (default 4).
 	Processes int `opt:"processes"`
 	// PoolSize is each process's database pool size S (default 10).
@@ -117,7 +122,7 @@ type Config struct {
 	Model        string `opt:"model"`
 	SchemaHash   string `opt:"schemaHash"`
 	// WarmSpread gives each entry Warm fills a TTL drawn uniformly in
-	// [1s, TTL] instead of TTL, so the cache starts in its steady state,
+	// [1s, WarmTTL] instead of WarmTTL, so the cache starts in its steady state,
 	// where entries expire one by one, not in one wave (default false).
 	WarmSpread bool `opt:"warmSpread"`
 	// FillWork makes each fill query read this many rows of the records
@@ -333,6 +338,9 @@ func (c *Config) finish() {
 	if c.Keys == 0 {
 		c.Keys = c.Rows
 	}
+	if c.WarmTTL == 0 {
+		c.WarmTTL = c.TTL
+	}
 	if c.Warm < 0 {
 		c.Warm = c.HotSet
 	}
@@ -377,6 +385,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option warm: %d must be in [0, keys]", c.Warm)
 	case c.TTL < time.Second:
 		return fmt.Errorf("option ttl: %v must be >= 1s (memcached TTLs are whole seconds)", c.TTL)
+	case c.WarmTTL < time.Second:
+		return fmt.Errorf("option warmTtl: %v must be >= 1s (memcached TTLs are whole seconds)", c.WarmTTL)
 	case c.Processes < 1 || c.Processes > MaxProcesses:
 		return fmt.Errorf("option processes: %d must be in [1, %d]", c.Processes, MaxProcesses)
 	case c.PoolSize < 1:

@@ -552,7 +552,7 @@ func (w *worker) exec(ctx context.Context, p *process, counter int, q string, ar
 }
 
 func (e *Engine) warm(ctx context.Context, n int) error {
-	return e.fillTop(ctx, n, e.cfg.TTL, e.cache, e.dsn, e.cfg.WarmSpread)
+	return e.fillTop(ctx, n, e.cfg.WarmTTL, e.cache, e.dsn, e.cfg.WarmSpread)
 }
 
 // fillTop stores the n most popular entries through mc, read over dsn,

@@ -142,3 +142,24 @@ func TestDeadlockRetries(t *testing.T) {
 		t.Errorf("another error: %v after %d calls, want it at once", err, calls)
 	}
 }
+
+// A lease loser's waits double up to leaseMaxWait; by default they stay
+// at leaseWait.
+func TestLeaseWaitsBackOff(t *testing.T) {
+	seq := func(l *leases, n int) []time.Duration {
+		var out []time.Duration
+		for w := l.Wait; len(out) < n; w = l.next(w) {
+			out = append(out, w)
+		}
+		return out
+	}
+	ms := time.Millisecond
+	def := registry["leases"].New().(*leases)
+	if got := seq(def, 4); !slices.Equal(got, []time.Duration{20 * ms, 20 * ms, 20 * ms, 20 * ms}) {
+		t.Errorf("default waits %v, want 20ms fixed", got)
+	}
+	l := &leases{Wait: 20 * ms, MaxWait: 160 * ms}
+	if got := seq(l, 6); !slices.Equal(got, []time.Duration{20 * ms, 40 * ms, 80 * ms, 160 * ms, 160 * ms, 160 * ms}) {
+		t.Errorf("waits %v, want 20ms doubling to 160ms", got)
+	}
+}

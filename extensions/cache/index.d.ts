@@ -86,8 +86,10 @@ export interface Protections {
   leases?: boolean;
   /** How long a lease's placeholder lives (default "3s"). */
   leaseTTL?: Duration;
-  /** A lease loser's wait between re-reads (default "20ms"). */
+  /** A lease loser's first wait between re-reads (default "20ms"). */
   leaseWait?: Duration;
+  /** Each further wait doubles, up to this (default "20ms"); at most leaseWait keeps the wait fixed: fewer re-reads while a slow fill runs. */
+  leaseMaxWait?: Duration;
   /** How many times a lease loser re-reads before reading the database (default 5). */
   leaseTries?: number;
   /** At most this many retries per first attempt, per process, over retryBudgetWindow (default 0). */
@@ -187,7 +189,9 @@ export interface ReplayOptions {
   cacheVersion?: number;
   model?: string;
   schemaHash?: string;
-  /** Warm each entry with a TTL drawn uniformly in [1s, ttl], as a cache in its steady state holds them (default false). */
+  /** Lifetime of the entries `warm` fills, default ttl: a short one makes them expire once, together, while refills live ttl. */
+  warmTtl?: Duration;
+  /** Warm each entry with a TTL drawn uniformly in [1s, warmTtl], as a cache in its steady state holds them (default false). */
   warmSpread?: boolean;
   /**
    * Rows of the records table each fill reads besides its own (a SUM over the first fillWork ids),
