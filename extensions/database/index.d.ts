@@ -147,6 +147,14 @@ export function startQueryKiller(opts: KillerOptions): void;
 export function queryKillerStats(): KillerStats;
 export function stopQueryKiller(): KillerStats;
 
+/**
+ * Waits until the server runs at most threadsRunning statements (default 2: this check's own and a
+ * sampler's reading) in three polls 100 ms apart; returns the seconds waited. Throws when it is not
+ * quiet within timeoutMs (default 60000). After a stampede the server still finishes the queries
+ * their clients gave up on: wait before measuring the next thing.
+ */
+export function waitQuiet(opts?: { threadsRunning?: number; timeoutMs?: number }): number;
+
 /** Stops storms and the killer, restores indexes, max_connections and the statement limit. Safe to call twice. */
 export function cleanup(): void;
 
@@ -162,6 +170,7 @@ declare const database: {
   ddlStormStats: typeof ddlStormStats;
   stopDDLStorm: typeof stopDDLStorm;
   setStatementLimit: typeof setStatementLimit;
+  waitQuiet: typeof waitQuiet;
   restoreStatementLimit: typeof restoreStatementLimit;
   startQueryKiller: typeof startQueryKiller;
   queryKillerStats: typeof queryKillerStats;

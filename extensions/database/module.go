@@ -93,6 +93,7 @@ func (mi *ModuleInstance) Exports() modules.Exports {
 		"stopDDLStorm":          mi.StopDDLStorm,
 		"setStatementLimit":     mi.SetStatementLimit,
 		"restoreStatementLimit": mi.RestoreStatementLimit,
+		"waitQuiet":             mi.WaitQuiet,
 		"startQueryKiller":      mi.StartQueryKiller,
 		"queryKillerStats":      mi.QueryKillerStats,
 		"stopQueryKiller":       mi.StopQueryKiller,
@@ -332,6 +333,30 @@ func (mi *ModuleInstance) storm(op, prefix string) (*fdb.Storm, error) {
 		return nil, fmt.Errorf("database.%s: no storm on %q", op, prefix)
 	}
 	return s, nil
+}
+
+type quietOptions struct {
+	ThreadsRunning uint `opt:"threadsRunning"`
+	TimeoutMs      uint `opt:"timeoutMs"`
+}
+
+// WaitQuiet is database.waitQuiet({threadsRunning, timeoutMs}): the
+// seconds it waited for the server to run at most threadsRunning
+// statements (default 2: the check's own and a sampler's reading), at most
+// timeoutMs (default 60000).
+func (mi *ModuleInstance) WaitQuiet(v sobek.Value) (float64, error) {
+	o := quietOptions{ThreadsRunning: 2, TimeoutMs: 60000}
+	if v != nil && !sobek.IsUndefined(v) { // the options are optional
+		if err := jsopt.Decode(mi.vu.Runtime(), v, &o); err != nil {
+			return 0, fmt.Errorf("database.waitQuiet: %w", err)
+		}
+	}
+	ctx, in, err := mi.begin("waitQuiet")
+	if err != nil {
+		return 0, err
+	}
+	d, err := in.WaitQuiet(ctx, int(o.ThreadsRunning), ms(o.TimeoutMs))
+	return d.Seconds(), err
 }
 
 // SetStatementLimit is database.setStatementLimit(ms) (0 = no limit).

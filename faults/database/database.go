@@ -346,3 +346,47 @@ func keys[K comparable](m map[K]bool) []K {
 	}
 	return out
 }
+
+// WaitQuiet waits until the server runs at most maxRunning statements
+// (Threads_running, this call's own included) in three polls 100 ms apart,
+// and returns how long that took; an error when it is not quiet within
+// timeout. A client that gives up on a query closes its connection, but
+// the server finishes the statement first: after a stampede the database
+// stays saturated by work nobody waits for, and a drill that measures the
+// next thing at once measures that backlog.
+func (in *Injector) WaitQuiet(ctx context.Context, maxRunning int, timeout time.Duration) (time.Duration, error) {
+	if maxRunning < 1 {
+		return 0, fmt.Errorf("database wait quiet: threadsRunning %d must be >= 1 (the check's own statement runs)", maxRunning)
+	}
+	if timeout <= 0 {
+		return 0, fmt.Errorf("database wait quiet: timeout %v must be > 0", timeout)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	quiet, running := 0, -1
+	for {
+		var name string
+		if err := in.scan(ctx, "SHOW GLOBAL STATUS LIKE 'Threads_running'", nil, &name, &running); err != nil {
+			if ctx.Err() == nil {
+				return time.Since(start), fmt.Errorf("database wait quiet: %w", err)
+			}
+		} else if running <= maxRunning {
+			if quiet++; quiet == 3 {
+				return time.Since(start), nil
+			}
+		} else {
+			quiet = 0
+		}
+		select {
+		case <-ctx.Done():
+			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return time.Since(start), fmt.Errorf("database wait quiet: %w", err)
+			}
+			return time.Since(start), fmt.Errorf("database wait quiet: Threads_running still %d (> %d) after %v", running, maxRunning, timeout)
+		case <-tick.C:
+		}
+	}
+}

@@ -819,3 +819,41 @@ func TestKillerSparesTheInjectorsOwnQueries(t *testing.T) {
 		t.Fatalf("own query killed: %d %v", slept, err)
 	}
 }
+
+// WaitQuiet waits out statements still running, and says so when they
+// outlast its timeout.
+func TestWaitQuietWaitsForRunningStatements(t *testing.T) {
+	in, _ := open(t)
+	ctx := context.Background()
+	app, err := sql.Open("mysql", adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	busy := func(secs float64) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		for i := 0; i < 3; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				app.ExecContext(ctx, fmt.Sprintf("SELECT SLEEP(%g)", secs))
+			}()
+		}
+		time.Sleep(200 * time.Millisecond) // they have started
+		return &wg
+	}
+	wg := busy(2)
+	if _, err := in.WaitQuiet(ctx, 2, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "Threads_running still") {
+		t.Errorf("WaitQuiet with three statements running for 2 s and a 300 ms timeout: %v, want Threads_running still ...", err)
+	}
+	wg.Wait()
+	wg = busy(1.5)
+	d, err := in.WaitQuiet(ctx, 2, 10*time.Second)
+	if err != nil || d < time.Second {
+		t.Errorf("WaitQuiet = %v, %v; want about 1.3 s, nil", d, err)
+	}
+	wg.Wait()
+	if _, err := in.WaitQuiet(ctx, 0, time.Second); err == nil {
+		t.Error("WaitQuiet(0): no error, want one (its own statement runs)")
+	}
+}
