@@ -27,15 +27,18 @@
  * that the next reader refills. The drill replays the same expiry once per
  * protection (none, coalescing, fill lock, leases, stale-while-revalidate,
  * TTL jitter, XFetch early refresh) after a baseline replay in which
- * nothing expires (the before phase), and prints a table of the database
- * queries each let through; each replay is the phase
- * hot_set_expiry:<protection> in result.json. The unprotected profile
- * judges "none": its busiest second must be 10x the baseline's mean rate.
- * The protected profile judges "leases", which must cut that peak 10x (as
- * Facebook's leases cut 17,000/s to 1,300/s), compared within the run.
+ * nothing expires (the before phase, run with the judged protection on),
+ * and prints a table of the database queries each let through; each
+ * replay is the phase hot_set_expiry:<protection> in result.json, the
+ * judged one first, and each starts on a quiet database. The unprotected
+ * profile judges "none": its busiest second must be 10x the baseline's
+ * mean rate. The protected profile judges "leases", which must add at most
+ * one fill per hot key to the baseline's busiest second and cut the
+ * unprotected peak 10x (as Facebook's leases cut 17,000/s to 1,300/s),
+ * compared within the run.
  */
 import cache from 'k6/x/cache';
-import { sleep } from 'k6';
+import database from 'k6/x/database';
 import {
   calibratedWork, cleanupFaults, digest, drill, inFaultGenerator, inPhase, logTable, markFault, param, perGenerator,
   precondition, seed, share, shareCount, signature, steady,
@@ -58,7 +61,10 @@ const all = {
   none: {},
   coalesce: { coalesce: true },
   fillLock: { fillLock: true, fillLockTries: 20 },
-  leases: { leases: true, leaseTries: 50 },
+  // a loser waits 20, 40, 80, then 160 ms between re-reads, 1.26 s in all
+  // before it reads the database: not 50 re-reads at 20 ms, whose own load
+  // slowed the fill they waited for
+  leases: { leases: true, leaseWait: '20ms', leaseMaxWait: '160ms', leaseTries: 10 },
   staleWhileRevalidate: { staleWhileRevalidate: '30s' },
   ttlJitter: { ttlJitter: 0.5 },
   xfetch: { xfetch: true, xfetchBeta: 2 },
@@ -78,11 +84,22 @@ export const options = {
   ext: drill({
     checks: [
       precondition('the baseline served the offered load', 'before', 'served_ratio >= 0.98'),
-      precondition('the baseline carried a steady database load', 'before', 'db_rate >= 5'),
+      // Below 2 queries/s the baseline's 8 s hold under 16, a mean with
+      // 25% counting noise: "10x steady" would measure nothing. Leases
+      // carry about half the unprotected steady load (5-6/s against 12:
+      // an invalidated entry is refilled once, not by every reader).
+      precondition('the baseline carried a steady database load', 'before', 'db_rate >= 2'),
       precondition('the database\'s capacity was measured', 'run', 'firedrill_db_capacity > 0'),
       signature('the hot set\'s expiry sends a burst of queries many times the steady rate', `hot_set_expiry:${judged}`,
         'db_rate_peak >= 10 x db_rate@before', '000_e76083ecc6911798.txt:5'),
-      steady('the expiry stays near the steady rate', `hot_set_expiry:${judged}`, 'db_rate_peak < 3 x db_rate@before'),
+      // At most one fill per hot key on top of the steady state's busiest
+      // second, what a protection that works promises, and half a hot set
+      // for the counting noise of the second it lands in: the steady
+      // second is ~Poisson(db_rate@before), whose 3 sigma stays below 10
+      // up to 11 queries/s, and a second that merely beats the before
+      // phase's busiest would otherwise fail one run in nine.
+      steady('the expiry adds at most one fill per hot key to the busiest steady second', `hot_set_expiry:${judged}`,
+        `db_rate_peak <= 1 x db_rate_peak@before + ${hotSet + Math.ceil(hotSet / 2)}`),
       steady('the protection cuts the unprotected peak tenfold', `hot_set_expiry:${judged}`,
         'db_rate_peak <= 0.1 x hot_set_expiry:none', { profiles: ['protected'] }),
       steady('fetches are served through the expiry', `hot_set_expiry:${judged}`, 'served_ratio >= 0.99'),
@@ -90,9 +107,13 @@ export const options = {
   }),
 };
 
+// replay runs the fleet for ttl + after seconds, the hot set (warm
+// entries) filled at its start to live ttl; every other fill, the hot
+// set's refills included, lives an hour, as in the baseline, so one replay
+// holds one expiry.
 function replay(prot, ttl, warm, fillWork) {
   return cache.replay({
-    rate: share(rate), rows, keys, hotSet, warm, ttl: `${ttl}s`, duration: `${ttlS + afterS}s`, writeFraction,
+    rate: share(rate), rows, keys, hotSet, warm, warmTtl: `${ttl}s`, ttl: '3600s', duration: `${ttlS + afterS}s`, writeFraction,
     fillWork, dbTimeout: '5s', cacheTimeout: '1s', processes: shareCount(processes), poolSize, seed,
     protections: prot,
   });
@@ -104,31 +125,46 @@ export function setup() {
   // Every record cached long ago: TTLs spread over an hour, so the steady
   // load is writes and the odd expiry, not a wave.
   cache.warm({ rows, keys, hotSet, warm: keys, warmSpread: true, ttl: '3600s', seed });
+  // ...but the hot set, which a real fleet refills the moment it expires,
+  // is fresh: a spread TTL of minutes would expire one of the 20 in the
+  // baseline one run in three, an unplanned stampede in the before phase.
+  cache.warm({ rows, keys, hotSet, warm: hotSet, ttl: '3600s', seed });
   return { fillWork };
 }
 
 export function traffic(data) {
   const marks = inFaultGenerator();
-  const names = table === 'all' ? Object.keys(all) : table.split(',');
-  if (!names.includes(judged)) names.push(judged);
-  if (!names.includes('none')) names.unshift('none');
-  // The baseline: nothing expires in it.
-  const base = inPhase('baseline', () => replay({}, 3600, 0, data.fillWork));
+  // The judged protection replays first, right after the baseline, on the
+  // database and fleet the baseline measured: a stampede before it would
+  // leave its own wake (a leases replay after "none" lost 6% of its
+  // fetches one run in three, its generator late on 5,934 operations).
+  const names = (table === 'all' ? Object.keys(all) : table.split(',')).filter((n) => n !== judged);
+  if (judged !== 'none' && !names.includes('none')) names.unshift('none');
+  names.unshift(judged);
+  for (const name of names) {
+    if (!(name in all)) throw new Error(`unknown protection ${name}: choose from ${Object.keys(all).join(', ')}`);
+  }
+  // The baseline: nothing expires in it, and the fleet runs the judged
+  // protection, as it does every day.
+  const base = inPhase('baseline', () => replay(all[judged], 3600, 0, data.fillWork));
   console.log(digest('baseline (nothing expires)', base));
   const baseRate = base.dbQueries / base.elapsedS;
   const rowsOut = [];
   for (const name of names) {
-    if (!(name in all)) throw new Error(`unknown protection ${name}: choose from ${Object.keys(all).join(', ')}`);
     if (marks) markFault('hot_set_expiry', 'inject', `top-${hotSet}`, name);
     // the hot set refilled together with one short TTL, at the start
     const s = inPhase(name, () => replay(all[name], ttlS, hotSet, data.fillWork));
     if (marks) markFault('hot_set_expiry', 'remove', `top-${hotSet}`, name);
     console.log(digest(name, s));
-    // the database finishes what the clients gave up on before the next
-    sleep(2);
+    // The server finishes the fills whose clients gave up before it
+    // notices they left: a stampede's backlog holds the database's CPU
+    // (and connection slots) for seconds after the replay ends. The next
+    // replay starts on a quiet database, or it measures that backlog, as a
+    // fixed 2 s pause once let a leases replay do (peak 123, 0.87 served).
+    const quietS = database.waitQuiet({ threadsRunning: 2, timeoutMs: 60000 });
     rowsOut.push({
       protection: name, db_queries: s.dbQueries, extra: s.dbQueries - Math.round(baseRate * s.elapsedS),
-      db_p99_ms: s.dbP99Ms, fetch_p99_ms: s.fetchP99Ms, errors: JSON.stringify(s.errors),
+      db_p99_ms: s.dbP99Ms, fetch_p99_ms: s.fetchP99Ms, errors: JSON.stringify(s.errors), quiet_after_s: quietS.toFixed(1),
     });
   }
   logTable(`hot-key-expiry: database queries in the ${ttlS + afterS} s around the expiry of the ${hotSet} hottest keys ` +
