@@ -50,6 +50,8 @@ type Engine struct {
 	runCtx      context.Context
 	started     chan struct{}
 	startAt     time.Time
+	// readOnly holds the hot set's ids when writes must spare them
+	readOnly map[uint64]bool
 }
 
 // Started is closed when traffic starts (after warming); StartTime is then
@@ -127,6 +129,13 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	e.tenantTally = make([]tenantTally, cfg.Tenants)
 	for i := range e.tenantUpdates {
 		e.tenantUpdates[i] = "UPDATE `" + fdb.TenantSchema(cfg.TenantPrefix, i) + "`." + fdb.TenantTable + " SET qty = qty + 1 WHERE id = ?"
+	}
+	if cfg.HotSetReadOnly {
+		// by id, not rank: ranks past the hot set can scramble onto its ids
+		e.readOnly = map[uint64]bool{}
+		for _, id := range HotSetIDs(cfg.HotSet, cfg.Keys) {
+			e.readOnly[id] = true
+		}
 	}
 	mix := cfg.Mix
 	e.mix.Store(&mix)
@@ -682,6 +691,12 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 	case u < w:
 		o.kind = opWrite
 		o.id = e.zipf.Next(rng)
+		// Redrawn, not shifted, so the other records keep their relative
+		// popularity; bounded, as a hot set near the keyspace's size could
+		// hold nearly all of the draws.
+		for try := 0; e.readOnly[o.id] && try < 1000; try++ {
+			o.id = e.zipf.Next(rng)
+		}
 	case u < tw:
 		// tenants are equally busy, and rows within a tenant
 		o.kind = opTenantWrite

@@ -52,6 +52,12 @@ type Config struct {
 	// HotSet is the number of most popular keys expireHotSet acts on
 	// (default 100).
 	HotSet int `opt:"hotSet"`
+	// HotSetReadOnly keeps writes off the HotSet most popular records
+	// (default false: writes pick records as reads do, Zipf). Read on
+	// every request and rarely edited, as a workspace's settings are,
+	// such records then miss only when the drill expires them, not at
+	// every write that lands on them.
+	HotSetReadOnly bool `opt:"hotSetReadOnly"`
 	// Warm is how many of the most popular keys are filled before traffic
 	// starts, all at one instant with one TTL (default HotSet). The entries
 	// then expire together after TTL unless TTLJitter is on: the incident's
@@ -381,6 +387,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option theta: %v must be in (0, 1)", c.Theta)
 	case c.HotSet < 0 || uint64(c.HotSet) > c.Keys:
 		return fmt.Errorf("option hotSet: %d must be in [0, keys]", c.HotSet)
+	case c.HotSetReadOnly && uint64(c.HotSet) >= c.Keys:
+		return fmt.Errorf("option hotSetReadOnly: hotSet %d leaves no record of %d to write; lower hotSet or drop hotSetReadOnly", c.HotSet, c.Keys)
 	case c.Warm < 0 || uint64(c.Warm) > c.Keys:
 		return fmt.Errorf("option warm: %d must be in [0, keys]", c.Warm)
 	case c.TTL < time.Second:

@@ -257,6 +257,48 @@ func TestHotSetIDsAreTopRanks(t *testing.T) {
 	}
 }
 
+func TestHotSetReadOnlyKeepsWritesOffTheHotSet(t *testing.T) {
+	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
+	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
+	hot := map[uint64]bool{}
+	for _, id := range HotSetIDs(20, 20000) {
+		hot[id] = true
+	}
+	count := func(readOnly bool) (hotWrites, writes int) {
+		c, err := ConfigFromMap(map[string]any{"dsn": "u@tcp(127.0.0.1:1)/db", "keys": int64(20000), "rows": int64(20000),
+			"hotSet": int64(20), "writeFraction": 0.5, "hotSetReadOnly": readOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range 20000 {
+			if o := e.generate(rng, uint64(i), time.Time{}); o.kind == opWrite {
+				writes++
+				if hot[o.id] {
+					hotWrites++
+				}
+			}
+		}
+		return hotWrites, writes
+	}
+	// Zipf 0.99 over 20,000 records puts about a third of the writes on
+	// the top 20.
+	if h, w := count(false); w < 9000 || h < w/5 {
+		t.Errorf("writes as reads: %d of %d writes on the hot set, want about a third", h, w)
+	}
+	if h, w := count(true); w < 9000 || h != 0 {
+		t.Errorf("hotSetReadOnly: %d of %d writes on the hot set, want none", h, w)
+	}
+	if _, err := ConfigFromMap(map[string]any{"keys": int64(20), "rows": int64(20), "hotSet": int64(20), "hotSetReadOnly": true}); err == nil ||
+		!strings.Contains(err.Error(), "option hotSetReadOnly") {
+		t.Errorf("hotSetReadOnly over the whole keyspace: %v, want an error naming the option", err)
+	}
+}
+
 func TestStagesRampAndDuration(t *testing.T) {
 	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
 	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")

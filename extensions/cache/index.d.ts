@@ -137,6 +137,8 @@ export interface ReplayOptions {
   theta?: number;
   /** Number of most popular keys expireHotSet acts on, default 100. */
   hotSet?: number;
+  /** Keep writes off the hotSet most popular records (default false: writes are Zipf, as reads). */
+  hotSetReadOnly?: boolean;
   /** Most popular keys filled at start with one TTL, default hotSet. */
   warm?: number;
   /** Entry TTL, default "60s". */
