@@ -448,25 +448,11 @@ func (c *collector) peakGauge(metric string, sel map[string]string, w span) (flo
 // to all of its size in whole seconds). A w shorter than a second gives its
 // sum scaled to one.
 func (c *collector) busiestSecond(metric string, sel map[string]string, w span) (float64, bool) {
-	n := int(math.Round(w.length() / tickSpan)) // ticks of w
-	ks := c.within(c.tkeys, w)
-	if len(ks) == 0 || n <= 0 {
+	sums, ok := c.tickSums(metric, sel, w)
+	if !ok {
 		return 0, false
 	}
-	sums := make([]float64, n)
-	for _, k := range ks {
-		// within reaches back before time zero for a phase from 0: such
-		// ticks are setup's, no second of the phase's
-		i := int(math.Floor((c.rel(k) + tickSpan/2 - w.from) / tickSpan))
-		if i < 0 || i >= n {
-			continue
-		}
-		for key, v := range c.ticks[k].sums {
-			if c.matches(key, metric, sel) {
-				sums[i] += v
-			}
-		}
-	}
+	n := len(sums)
 	win := int(math.Round(1 / tickSpan))
 	if n < win {
 		var t float64
@@ -486,6 +472,56 @@ func (c *collector) busiestSecond(metric string, sel map[string]string, w span) 
 		}
 	}
 	return peak, true
+}
+
+// burst is the busiest second (busiestSecond) less the phase's median
+// whole second, counted from its start: what a burst adds to the phase's
+// own steady state, which a peak alone carries as a floor (the busiest
+// second of a protection that cuts a stampede to one fill per key is
+// mostly the steady load around it). It needs three whole seconds.
+func (c *collector) burst(metric string, sel map[string]string, w span) (float64, bool) {
+	sums, ok := c.tickSums(metric, sel, w)
+	win := int(math.Round(1 / tickSpan))
+	if !ok || len(sums) < 3*win {
+		return 0, false
+	}
+	secs := make([]float64, len(sums)/win)
+	for i := range secs {
+		for _, v := range sums[i*win : (i+1)*win] {
+			secs[i] += v
+		}
+	}
+	slices.Sort(secs)
+	median := secs[len(secs)/2]
+	if len(secs)%2 == 0 {
+		median = (secs[len(secs)/2-1] + median) / 2
+	}
+	peak, _ := c.busiestSecond(metric, sel, w)
+	return max(0, peak-median), true
+}
+
+// tickSums sums metric's samples matching sel in each 100 ms tick of w.
+func (c *collector) tickSums(metric string, sel map[string]string, w span) ([]float64, bool) {
+	n := int(math.Round(w.length() / tickSpan)) // ticks of w
+	ks := c.within(c.tkeys, w)
+	if len(ks) == 0 || n <= 0 {
+		return nil, false
+	}
+	sums := make([]float64, n)
+	for _, k := range ks {
+		// within reaches back before time zero for a phase from 0: such
+		// ticks are setup's, no second of the phase's
+		i := int(math.Floor((c.rel(k) + tickSpan/2 - w.from) / tickSpan))
+		if i < 0 || i >= n {
+			continue
+		}
+		for key, v := range c.ticks[k].sums {
+			if c.matches(key, metric, sel) {
+				sums[i] += v
+			}
+		}
+	}
+	return sums, true
 }
 
 // matches says whether the series key is metric with every tag of sel.

@@ -390,4 +390,18 @@ func TestBusiestSecondSlidesOverTicks(t *testing.T) {
 	if got, ok := c.metric("db_rate_peak", nil, p.w); !ok || got != 30 {
 		t.Errorf("before: db_rate_peak = %v (%v), want 30 (second 2, ten ticks at 3)", got, ok)
 	}
+	// the burst is the peak above the phase's median whole second: before
+	// holds 10, 20, 30; after, from 6 s, 70, 80+60, 90+60, 100
+	if got, ok := c.metric("db_rate_burst", nil, p.w); !ok || got != 30-20 {
+		t.Errorf("before: db_rate_burst = %v (%v), want 10", got, ok)
+	}
+	p, _ = findPhase(c.phases(nil), "after")
+	if got, ok := c.metric("db_rate_burst", nil, p.w); !ok || got != 209-(100+140)/2 {
+		t.Errorf("after: db_rate_burst = %v (%v), want 89", got, ok)
+	}
+	// under three whole seconds there is no steady state to measure it from
+	p, _ = findPhase(c.phases(nil), "latency")
+	if got, ok := c.metric("db_rate_burst", nil, span{p.w.from, p.w.from + 2.5}); ok {
+		t.Errorf("2.5 s: db_rate_burst = %v, want no value", got)
+	}
 }

@@ -252,6 +252,8 @@ func (c *collector) metric(name string, sel map[string]string, w span) (float64,
 		return q / w.length(), true
 	case "db_rate_peak":
 		return c.busiestSecond(traffic.MetricDBQueries, sel, w)
+	case "db_rate_burst":
+		return c.burst(traffic.MetricDBQueries, sel, w)
 	case "errors":
 		v, _ := c.sumOf(traffic.MetricErrors, sel, w)
 		return v, true
@@ -395,7 +397,7 @@ func quantileWithInf(h *hdrhistogram.Histogram, n, inf int64, p float64) float64
 var summaryNames = []string{
 	"duration_s", "offered", "offered_rate", "served_ratio", "failed", "shed", "unsent", "unfinished", "late",
 	"fetch_p50", "fetch_p99", "fetch_max", "db_p99", "write_p99", "lookup_p99",
-	"hit_ratio", "db_rate", "db_rate_peak", "error_rate", "connections_peak",
+	"hit_ratio", "db_rate", "db_rate_peak", "db_rate_burst", "error_rate", "connections_peak",
 	reports.SummaryRecovered, reports.SummaryRecovery,
 	mDBUserSelect + statRate, mDBUserSelect + statRatePeak, mDBUserUpdate + statRate, mDBQuestions + statRate,
 	mDBUserBusy + statRate, mDBThreadsRunning + statPeak, mDBThreadsConnected + statPeak, mDBMaxConnErrors,
@@ -484,7 +486,7 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 	missing := map[string]bool{}
 	unread := false
 	for _, cs := range spec.For(profile) {
-		ch := reports.Check{Name: cs.Name, Kind: cs.Kind, Phase: cs.Phase, Expr: cs.Expr, Incident: cs.Incident, Relative: cs.parsed.rel}
+		ch := reports.Check{Name: cs.Name, Kind: cs.Kind, Phase: cs.Phase, Expr: cs.Expr, Incident: cs.Incident, Figure: cs.Figure, Relative: cs.parsed.rel}
 		if cs.parsed.relMetric != "" {
 			ch.Relative = cs.parsed.relMetric + "@" + cs.parsed.rel
 		}
