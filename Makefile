@@ -16,6 +16,7 @@ GENERATORS ?= 1
 LINT_TAGS ?= integration,browser,bench
 NIGHTLY_OUT ?= $(OUT)/nightly
 NIGHTLY_FLAGS ?=
+FIDELITY_OUT ?= $(OUT)/fidelity
 # make images: IMAGES_FLAGS="--base debian:bookworm-slim" builds on a pulled
 # base where a registry is reachable (CI); IMAGES_TAR is images-save/load's file.
 IMAGES_FLAGS ?=
@@ -32,7 +33,7 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 
 .DEFAULT_GOAL := help
-.PHONY: help build k6 firedrill host-deps images run drill env-up env-down test unit integration lint bench clean nightly baseline images-save images-load
+.PHONY: help build k6 firedrill host-deps images run drill env-up env-down test unit integration lint bench clean nightly fidelity baseline images-save images-load
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +82,11 @@ nightly: build images ## Every drill (short form), every profile, REPEATS times;
 	rm -rf $(NIGHTLY_OUT)
 	bin/firedrill nightly --out $(NIGHTLY_OUT) --repeats $(REPEATS) --baseline $(BASELINE) --baselines $(BASELINES) \
 		--generators $(GENERATORS) --memcached $(MEMCACHED) $(NIGHTLY_FLAGS)
+
+fidelity: build images ## Every drill once at its default length, then the incidents' figures beside the drills' into README.md (firedrill fidelity)
+	rm -rf $(FIDELITY_OUT)
+	bin/firedrill nightly --full --repeats 1 --baseline none --out $(FIDELITY_OUT) --memcached $(MEMCACHED) $(NIGHTLY_FLAGS); \
+	rc=$$?; bin/firedrill fidelity $(FIDELITY_OUT) -o $(FIDELITY_OUT)/fidelity.md --readme README.md && exit $$rc
 
 baseline: bin/firedrill ## Save the last nightly's results as a release's baseline: make baseline RELEASE=v1.4
 	@if [ -z "$(RELEASE)" ]; then echo "make baseline RELEASE=vX.Y"; exit 2; fi

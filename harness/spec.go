@@ -64,6 +64,10 @@ type CheckSpec struct {
 	// Incident cites the incident report line the signature reproduces,
 	// "file:line" (required for signatures).
 	Incident string `json:"incident,omitempty"`
+	// Figure is the incident's own figure for what the check measures
+	// ("about 60 ms to over 30 s"), for the fidelity table beside the
+	// drill's; optional, on any kind of check.
+	Figure string `json:"figure,omitempty"`
 	// Profiles limits the check to these profiles (all when empty).
 	Profiles []string `json:"profiles,omitempty"`
 

@@ -61,6 +61,10 @@ type Check struct {
 	// Incident cites the incident report's line ("file:line") a signature
 	// reproduces.
 	Incident string `json:"incident,omitempty"`
+	// Figure is the incident's own figure for what the check measures,
+	// as the drill declares it (firedrill fidelity sets it beside
+	// Observed).
+	Figure string `json:"figure,omitempty"`
 	// Note says why a check had no data, or what else a reader should know.
 	Note string `json:"note,omitempty"`
 	// Automatic is true for the preconditions the harness adds to every

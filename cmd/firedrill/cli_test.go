@@ -81,7 +81,7 @@ func TestHelpNamesEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"list", "run DRILL", "env up", "env down", "images", "report", "compare", "version"} {
+	for _, c := range []string{"list", "run DRILL", "env up", "env down", "images", "report", "compare", "fidelity", "version"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("help lacks %q", c)
 		}

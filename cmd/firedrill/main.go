@@ -33,6 +33,8 @@ Usage:
                                           keep a release's results as the baseline of later nightlies
   firedrill merge DRILL --out DIR FOLDER...
                                           merge the files of several generators of one run into one result
+  firedrill fidelity RESULT.json|DIR... [-o FILE] [--readme README.md]
+                                          the incidents' own figures beside the drills' (make fidelity runs every drill at default length first)
   firedrill k8s manifests DRILL --parallelism N --out DIR
                                           k6-operator TestRun, script ConfigMap and k6 image Dockerfile
   firedrill version                       print the version
@@ -132,6 +134,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return baselineCmd(ctx, rest, stdout, stderr)
 	case "merge":
 		return mergeCmd(ctx, rest, stdout, stderr)
+	case "fidelity":
+		return fidelityCmd(ctx, rest, stdout, stderr)
 	case "k8s":
 		return k8sCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
@@ -142,7 +146,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q: run `firedrill help` for the commands (%s)", cmd,
-			"list, run, env, images, report, compare, nightly, baseline, merge, k8s, version")
+			"list, run, env, images, report, compare, nightly, baseline, merge, fidelity, k8s, version")
 	}
 }
 
