@@ -24,8 +24,11 @@
  * setup), so the burst of fills slows each one down and stretches the
  * window. The steady load around it is realistic: every other record was
  * cached long before with TTLs spread out, and writes invalidate entries
- * that the next reader refills. The drill replays the same expiry once per
- * protection (none, coalescing, fill lock, leases, stale-while-revalidate,
+ * that the next reader refills. Writes spare the hot set, read on every
+ * request and rarely edited, as a workspace's settings are: a write there
+ * is a stampede of its own under "none" (one every 2 s when writes
+ * followed the reads' popularity), unplanned, in the baseline too. The
+ * drill replays the same expiry once per protection (none, coalescing, fill lock, leases, stale-while-revalidate,
  * TTL jitter, XFetch early refresh) after a baseline replay in which
  * nothing expires (the before phase, run with the judged protection on),
  * and prints a table of the database queries each let through; each
@@ -34,7 +37,8 @@
  * profile judges "none": its busiest second must be 10x the baseline's
  * mean rate. The protected profile judges "leases", which must add at most
  * one fill per hot key to the baseline's busiest second and cut the
- * unprotected peak 10x (as Facebook's leases cut 17,000/s to 1,300/s),
+ * unprotected burst (the busiest second above the replay's median one)
+ * 10x (as Facebook's leases cut 17,000/s to 1,300/s),
  * compared within the run.
  */
 import cache from 'k6/x/cache';
@@ -91,7 +95,8 @@ export const options = {
       precondition('the baseline carried a steady database load', 'before', 'db_rate >= 2'),
       precondition('the database\'s capacity was measured', 'run', 'firedrill_db_capacity > 0'),
       signature('the hot set\'s expiry sends a burst of queries many times the steady rate', `hot_set_expiry:${judged}`,
-        'db_rate_peak >= 10 x db_rate@before', '000_e76083ecc6911798.txt:5'),
+        'db_rate_peak >= 10 x db_rate@before', '000_e76083ecc6911798.txt:5',
+        { figure: '"a short but extremely high query load" at each expiry (no rate given)' }),
       // At most one fill per hot key on top of the steady state's busiest
       // second, what a protection that works promises, and half a hot set
       // for the counting noise of the second it lands in: the steady
@@ -100,8 +105,14 @@ export const options = {
       // phase's busiest would otherwise fail one run in nine.
       steady('the expiry adds at most one fill per hot key to the busiest steady second', `hot_set_expiry:${judged}`,
         `db_rate_peak <= 1 x db_rate_peak@before + ${hotSet + Math.ceil(hotSet / 2)}`),
-      steady('the protection cuts the unprotected peak tenfold', `hot_set_expiry:${judged}`,
-        'db_rate_peak <= 0.1 x hot_set_expiry:none', { profiles: ['protected'] }),
+      // The burst, the busiest second above the replay's median second:
+      // both replays carry the same steady load (~10 queries in the
+      // busiest second), a floor under any peak that no protection can
+      // cut, so peak against peak measured the steady load as much as the
+      // protection (1/11.8 to 1/26 in three runs of the same code).
+      steady('the protection cuts the unprotected burst tenfold', `hot_set_expiry:${judged}`,
+        'db_rate_burst <= 0.1 x hot_set_expiry:none',
+        { profiles: ['protected'], figure: 'leases: about 17,000/s to 1,300/s, 1/13 (Facebook, NSDI 2013)' }),
       steady('fetches are served through the expiry', `hot_set_expiry:${judged}`, 'served_ratio >= 0.99'),
     ],
   }),
@@ -113,7 +124,7 @@ export const options = {
 // holds one expiry.
 function replay(prot, ttl, warm, fillWork) {
   return cache.replay({
-    rate: share(rate), rows, keys, hotSet, warm, warmTtl: `${ttl}s`, ttl: '3600s', duration: `${ttlS + afterS}s`, writeFraction,
+    rate: share(rate), rows, keys, hotSet, hotSetReadOnly: true, warm, warmTtl: `${ttl}s`, ttl: '3600s', duration: `${ttlS + afterS}s`, writeFraction,
     fillWork, dbTimeout: '5s', cacheTimeout: '1s', processes: shareCount(processes), poolSize, seed,
     protections: prot,
   });
