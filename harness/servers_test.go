@@ -286,9 +286,17 @@ func TestSamplingCoverageIsAPrecondition(t *testing.T) {
 	}
 	gappy := read("memcached-0", func(s int) bool { return s >= 3 && s < 6 })
 	gappy = append(gappy, ServerLine{Type: LineError, Source: "memcached-0", T: f.at(3.3), Err: "dial tcp: connection refused"})
-	ch, verdict = judged(append(append(read(sourceDB, never), gappy...), declare("container:mysql", nil)))
+	lines := append(append(read(sourceDB, never), gappy...), declare("container:mysql", nil))
+	ch, verdict = judged(lines)
+	// no check reads the containers' CPU or memory: their gaps void nothing
+	if ch.Outcome != reports.Fail || verdict != reports.Invalid || *ch.Observed != 3 ||
+		!strings.Contains(ch.Note, "memcached-0 missed 3 of 10 s (dial tcp: connection refused)") || strings.Contains(ch.Note, "container:mysql") {
+		t.Errorf("a gap, and a container never read that no check reads: %+v, verdict %s; want invalid on memcached-0's 3 s alone", ch, verdict)
+	}
+	spec = mustSpec(t, `{"checks":[{"name":"h","kind":"steady","phase":"run","expr":"server_cpu_rate{container=mysql} <= 4"}]}`)
+	ch, verdict = judged(lines)
 	if ch.Outcome != reports.Fail || verdict != reports.Invalid || *ch.Observed != 10 {
-		t.Errorf("a gap and a source never read: %+v, verdict %s; want invalid, worst source missing all 10 s", ch, verdict)
+		t.Errorf("a check reads a container never read: %+v, verdict %s; want invalid, worst source missing all 10 s", ch, verdict)
 	}
 	for _, want := range []string{"memcached-0 missed 3 of 10 s (dial tcp: connection refused)", "container:mysql missed 10 of 10 s"} {
 		if !strings.Contains(ch.Note, want) {
