@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -22,7 +23,9 @@ type FidelityRow struct {
 }
 
 // Fidelity lists, for every result, each check that declares an incident
-// figure, in drill then profile order (unprotected first). Results of one
+// figure and that the profile's verdict rests on (the signatures of a
+// profile that must break, the steady states of one that must hold), in
+// drill then profile order (unprotected first). Results of one
 // drill and profile repeated appear once each, in the order given.
 func Fidelity(results []*Result) []FidelityRow {
 	rs := slices.Clone(results)
@@ -35,7 +38,9 @@ func Fidelity(results []*Result) []FidelityRow {
 	var rows []FidelityRow
 	for _, r := range rs {
 		for _, c := range r.Checks {
-			if c.Figure == "" {
+			// the checks the profile's verdict rests on: a profile that
+			// must break, its signatures; one that must hold, the rest
+			if c.Figure == "" || (c.Kind == Signature) != (r.Verdict.Expected == Broken) {
 				continue
 			}
 			rows = append(rows, FidelityRow{
@@ -63,10 +68,9 @@ func profileOrder(p string) string {
 // that value as a multiple of the reference ("db_rate_peak 261 = 23.6 x
 // db_rate@before 11.05").
 func Measured(c Check) string {
-	metric, _, _ := strings.Cut(c.Expr, " ")
-	metric = strings.TrimSpace(metric)
-	if i := strings.IndexAny(metric, "<>="); i > 0 {
-		metric = metric[:i]
+	metric := strings.TrimSpace(c.Expr)
+	if m := metricRE.FindString(metric); m != "" {
+		metric = strings.TrimSpace(m)
 	}
 	if c.Observed == nil || math.IsNaN(float64(*c.Observed)) {
 		return metric + ": no data in " + c.Phase
@@ -92,10 +96,14 @@ func Measured(c Check) string {
 	return fmt.Sprintf("%s in %s = %s x %s %s", s, c.Phase, sig(Float(ratio)), rel, sig(ref))
 }
 
+// metricRE is an expression's metric and tag selector, before its
+// operator (a selector holds "=").
+var metricRE = regexp.MustCompile(`^\s*[a-z][a-z0-9_]*\s*(\{[^}]*\})?`)
+
 // sig rounds to three significant figures for reading, not for judging.
 func sig(f Float) string {
 	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) || v == 0 {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v == math.Trunc(v) && math.Abs(v) < 1e6 {
 		return f.String()
 	}
 	d := 2 - int(math.Floor(math.Log10(math.Abs(v))))

@@ -35,7 +35,7 @@ func TestFidelityWritesTheTableIntoTheReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "| hot-key-expiry | unprotected (broken) | burst | an extremely high query load (000_e76083ecc6911798.txt:5) | db_rate_peak 261 in hot_set_expiry:none = 23.7 x db_rate@before 11.0 | observed |") {
+	if !strings.Contains(out, "| hot-key-expiry | unprotected (broken) | burst | an extremely high query load (000_e76083ecc6911798.txt:5) | db_rate_peak 261 in hot_set_expiry:none = 23.7 x db_rate@before 11 | observed |") {
 		t.Errorf("table:\n%s", out)
 	}
 	got, _ := os.ReadFile(readme)
