@@ -58,6 +58,17 @@ func TestBadRunInputs(t *testing.T) {
 		{[]string{"run", "pipeline", "--scenarios", "../../scenarios", "--short"}, "pipeline has no @nightly line"},
 		{[]string{"run"}, "exactly one drill"},
 		{[]string{"env"}, "env needs a subcommand"},
+		// sweep: every argument checked before Docker is asked anything
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios"}, "no --vary"},
+		{[]string{"sweep", "nosuch", "--scenarios", "../../scenarios", "--vary", "rate=1"}, `unknown drill "nosuch"`},
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios", "--vary", "rte=1,2"}, `no parameter "rte"`},
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios", "--vary", "rate=fast"}, "rate"},
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios", "--vary", "rate"}, "want name=v1,v2"},
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios", "--vary", "rate=1", "--profile", "gentle"}, `no profile "gentle"`},
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios", "--vary", "rate=1", "--short"}, "no @nightly short form"},
+		{[]string{"sweep", "pipeline", "--scenarios", "../../scenarios", "--vary", "rate=1", "--repeats", "0"}, "--repeats must be at least 1"},
+		{[]string{"sweep", "app-slow-database", "--scenarios", "../../scenarios", "--vary", "rate=1"}, "drives a service under test"},
+		{[]string{"sweep", "--scenarios", "../../scenarios", "--vary", "rate=1"}, "exactly one drill"},
 	} {
 		_, _, err := run(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -81,7 +92,7 @@ func TestHelpNamesEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"list", "run DRILL", "env up", "env down", "images", "report", "compare", "fidelity", "version"} {
+	for _, c := range []string{"list", "run DRILL", "env up", "env down", "images", "report", "compare", "sweep DRILL", "fidelity", "version"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("help lacks %q", c)
 		}

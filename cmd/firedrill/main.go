@@ -31,6 +31,8 @@ Usage:
   firedrill nightly [flags]               every drill, every profile, repeated; report, comparison with a baseline, JUnit
   firedrill baseline save --release vX.Y [--from DIR] | list
                                           keep a release's results as the baseline of later nightlies
+  firedrill sweep DRILL --vary name=v1,v2,... [--vary ...] [--profile P] [--repeats R] [--out DIR]
+                                          run a drill over a grid of parameter values; a map of where it recovers (resumable)
   firedrill merge DRILL --out DIR FOLDER...
                                           merge the files of several generators of one run into one result
   firedrill fidelity RESULT.json|DIR... [-o FILE] [--readme README.md]
@@ -136,6 +138,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return mergeCmd(ctx, rest, stdout, stderr)
 	case "fidelity":
 		return fidelityCmd(ctx, rest, stdout, stderr)
+	case "sweep":
+		return sweepCmd(ctx, rest, stdout, stderr)
 	case "k8s":
 		return k8sCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
@@ -146,7 +150,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q: run `firedrill help` for the commands (%s)", cmd,
-			"list, run, env, images, report, compare, nightly, baseline, merge, fidelity, k8s, version")
+			"list, run, env, images, report, compare, nightly, baseline, sweep, merge, fidelity, k8s, version")
 	}
 }
 
