@@ -20,6 +20,8 @@ type FidelityRow struct {
 	Figure   string // the incident's figure, as the drill declares it
 	Measured string // the drill's figure, as the check measured it
 	Outcome  string
+	Release  string // the run's release label
+	Day      string // the day the run started, UTC (2006-01-02)
 }
 
 // Fidelity lists, for every result, each check that declares an incident
@@ -46,10 +48,18 @@ func Fidelity(results []*Result) []FidelityRow {
 			rows = append(rows, FidelityRow{
 				Drill: r.Drill, Incident: c.Incident, Profile: r.Profile, Verdict: r.Verdict.Reached,
 				Check: c.Name, Figure: c.Figure, Measured: Measured(c), Outcome: c.Outcome,
+				Release: r.Release, Day: day(r),
 			})
 		}
 	}
 	return rows
+}
+
+func day(r *Result) string {
+	if r.Start.IsZero() {
+		return ""
+	}
+	return r.Start.UTC().Format("2006-01-02")
 }
 
 // profileOrder sorts "unprotected" before "protected" before the rest.
@@ -89,7 +99,7 @@ func Measured(c Check) string {
 		return fmt.Sprintf("%s in %s, %s %s", s, c.Phase, rel, sig(ref))
 	}
 	ratio := float64(obs) / float64(ref)
-	if ratio > 0 && ratio < 1 {
+	if ratio > 0 && ratio < 0.5 {
 		// a cut reads as one: "1/18.1 of" rather than "0.0552 x"
 		return fmt.Sprintf("%s in %s = 1/%s of %s %s", s, c.Phase, sig(Float(1/ratio)), rel, sig(ref))
 	}
@@ -118,6 +128,7 @@ func sig(f Float) string {
 func WriteFidelity(w io.Writer, rows []FidelityRow) error {
 	esc := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 	var b strings.Builder
+	b.WriteString(provenance(rows) + "\n\n")
 	b.WriteString("| drill | profile (verdict) | check | the incident | the drill measured | outcome |\n")
 	b.WriteString("|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -130,6 +141,32 @@ func WriteFidelity(w io.Writer, rows []FidelityRow) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// provenance says which runs the table comes from: their releases and
+// the days they ran.
+func provenance(rows []FidelityRow) string {
+	var rels, days []string
+	for _, r := range rows {
+		if r.Release != "" && !slices.Contains(rels, r.Release) {
+			rels = append(rels, r.Release)
+		}
+		if d := r.Day; d != "" && !slices.Contains(days, d) {
+			days = append(days, d)
+		}
+	}
+	slices.Sort(days)
+	s := fmt.Sprintf("From %d checks in runs", len(rows))
+	if len(rels) > 0 {
+		s += " of release " + strings.Join(rels, ", ")
+	}
+	if len(days) > 0 {
+		s += ", " + days[0]
+		if len(days) > 1 {
+			s += " to " + days[len(days)-1]
+		}
+	}
+	return s + " (`firedrill fidelity`)."
 }
 
 // Fidelity table markers: ReplaceFidelity rewrites what lies between them.
