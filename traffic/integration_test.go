@@ -333,25 +333,28 @@ func TestRefillHotSetExpiresTogether(t *testing.T) {
 // rises by the new share of the refills that an old process reads before
 // they expire (measured here: about a quarter, 1.23-1.24x), for as long as
 // the fleet stays mixed; reading both formats (compatRead) removes the
-// rise (1.01x).
+// rise (1.01x; at most 1.1x is "no rise" within the counting noise of two
+// 6 s windows, about 3.4%).
 func TestFormatFlipRaisesDBQueries(t *testing.T) {
 	run := func(p traffic.Protections) (float64, float64) {
 		flushAll(t)
-		c := baseConfig(traffic.WithRate(2000), traffic.WithDuration(9*time.Second), traffic.WithProtections(p))
+		c := baseConfig(traffic.WithRate(2000), traffic.WithDuration(15*time.Second), traffic.WithProtections(p))
 		// 2000 keys, each read often: almost every refill a new process
 		// makes is read by an old one before it expires
 		c.Keys, c.Warm = 2000, 2000
 		c.WarmSpread = true // entries expire one by one: a steady refill
 		c.TTL = 3 * time.Second
-		rec, at, _ := drill(t, c, 4*time.Second, func(e *traffic.Engine) {
+		rec, at, _ := drill(t, c, 7*time.Second, func(e *traffic.Engine) {
 			if err := e.FlipFormat(0.5); err != nil {
 				t.Error(err)
 			}
 		})
-		// windows of one TTL each: every entry expires once in either, so
-		// the refill wave of a fixed TTL does not alias into the counts
-		before := rec.sum(traffic.MetricDBQueries, at.Add(-3*time.Second), at) / 3
-		after := rec.sum(traffic.MetricDBQueries, at.Add(time.Second), at.Add(4*time.Second)) / 3
+		// windows of two TTLs each: every entry expires twice in either,
+		// so the refill wave of a fixed TTL does not alias into the
+		// counts; one TTL each (about 900 queries) left a counting noise
+		// of 5% on the ratio, and compatRead read 1.087 once
+		before := rec.sum(traffic.MetricDBQueries, at.Add(-6*time.Second), at) / 6
+		after := rec.sum(traffic.MetricDBQueries, at.Add(time.Second), at.Add(7*time.Second)) / 6
 		return before, after
 	}
 	before, after := run(defaultProtections())
@@ -361,7 +364,8 @@ func TestFormatFlipRaisesDBQueries(t *testing.T) {
 	}
 	cb, ca := run(protections(t, map[string]any{"compatRead": true}))
 	t.Logf("flip with compatRead: db queries/s before %v, after %v", cb, ca)
-	if ca > 1.08*cb {
+	// 3 sigma of the counting noise over the 1.01x measured
+	if ca > 1.1*cb {
 		t.Errorf("compatRead: db queries/s %v -> %v, want no rise", cb, ca)
 	}
 }
