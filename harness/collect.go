@@ -452,6 +452,12 @@ func (c *collector) busiestSecond(metric string, sel map[string]string, w span) 
 	if !ok {
 		return 0, false
 	}
+	return busiest(sums), true
+}
+
+// busiest is the largest sum of any 10 ticks in a row of sums, or the
+// mean rate when there are fewer.
+func busiest(sums []float64) float64 {
 	n := len(sums)
 	win := int(math.Round(1 / tickSpan))
 	if n < win {
@@ -459,7 +465,7 @@ func (c *collector) busiestSecond(metric string, sel map[string]string, w span) 
 		for _, v := range sums {
 			t += v
 		}
-		return t / (float64(n) * tickSpan), true
+		return t / (float64(n) * tickSpan)
 	}
 	var cur, peak float64
 	for i, v := range sums {
@@ -471,7 +477,7 @@ func (c *collector) busiestSecond(metric string, sel map[string]string, w span) 
 			peak = max(peak, cur)
 		}
 	}
-	return peak, true
+	return peak
 }
 
 // burst is the busiest second (busiestSecond) less the phase's median
@@ -496,8 +502,7 @@ func (c *collector) burst(metric string, sel map[string]string, w span) (float64
 	if len(secs)%2 == 0 {
 		median = (secs[len(secs)/2-1] + median) / 2
 	}
-	peak, _ := c.busiestSecond(metric, sel, w)
-	return max(0, peak-median), true
+	return max(0, busiest(sums)-median), true
 }
 
 // tickSums sums metric's samples matching sel in each 100 ms tick of w.

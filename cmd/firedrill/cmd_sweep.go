@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -138,10 +137,6 @@ Flags:
 		fmt.Fprintf(stdout, "\nsweep: map -> %s\n", filepath.Join(*out, sweep.HTMLFile))
 	}
 	if err != nil {
-		var ee *exitErr
-		if errors.As(err, &ee) {
-			return err
-		}
 		return &exitErr{code: exitError, msg: err.Error()}
 	}
 	return nil
