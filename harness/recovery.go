@@ -10,8 +10,9 @@ import (
 // ledger: windows of spec.Window seconds, stepping by the ledger's 100 ms,
 // from spec.Settle seconds after the trigger's phase ends. A window is
 // healthy when it offered operations, their mean fetch latency is at most
-// LatencyFactor x the before phase's (an operation that never finished
-// makes it infinite), and at most ErrorBudget of them were not served. The
+// LatencyFactor x the before phase's plus LatencySlack ms (an operation
+// that never finished makes it infinite), and at most ErrorBudget of them
+// were not served. The
 // first healthy window is the recovery; after it the run is watched to its
 // end in consecutive windows (the last one may be shorter, at least a third
 // of a window), and one that is not healthy is a relapse: the run then
@@ -21,7 +22,7 @@ func (c *collector) judgeRecovery(spec *RecoverySpec, ps []phase) *reports.Recov
 		return nil
 	}
 	r := spec.withDefaults()
-	out := &reports.Recovery{After: r.After, Reference: r.Reference, Window: r.Window, Settle: r.Settle, LatencyFactor: r.LatencyFactor, ErrorBudget: r.ErrorBudget}
+	out := &reports.Recovery{After: r.After, Reference: r.Reference, Window: r.Window, Settle: r.Settle, LatencyFactor: r.LatencyFactor, LatencySlackMs: r.LatencySlack, ErrorBudget: r.ErrorBudget}
 	trig, ok := findPhase(ps, r.After)
 	if !ok {
 		out.Note = "no phase " + r.After + ": the trigger never took place"
@@ -50,7 +51,7 @@ func (c *collector) judgeRecovery(spec *RecoverySpec, ps []phase) *reports.Recov
 			return false
 		}
 		m, ok := c.meanFetch(w)
-		if !ok || m > r.LatencyFactor*ref {
+		if !ok || m > r.LatencyFactor*ref+r.LatencySlack {
 			return false
 		}
 		served := c.ledgerSum(w, "", "served") + c.ledgerSum(w, "", "stale")

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,12 @@ func TestShedHalfFailsGoodput(t *testing.T) {
 // spans given (seconds from the start of traffic).
 func recoveryRun(t *testing.T, slow ...[2]float64) *collector {
 	t.Helper()
+	return recoveryRunAt(t, 500_000, slow...)
+}
+
+// recoveryRunAt is recoveryRun with slowUS µs per fetch in the slow spans.
+func recoveryRunAt(t *testing.T, slowUS int64, slow ...[2]float64) *collector {
+	t.Helper()
 	k6 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tr := k6.Add(time.Second)
 	at := func(s float64) time.Time { return tr.Add(time.Duration(s * float64(time.Second))) }
@@ -70,7 +77,7 @@ func recoveryRun(t *testing.T, slow ...[2]float64) *collector {
 		}
 		for _, sp := range slow {
 			if s >= sp[0] && s < sp[1] {
-				lat = 500_000
+				lat = slowUS
 			}
 		}
 		b := bucket{at: at(s), counts: map[string]int64{"fetch.offered": 10, "fetch.served": 10, "fetch.count": 10, "fetch.sum_us": 10 * lat}}
@@ -122,6 +129,31 @@ func TestRelapseAfterAHealthyWindowIsNotRecovered(t *testing.T) {
 	r = c.judgeRecovery(rule, c.phases(nil))
 	if !r.Recovered || r.RecoveryS == nil || float64(*r.RecoveryS) != 25 {
 		t.Errorf("late recovery: %+v, want recovered 25 s after the removal (the window from 45 s)", r)
+	}
+}
+
+// A latency slack widens the band by a fixed floor: a run whose fetches
+// answer in 1.4 ms after the trigger against 1 ms before is 1.4x, not
+// recovered by the literature's 1.1x alone, and recovered with 0.5 ms of
+// slack (1.1 + 0.5 = 1.6 ms); 1.7 ms stays out of it. The result records
+// the slack.
+func TestRecoveryLatencySlackIsAFloorOnTheBand(t *testing.T) {
+	c := recoveryRunAt(t, 1400, [2]float64{20, 100})
+	r := c.judgeRecovery(&RecoverySpec{After: "overload", Window: 10, Settle: 5}, c.phases(nil))
+	if r.Recovered {
+		t.Fatalf("1.4 ms against 1 ms, no slack: %+v, want not recovered", r)
+	}
+	r = c.judgeRecovery(&RecoverySpec{After: "overload", Window: 10, Settle: 5, LatencySlack: 0.5}, c.phases(nil))
+	if !r.Recovered || r.RecoveryS == nil || float64(*r.RecoveryS) != 5 || r.LatencySlackMs != 0.5 {
+		t.Fatalf("1.4 ms against 1 ms, 0.5 ms slack: %+v, want recovered 5 s after the removal, slack recorded", r)
+	}
+	c = recoveryRunAt(t, 1700, [2]float64{20, 100})
+	r = c.judgeRecovery(&RecoverySpec{After: "overload", Window: 10, Settle: 5, LatencySlack: 0.5}, c.phases(nil))
+	if r.Recovered {
+		t.Errorf("1.7 ms against 1 ms, 0.5 ms slack: %+v, want not recovered", r)
+	}
+	if err := (RecoverySpec{After: "overload", LatencySlack: -1}).validate(); err == nil || !strings.Contains(err.Error(), "latency_slack_ms") {
+		t.Errorf("negative slack: %v, want an error naming latency_slack_ms", err)
 	}
 }
 

@@ -245,7 +245,8 @@ type Phase struct {
 // Recovery is the harness's judgement of recovery after a trigger, by the
 // rule of the metastability literature: the first window of Window seconds,
 // starting at least Settle seconds after the trigger's removal, whose mean
-// fetch latency is at most LatencyFactor x the before phase's and whose
+// fetch latency is at most LatencyFactor x the before phase's plus
+// LatencySlackMs (the host's noise floor the drill declared) and whose
 // unserved share is at most ErrorBudget; watched to the end of the run, a
 // later unhealthy window is a relapse and the run is not recovered.
 type Recovery struct {
@@ -253,8 +254,11 @@ type Recovery struct {
 	Window        float64 `json:"window"` // seconds
 	Settle        float64 `json:"settle"`
 	LatencyFactor float64 `json:"latency_factor"`
-	ErrorBudget   float64 `json:"error_budget"`
-	RemovedAt     float64 `json:"removed_at"` // seconds since the start of traffic
+	// LatencySlackMs is added to the bound: the noise floor of a mean
+	// latency on the host, when the drill declares one.
+	LatencySlackMs float64 `json:"latency_slack_ms,omitempty"`
+	ErrorBudget    float64 `json:"error_budget"`
+	RemovedAt      float64 `json:"removed_at"` // seconds since the start of traffic
 	// Reference is the phase whose mean latency is the healthy one
 	// (before, unless the drill names a window), BeforeMeanMs that mean.
 	Reference    string `json:"reference,omitempty"`
