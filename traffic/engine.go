@@ -358,7 +358,7 @@ func (e *Engine) RefillHotSet(ctx context.Context, k int, ttl time.Duration) (in
 	if ttl < time.Second {
 		return 0, fmt.Errorf("refill hot set: ttl %v must be >= 1s", ttl)
 	}
-	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn), false); err != nil {
+	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn), nil); err != nil {
 		return 0, fmt.Errorf("refill hot set: %w", err)
 	}
 	return k, nil
@@ -499,7 +499,7 @@ func Prefill(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 	defer e.closeAll()
-	if err := e.warm(ctx, cfg.Warm); err != nil {
+	if err := e.warm(ctx, cfg.Warm, 0); err != nil {
 		return 0, fmt.Errorf("prefill: %w", err)
 	}
 	return cfg.Warm, nil
@@ -530,7 +530,7 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 	e.runCtx = ctx
 
 	if e.cfg.Warm > 0 {
-		if err := e.warm(ctx, e.cfg.Warm); err != nil {
+		if err := e.warm(ctx, e.cfg.Warm, e.cacheReads()); err != nil {
 			return Summary{}, fmt.Errorf("warm: %w", err)
 		}
 	}
@@ -677,6 +677,15 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, deadline time.Tim
 			}
 		}
 	}
+}
+
+// cacheReads is the keys the replay reads from the cache per second at
+// its start rate: fetches one each, fetch_multi MultiSize (writes and
+// lookups read none).
+func (e *Engine) cacheReads() float64 {
+	m := e.mix.Load()
+	fetch := 1 - m.WriteFraction - m.TenantWriteFraction - m.LookupFraction - m.MultiFraction
+	return e.cfg.Rate * (max(fetch, 0) + m.MultiFraction*float64(e.cfg.MultiSize))
 }
 
 func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {

@@ -127,9 +127,15 @@ type Config struct {
 	CacheVersion int    `opt:"cacheVersion"`
 	Model        string `opt:"model"`
 	SchemaHash   string `opt:"schemaHash"`
-	// WarmSpread gives each entry Warm fills a TTL drawn uniformly in
-	// [1s, WarmTTL] instead of WarmTTL, so the cache starts in its steady state,
-	// where entries expire one by one, not in one wave (default false).
+	// WarmSpread starts the Warm entries in the steady state of a cache
+	// refilled on the first read after each expiry, where entries expire
+	// one by one, not in one wave (default false: every entry with
+	// WarmTTL). With TTLs no protection shapes, each entry's remaining TTL
+	// is uniform in [1s, WarmTTL]; with shaped ones (ttlJitter) it is the
+	// residual of a length-biased life, and in a replay an entry is left
+	// out with the chance that it would be expired and waiting for its
+	// next read at the replay's start rate (the rarely read keys of a
+	// Zipf).
 	WarmSpread bool `opt:"warmSpread"`
 	// FillWork makes each fill query read this many rows of the records
 	// table besides its own (a SUM over the first FillWork ids): an

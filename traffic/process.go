@@ -191,10 +191,22 @@ func (w *worker) encodeEntry(v format.Version, r row, fill time.Duration) ([]byt
 
 // encodeEntryTTL is encodeEntry with ttl instead of the configured TTL.
 func (w *worker) encodeEntryTTL(v format.Version, r row, fill, ttl time.Duration) ([]byte, int) {
-	logical, stored := ttl, ttl
+	logical, stored := w.shapeTTL(ttl)
+	return w.encodeEntryShaped(v, r, fill, logical, stored)
+}
+
+// shapeTTL runs ttl through the protections' TTL hooks: the logical TTL,
+// after which readers take the entry for expired, and the stored one.
+func (w *worker) shapeTTL(ttl time.Duration) (logical, stored time.Duration) {
+	logical, stored = ttl, ttl
 	for _, h := range w.e.prot.Load().ttl {
 		logical, stored = h.ttl(w, logical, stored)
 	}
+	return logical, stored
+}
+
+// encodeEntryShaped encodes r with TTLs already shaped.
+func (w *worker) encodeEntryShaped(v format.Version, r row, fill, logical, stored time.Duration) ([]byte, int) {
 	b, _ := format.Encode(w.buf[:0], format.Entry{
 		Version: v, ExpiresAt: time.Now().Add(logical).UnixMilli(),
 		FillMillis: uint32(fill.Milliseconds()), RowVersion: r.version, Payload: r.payload,
@@ -551,15 +563,22 @@ func (w *worker) exec(ctx context.Context, p *process, counter int, q string, ar
 	})
 }
 
-func (e *Engine) warm(ctx context.Context, n int) error {
-	return e.fillTop(ctx, n, e.cfg.WarmTTL, e.cache, e.dsn, e.cfg.WarmSpread)
+// warm fills the n most popular entries before a replay; reads is the
+// replay's reads of the cache per second (0 before no replay: Prefill),
+// which a spread warm needs to leave out the entries that would be
+// waiting for their next read (see steady).
+func (e *Engine) warm(ctx context.Context, n int, reads float64) error {
+	var st *steady
+	if e.cfg.WarmSpread {
+		st = &steady{reads: reads}
+	}
+	return e.fillTop(ctx, n, e.cfg.WarmTTL, e.cache, e.dsn, st)
 }
 
 // fillTop stores the n most popular entries through mc, read over dsn,
-// each with ttl as the protections shape it, all at one instant; with
-// spread, each with a TTL drawn uniformly in [1s, ttl] instead, as a cache
-// in its steady state holds them.
-func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string, spread bool) error {
+// each with ttl as the protections shape it, all at one instant; with st,
+// as a cache in its steady state holds them instead (see steady).
+func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string, st *steady) error {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
@@ -569,6 +588,9 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 	ids := HotSetIDs(n, e.cfg.Keys)
 	w := &worker{e: e, rng: rand.New(rand.NewPCG(e.cfg.Seed, 0x7761726d))}
 	v := e.cfg.Format
+	if st != nil {
+		st.init(w, ttl, ids)
+	}
 	const batch = 500
 	for i := 0; i < len(ids); i += batch {
 		chunk := ids[i:min(i+batch, len(ids))]
@@ -578,17 +600,98 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 		}
 		for _, id := range chunk {
 			r := rows[e.rowID(id)]
-			t := ttl
-			if secs := int64(ttl / time.Second); spread && secs > 1 {
-				t = time.Duration(1+w.rng.Int64N(secs)) * time.Second
+			var b []byte
+			var stored int
+			switch {
+			case st == nil:
+				b, stored = w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, ttl)
+			case !st.shaped:
+				// one TTL for every refill: the residual life is uniform
+				// in it (whole seconds, as memcached keeps them)
+				t := ttl
+				if secs := int64(ttl / time.Second); secs > 1 {
+					t = time.Duration(1+w.rng.Int64N(secs)) * time.Second
+				}
+				b, stored = w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, t)
+			default:
+				logical, storedTTL, ok := st.draw(w, ttl, id)
+				if !ok {
+					continue // expired, waiting for its next read
+				}
+				b, stored = w.encodeEntryShaped(v, r, time.Millisecond+e.cfg.QueryDelay, logical, storedTTL)
 			}
-			b, stored := w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, t)
 			if err := mc.Set(ctx, e.kb.Key(id), b, stored); err != nil {
 				return fmt.Errorf("set: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// steady draws the entries of a cache in its steady state, where every
+// entry is refilled on the first read after it expires, with a TTL the
+// protections shape (ttlJitter draws it in [ttl(1-f), ttl]). Each entry is
+// a renewal process: a life L, then a wait for the next read, exponential
+// with mean 1/lambda at the key's reads per second lambda. At a random
+// instant an entry is therefore absent (expired, not yet read) with
+// probability (1/lambda) / (E[L] + 1/lambda), and otherwise at a uniform
+// point of a life drawn length-biased: a long life covers more instants.
+//
+// Filling every entry, each with a life uniform in the TTL (what this did
+// before), starts the cache off its steady state at low rates: few misses
+// at first, since a rarely read key expires and waits unnoticed, and more
+// once the TTLs have turned over (12% more at 100 reads/s over 200 Zipf
+// keys). A calm phase then misjudged what "recovered" means. A TTL no
+// protection shapes keeps the draw it had (uniform whole seconds in
+// [1 s, ttl], every entry present).
+type steady struct {
+	reads float64 // the replay's reads of the cache per second (0: unknown)
+
+	shaped bool    // a protection shapes TTLs
+	meanL  float64 // E[L] in seconds
+	lambda map[uint64]float64
+}
+
+func (st *steady) init(w *worker, ttl time.Duration, ids []uint64) {
+	st.shaped = len(w.e.prot.Load().ttl) > 0
+	if !st.shaped {
+		return
+	}
+	const draws = 4096
+	sum := 0.0
+	for range draws {
+		l, _ := w.shapeTTL(ttl)
+		sum += l.Seconds()
+	}
+	st.meanL = sum / draws
+	if st.reads <= 0 || w.e.zipf == nil {
+		return
+	}
+	// a key's reads: the ranks that scramble onto its id
+	st.lambda = make(map[uint64]float64, len(ids))
+	for rank, id := range ids {
+		st.lambda[id] += st.reads * w.e.zipf.P(uint64(rank))
+	}
+}
+
+// draw returns an entry's logical and stored TTLs, or false when the
+// entry is absent.
+func (st *steady) draw(w *worker, ttl time.Duration, id uint64) (time.Duration, time.Duration, bool) {
+	if lam := st.lambda[id]; lam > 0 && st.meanL > 0 {
+		wait := 1 / lam
+		if w.rng.Float64() < wait/(st.meanL+wait) {
+			return 0, 0, false
+		}
+	}
+	// accept a life with probability L/ttl: length-biased (the hooks only
+	// shorten the logical TTL, so at least 1-f of the draws are kept; the
+	// bound only guards a hook that shortens to nothing)
+	logical, stored := w.shapeTTL(ttl)
+	for try := 0; try < 1000 && w.rng.Float64()*float64(ttl) > float64(logical); try++ {
+		logical, stored = w.shapeTTL(ttl)
+	}
+	left := time.Duration(w.rng.Float64() * float64(logical))
+	return left, stored - (logical - left), true
 }
 
 func (w *worker) loadManyDB(ctx context.Context, db *sql.DB, ids []uint64) (map[uint64]row, error) {

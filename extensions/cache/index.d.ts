@@ -193,7 +193,11 @@ export interface ReplayOptions {
   schemaHash?: string;
   /** Lifetime of the entries `warm` fills, default ttl: a short one makes them expire once, together, while refills live ttl. */
   warmTtl?: Duration;
-  /** Warm each entry with a TTL drawn uniformly in [1s, warmTtl], as a cache in its steady state holds them (default false). */
+  /**
+   * Warm the entries as a cache in its steady state holds them (default false): remaining TTLs uniform in [1s, warmTtl],
+   * or with ttlJitter the residuals of refills' lives, and in a replay without the entries a rare read would still be
+   * waiting to refill.
+   */
   warmSpread?: boolean;
   /**
    * Rows of the records table each fill reads besides its own (a SUM over the first fillWork ids),
