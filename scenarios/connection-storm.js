@@ -3,13 +3,13 @@
  * @incident  001_e1c418de6e0b326e.txt
  * @summary   a slow database empties the cache; an autoscaler that scales up on latency adds connections until every fill outlives its timeout, and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
- * @nightly   before=8 observe=40
+ * @nightly   before=20 observe=40
  * @param     rate             number  500                fetches per second (the cache empty, every one is a fill: compare with the capacity)
  * @param     keys             number  200                the hot set: every key is requested a few times a second
  * @param     rows             number  100000             records: the table each fill's work reads
  * @param     fill_ms          number  20                 ms of the database's CPU quota each fill costs: its capacity is 1000/fill_ms fills/s (setup calibrates the work to it)
  * @param     window           number  3                  seconds of one autoscaler window
- * @param     before           number  9                  seconds of steady traffic before the trigger
+ * @param     before           number  20                 seconds of steady traffic before the trigger: the recovery rule's reference, long enough for a steady mean
  * @param     trigger          number  12                 seconds the database stays slow: most of the cache expires meanwhile
  * @param     observe          number  45                 seconds watched after the trigger is removed: the settling time and one recovery window at least
  * @param     recovery_window  number  30                 seconds of one window of the recovery rule (the literature's 30 s; the short form's is shorter)
@@ -48,8 +48,9 @@
  * once. The harness judges recovery by the rule of the metastability
  * literature (options.ext.firedrill.recovery): the first window of
  * recovery_window seconds, from 10 s after the trigger's removal, whose
- * mean fetch latency is within 1.1x the before phase's and at most 2% of
- * whose operations were not served; a later unhealthy window is a relapse.
+ * mean fetch latency is within 1.1x the calm before's plus 0.5 ms (the
+ * host's noise floor, see options) and at most 2% of whose operations were
+ * not served; a later unhealthy window is a relapse.
  */
 import cache from 'k6/x/cache';
 import database from 'k6/x/database';
@@ -96,15 +97,25 @@ export const options = {
     trigger_off: at(`${beforeS + triggerS}s`, 'triggerOff'),
   },
   // The trigger is the latency toxic on the database (phase "latency");
-  // "calm" is the before phase but its last 2 s, whose fills the trigger's
-  // onset catches; "settled" is the rest of the watch once recover_within
-  // has passed.
+  // "calm" is the before phase but its first second, whose fetches dial
+  // the pools' connections (2.8-6 ms against 1.5-2), and its last 2 s,
+  // whose fills the trigger's onset catches; "settled" is the rest of the
+  // watch once recover_within has passed.
+  //
+  // The recovery rule's band is 1.1x calm's mean plus 0.5 ms. A fetch
+  // here is mostly a cache hit of 1.5-2 ms on a shared 2-core host, so
+  // 1.1x is 0.2 ms, less than the mean moves between calm and a 30 s
+  // window of the same steady traffic: in 8 recovered protected runs
+  // (short form, 2026-12-02) the worst window after the settling time was
+  // 0.43 ms above a 5 s calm and 0.19 ms above a 17 s one. A fleet that
+  // has not recovered is off by hundreds of ms (every fill times out).
   ext: drill({
     recovery: {
-      after: 'latency', reference: 'calm', window: recoveryWindow, settle: 10, latency_factor: 1.1, error_budget: 0.02,
+      after: 'latency', reference: 'calm', window: recoveryWindow, settle: 10, latency_factor: 1.1, latency_slack_ms: 0.5,
+      error_budget: 0.02,
     },
     windows: [
-      window('calm', { from: 0, to: beforeS - 2 }),
+      window('calm', { from: 1, to: beforeS - 2 }),
       window('settled', { after: 'latency', from: recoverWithinS, to: observeS }),
     ],
     checks: [
@@ -151,9 +162,10 @@ export function setup() {
 }
 
 export function traffic(data) {
-  // Every key warm at start with TTLs spread over [1s, ttl], and each
-  // refill's TTL drawn in [ttl/2, ttl]: the steady state refills keys one
-  // by one, well within the capacity.
+  // Every refill's TTL drawn in [ttl/2, ttl], and the cache warm at start
+  // in that steady state (warmSpread): keys expire and refill one by one,
+  // well within the capacity, at the same rate before the trigger as
+  // after it.
   const s = cache.replay(Object.assign({
     rate: share(rate), rows, keys, warm: keys, warmSpread: true, hotSet: keys, ttl: `${ttlS}s`, seed, processes: shareCount(processes0),
     arrivals: 'poisson', duration: `${totalS + 5}s`, fillWork: data.fillWork, dbTimeout: `${dbTimeoutMs}ms`,
