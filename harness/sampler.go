@@ -61,6 +61,9 @@ type ServerLine struct {
 	UserCounts string `json:"user_counts,omitempty"`
 	// Interval is the sampling interval in seconds (on declarations).
 	Interval float64 `json:"interval,omitempty"`
+	// TookMs is how long the reading (or the failed attempt) took, round
+	// trip: the evidence when a source misses seconds under load.
+	TookMs float64 `json:"took_ms,omitempty"`
 }
 
 // How the database source counts the traffic user's statements.
@@ -376,9 +379,11 @@ func (s *Sampler) loop(ctx context.Context, source string, tags map[string]strin
 			// The server read its counters somewhere in the round trip:
 			// its middle is the best estimate of when.
 			at := t0.Add(t1.Sub(t0) / 2)
+			took := float64(t1.Sub(t0).Microseconds()) / 1000
 			if err != nil {
-				s.record(ServerLine{Type: LineError, Source: source, T: at, Err: err.Error()})
+				s.record(ServerLine{Type: LineError, Source: source, T: at, Err: err.Error(), TookMs: took})
 			} else {
+				l.TookMs = took
 				// a source that knows when it read (Docker's stats do)
 				// keeps its own time
 				if l.T.IsZero() {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -514,5 +515,51 @@ func TestSamplerThreadPriorityIsRaisedInTheBackground(t *testing.T) {
 	want := []string{"5:-15", "5:0", "5:0", "7:-15"}
 	if fmt.Sprint(calls) != fmt.Sprint(want) || p.raised != 7 {
 		t.Errorf("renices %v, raised %d; want %v, raised 7", calls, p.raised, want)
+	}
+}
+
+// Every reading carries its round trip, a failed one too: when a source
+// misses seconds under load, servers.ndjson shows how long its readings
+// took and whether they were cut off.
+func TestSamplerRecordsEachReadingsRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ServersFile)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sampler{cfg: samplerConfig{interval: 50 * time.Millisecond, timeout: time.Second}, out: &lineWriter{f: f}}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	s.loop(ctx, "db", nil, func(context.Context) (ServerLine, error) {
+		n++
+		time.Sleep(20 * time.Millisecond)
+		if n%2 == 0 {
+			return ServerLine{}, errors.New("global status: context deadline exceeded")
+		}
+		return ServerLine{Counters: map[string]float64{"x": 1}}, nil
+	})
+	time.Sleep(180 * time.Millisecond)
+	cancel()
+	s.wg.Wait()
+	if err := s.out.close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var l ServerLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.TookMs < 20 || l.TookMs > 1000 {
+			t.Errorf("%s line took_ms %v, want the reading's 20 ms or a little more", l.Type, l.TookMs)
+		}
+		kinds[l.Type]++
+	}
+	if kinds[LineSample] == 0 || kinds[LineError] == 0 {
+		t.Errorf("lines %v, want readings and failed ones", kinds)
 	}
 }
