@@ -600,26 +600,11 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 		}
 		for _, id := range chunk {
 			r := rows[e.rowID(id)]
-			var b []byte
-			var stored int
-			switch {
-			case st == nil:
-				b, stored = w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, ttl)
-			case !st.shaped:
-				// one TTL for every refill: the residual life is uniform
-				// in it (whole seconds, as memcached keeps them)
-				t := ttl
-				if secs := int64(ttl / time.Second); secs > 1 {
-					t = time.Duration(1+w.rng.Int64N(secs)) * time.Second
-				}
-				b, stored = w.encodeEntryTTL(v, r, time.Millisecond+e.cfg.QueryDelay, t)
-			default:
-				logical, storedTTL, ok := st.draw(w, ttl, id)
-				if !ok {
-					continue // expired, waiting for its next read
-				}
-				b, stored = w.encodeEntryShaped(v, r, time.Millisecond+e.cfg.QueryDelay, logical, storedTTL)
+			logical, storedTTL, ok := st.draw(w, ttl, id)
+			if !ok {
+				continue // expired, waiting for its next read
 			}
+			b, stored := w.encodeEntryShaped(v, r, time.Millisecond+e.cfg.QueryDelay, logical, storedTTL)
 			if err := mc.Set(ctx, e.kb.Key(id), b, stored); err != nil {
 				return fmt.Errorf("set: %w", err)
 			}
@@ -647,14 +632,12 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 type steady struct {
 	reads float64 // the replay's reads of the cache per second (0: unknown)
 
-	shaped bool    // a protection shapes TTLs
-	meanL  float64 // E[L] in seconds
+	meanL  float64 // E[L] in seconds; 0 when no protection shapes TTLs
 	lambda map[uint64]float64
 }
 
 func (st *steady) init(w *worker, ttl time.Duration, ids []uint64) {
-	st.shaped = len(w.e.prot.Load().ttl) > 0
-	if !st.shaped {
+	if len(w.e.prot.Load().ttl) == 0 {
 		return
 	}
 	const draws = 4096
@@ -670,14 +653,28 @@ func (st *steady) init(w *worker, ttl time.Duration, ids []uint64) {
 	// a key's reads: the ranks that scramble onto its id
 	st.lambda = make(map[uint64]float64, len(ids))
 	for rank, id := range ids {
-		st.lambda[id] += st.reads * w.e.zipf.P(uint64(rank))
+		st.lambda[id] += st.reads * w.e.zipf.Prob(uint64(rank))
 	}
 }
 
 // draw returns an entry's logical and stored TTLs, or false when the
-// entry is absent.
+// entry is absent. A nil steady fills every entry with ttl as the
+// protections shape it.
 func (st *steady) draw(w *worker, ttl time.Duration, id uint64) (time.Duration, time.Duration, bool) {
-	if lam := st.lambda[id]; lam > 0 && st.meanL > 0 {
+	if st == nil {
+		logical, stored := w.shapeTTL(ttl)
+		return logical, stored, true
+	}
+	if st.meanL == 0 {
+		// one TTL for every refill: the residual life is uniform in it
+		// (whole seconds, as memcached keeps them), every entry present
+		t := ttl
+		if secs := int64(ttl / time.Second); secs > 1 {
+			t = time.Duration(1+w.rng.Int64N(secs)) * time.Second
+		}
+		return t, t, true
+	}
+	if lam := st.lambda[id]; lam > 0 {
 		wait := 1 / lam
 		if w.rng.Float64() < wait/(st.meanL+wait) {
 			return 0, 0, false

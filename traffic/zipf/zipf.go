@@ -47,14 +47,6 @@ func New(n uint64, theta float64) (*Sampler, error) {
 // N returns the number of items.
 func (s *Sampler) N() uint64 { return s.n }
 
-// P is the probability that Rank draws rank (0 is the most popular).
-func (s *Sampler) P(rank uint64) float64 {
-	if rank >= s.n {
-		return 0
-	}
-	return math.Pow(float64(rank+1), -s.theta) / s.zetan
-}
-
 // Zeta returns the generalised harmonic number sum_{i=1..n} i^-theta, exactly
 // for small n and by Euler–Maclaurin (error far below 1e-9 relative) above.
 func Zeta(n uint64, theta float64) float64 {
