@@ -64,6 +64,11 @@ type ServerLine struct {
 	// TookMs is how long the reading (or the failed attempt) took, round
 	// trip: the evidence when a source misses seconds under load.
 	TookMs float64 `json:"took_ms,omitempty"`
+	// Due is the tick the reading served: when it was meant to start. A
+	// reading the server answered late still serves its tick; a tick
+	// that passed while an earlier reading ran is never served, and that
+	// is what the coverage check counts.
+	Due time.Time `json:"due,omitzero"`
 }
 
 // How the database source counts the traffic user's statements.
@@ -195,8 +200,11 @@ func WithSampleInterval(d time.Duration) SamplerOption {
 	return func(c *samplerConfig) { c.interval = d }
 }
 
-// WithSampleTimeout bounds one reading of one source. Default twice the
-// interval: a reading slower than that is a gap, not a stalled source.
+// WithSampleTimeout bounds one reading of one source. Default five
+// intervals: a database at its CPU quota answers the sampler's reading up
+// to 1.3 s late (plan-regression's scans, at nice -15), and a reading cut
+// off drops its connection, whose successor runs un-raised until its
+// renice lands, so a cut-off costs more seconds than the late answer.
 func WithSampleTimeout(d time.Duration) SamplerOption {
 	return func(c *samplerConfig) { c.timeout = d }
 }
@@ -242,7 +250,7 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 		return nil, fmt.Errorf("sampler: interval %s must be positive", cfg.interval)
 	}
 	if cfg.timeout <= 0 {
-		cfg.timeout = 2 * cfg.interval
+		cfg.timeout = 5 * cfg.interval
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -359,15 +367,21 @@ func (s *Sampler) declare(l ServerLine) {
 func (s *Sampler) record(l ServerLine) { s.out.write(l) }
 
 // loop reads one source every interval, from now, until ctx ends. A
-// reading slower than the interval skips the ticks it overran: a gap the
-// coverage check sees, never a burst of late readings.
+// reading that ends after the next tick has passed serves that tick at
+// once, late; when more than one has passed, it serves the latest and the
+// others go unserved: a gap the coverage check sees, never a burst of
+// late readings.
 func (s *Sampler) loop(ctx context.Context, source string, tags map[string]string, read func(context.Context) (ServerLine, error)) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		tick := time.NewTicker(s.cfg.interval)
-		defer tick.Stop()
-		for {
+		iv := s.cfg.interval
+		start := time.Now()
+		wait := time.NewTimer(0)
+		defer wait.Stop()
+		<-wait.C
+		for k := 0; ; {
+			due := start.Add(time.Duration(k) * iv)
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
 			t0 := time.Now()
 			l, err := read(rctx)
@@ -381,9 +395,9 @@ func (s *Sampler) loop(ctx context.Context, source string, tags map[string]strin
 			at := t0.Add(t1.Sub(t0) / 2)
 			took := float64(t1.Sub(t0).Microseconds()) / 1000
 			if err != nil {
-				s.record(ServerLine{Type: LineError, Source: source, T: at, Err: err.Error(), TookMs: took})
+				s.record(ServerLine{Type: LineError, Source: source, T: at, Err: err.Error(), TookMs: took, Due: due})
 			} else {
-				l.TookMs = took
+				l.TookMs, l.Due = took, due
 				// a source that knows when it read (Docker's stats do)
 				// keeps its own time
 				if l.T.IsZero() {
@@ -392,10 +406,12 @@ func (s *Sampler) loop(ctx context.Context, source string, tags map[string]strin
 				l.Type, l.Source, l.Tags = LineSample, source, tags
 				s.record(l)
 			}
+			k = max(k+1, int(time.Since(start)/iv))
+			wait.Reset(time.Until(start.Add(time.Duration(k) * iv)))
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-wait.C:
 			}
 		}
 	}()

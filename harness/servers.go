@@ -35,8 +35,8 @@ type serverData struct {
 // sourceData is one source's declaration and the times it was read.
 type sourceData struct {
 	name, note string
-	times      []time.Time
-	rel        []float64 // times from time zero, sorted (set by finish)
+	times      []time.Time // the ticks its readings served
+	rel        []float64   // times from time zero, sorted (set by finish)
 	errors     int
 	firstErr   string
 }
@@ -107,7 +107,13 @@ func (c *collector) readServers(path string) error {
 				src.firstErr = l.Err
 			}
 		case LineSample:
-			src.times = append(src.times, l.T)
+			// Coverage counts the ticks served; a file from before
+			// readings carried their tick has only their times.
+			served := l.Due
+			if served.IsZero() {
+				served = l.T
+			}
+			src.times = append(src.times, served)
 			for m, v := range l.Counters {
 				sd.add(m, l.Tags, true, l.T, v)
 			}

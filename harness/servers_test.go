@@ -563,3 +563,102 @@ func TestSamplerRecordsEachReadingsRoundTrip(t *testing.T) {
 		t.Errorf("lines %v, want readings and failed ones", kinds)
 	}
 }
+
+// A reading the server answers late still serves its tick: the next tick
+// waits for it and is served as soon as it ends. Only a tick that passes
+// while an earlier reading still runs goes unserved, and only that is a
+// gap. (Midpoints alone would count the late answer as a missed tick.)
+func TestALateReadingStillServesItsTick(t *testing.T) {
+	const iv = 200 * time.Millisecond
+	path := filepath.Join(t.TempDir(), ServersFile)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sampler{cfg: samplerConfig{interval: iv, timeout: 5 * iv}, out: &lineWriter{f: f}}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	s.loop(ctx, "db", nil, func(context.Context) (ServerLine, error) {
+		n++
+		switch n {
+		case 3: // answered 1.5 intervals late: the next tick waits for it
+			time.Sleep(3 * iv / 2)
+		case 6: // 2.5 intervals: one tick passes unserved
+			time.Sleep(5 * iv / 2)
+		}
+		return ServerLine{Counters: map[string]float64{"x": float64(n)}}, nil
+	})
+	time.Sleep(12*iv + iv/2)
+	cancel()
+	s.wg.Wait()
+	if err := s.out.close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []ServerLine
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var l ServerLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) < 8 {
+		t.Fatalf("%d readings, want at least 8", len(lines))
+	}
+	ticks := func(d time.Duration) int { return int(math.Round(float64(d) / float64(iv))) }
+	var dueGaps, midGaps []int
+	for i := 1; i < 7; i++ {
+		if lines[i].Due.IsZero() {
+			t.Fatalf("reading %d has no due tick: %+v", i, lines[i])
+		}
+		dueGaps = append(dueGaps, ticks(lines[i].Due.Sub(lines[i-1].Due)))
+		midGaps = append(midGaps, ticks(lines[i].T.Sub(lines[i-1].T)))
+	}
+	// readings 1..7: the 3rd late, the 6th so late that a tick passed
+	if want := []int{1, 1, 1, 1, 1, 2}; fmt.Sprint(dueGaps) != fmt.Sprint(want) {
+		t.Errorf("ticks between the readings' due times %v, want %v", dueGaps, want)
+	}
+	if midGaps[1] != 2 {
+		t.Errorf("midpoints %v: the late 3rd reading's should sit 2 ticks after the 2nd (what the coverage must not count)", midGaps)
+	}
+}
+
+// Coverage counts the ticks served, not the readings' midpoints: a
+// reading answered 1.5 s late followed by one on the tick that waited for
+// it misses nothing; a file without due ticks (older runs) is judged on
+// the midpoints as before.
+func TestCoverageCountsTheTicksServed(t *testing.T) {
+	f := newFixture()
+	lines := func(withDue bool) []ServerLine {
+		out := []ServerLine{declare(sourceDB, nil)}
+		for s := -2; s < 12; s++ {
+			mid := float64(s) + 0.05
+			switch s {
+			case 4: // took 1.6 s: read somewhere in 4.0 .. 5.6
+				mid = 4.8
+			case 5: // its tick waited: served at 5.6
+				mid = 5.62
+			}
+			l := counterAt(f, sourceDB, nil, mid, mDBQuestions, float64(10*s))
+			if withDue {
+				l.Due = f.at(float64(s))
+			}
+			out = append(out, l)
+		}
+		return out
+	}
+	for _, cs := range []struct {
+		due  bool
+		want int
+	}{{true, 0}, {false, 1}} {
+		c := f.withServers(t, lines(cs.due))
+		cov := c.coverage()
+		if len(cov.Sources) != 1 || cov.Sources[0].MissingS != cs.want {
+			t.Errorf("due ticks recorded %v: coverage %+v, want %d missing", cs.due, cov.Sources, cs.want)
+		}
+	}
+}
