@@ -377,9 +377,6 @@ func (s *Sampler) loop(ctx context.Context, source string, tags map[string]strin
 		defer s.wg.Done()
 		iv := s.cfg.interval
 		start := time.Now()
-		wait := time.NewTimer(0)
-		defer wait.Stop()
-		<-wait.C
 		for k := 0; ; {
 			due := start.Add(time.Duration(k) * iv)
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
@@ -407,11 +404,10 @@ func (s *Sampler) loop(ctx context.Context, source string, tags map[string]strin
 				s.record(l)
 			}
 			k = max(k+1, int(time.Since(start)/iv))
-			wait.Reset(time.Until(start.Add(time.Duration(k) * iv)))
 			select {
 			case <-ctx.Done():
 				return
-			case <-wait.C:
+			case <-time.After(time.Until(start.Add(time.Duration(k) * iv))):
 			}
 		}
 	}()

@@ -518,77 +518,19 @@ func TestSamplerThreadPriorityIsRaisedInTheBackground(t *testing.T) {
 	}
 }
 
-// Every reading carries its round trip, a failed one too: when a source
-// misses seconds under load, servers.ndjson shows how long its readings
-// took and whether they were cut off.
-func TestSamplerRecordsEachReadingsRoundTrip(t *testing.T) {
+// loopLines runs one source's sampling loop with cfg for d and returns
+// the lines it wrote.
+func loopLines(t *testing.T, cfg samplerConfig, d time.Duration, read func(context.Context) (ServerLine, error)) []ServerLine {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), ServersFile)
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sampler{cfg: samplerConfig{interval: 50 * time.Millisecond, timeout: time.Second}, out: &lineWriter{f: f}}
+	s := &Sampler{cfg: cfg, out: &lineWriter{f: f}}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
-	s.loop(ctx, "db", nil, func(context.Context) (ServerLine, error) {
-		n++
-		time.Sleep(20 * time.Millisecond)
-		if n%2 == 0 {
-			return ServerLine{}, errors.New("global status: context deadline exceeded")
-		}
-		return ServerLine{Counters: map[string]float64{"x": 1}}, nil
-	})
-	time.Sleep(180 * time.Millisecond)
-	cancel()
-	s.wg.Wait()
-	if err := s.out.close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var l ServerLine
-		if err := json.Unmarshal([]byte(line), &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.TookMs < 20 || l.TookMs > 1000 {
-			t.Errorf("%s line took_ms %v, want the reading's 20 ms or a little more", l.Type, l.TookMs)
-		}
-		kinds[l.Type]++
-	}
-	if kinds[LineSample] == 0 || kinds[LineError] == 0 {
-		t.Errorf("lines %v, want readings and failed ones", kinds)
-	}
-}
-
-// A reading the server answers late still serves its tick: the next tick
-// waits for it and is served as soon as it ends. Only a tick that passes
-// while an earlier reading still runs goes unserved, and only that is a
-// gap. (Midpoints alone would count the late answer as a missed tick.)
-func TestALateReadingStillServesItsTick(t *testing.T) {
-	const iv = 200 * time.Millisecond
-	path := filepath.Join(t.TempDir(), ServersFile)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Sampler{cfg: samplerConfig{interval: iv, timeout: 5 * iv}, out: &lineWriter{f: f}}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
-	s.loop(ctx, "db", nil, func(context.Context) (ServerLine, error) {
-		n++
-		switch n {
-		case 3: // answered 1.5 intervals late: the next tick waits for it
-			time.Sleep(3 * iv / 2)
-		case 6: // 2.5 intervals: one tick passes unserved
-			time.Sleep(5 * iv / 2)
-		}
-		return ServerLine{Counters: map[string]float64{"x": float64(n)}}, nil
-	})
-	time.Sleep(12*iv + iv/2)
+	s.loop(ctx, "db", nil, read)
+	time.Sleep(d)
 	cancel()
 	s.wg.Wait()
 	if err := s.out.close(); err != nil {
@@ -606,6 +548,53 @@ func TestALateReadingStillServesItsTick(t *testing.T) {
 		}
 		lines = append(lines, l)
 	}
+	return lines
+}
+
+// Every reading carries its round trip, a failed one too: when a source
+// misses seconds under load, servers.ndjson shows how long its readings
+// took and whether they were cut off.
+func TestSamplerRecordsEachReadingsRoundTrip(t *testing.T) {
+	n := 0
+	lines := loopLines(t, samplerConfig{interval: 50 * time.Millisecond, timeout: time.Second}, 180*time.Millisecond,
+		func(context.Context) (ServerLine, error) {
+			n++
+			time.Sleep(20 * time.Millisecond)
+			if n%2 == 0 {
+				return ServerLine{}, errors.New("global status: context deadline exceeded")
+			}
+			return ServerLine{Counters: map[string]float64{"x": 1}}, nil
+		})
+	kinds := map[string]int{}
+	for _, l := range lines {
+		if l.TookMs < 20 || l.TookMs > 1000 {
+			t.Errorf("%s line took_ms %v, want the reading's 20 ms or a little more", l.Type, l.TookMs)
+		}
+		kinds[l.Type]++
+	}
+	if kinds[LineSample] == 0 || kinds[LineError] == 0 {
+		t.Errorf("lines %v, want readings and failed ones", kinds)
+	}
+}
+
+// A reading the server answers late still serves its tick: the next tick
+// waits for it and is served as soon as it ends. Only a tick that passes
+// while an earlier reading still runs goes unserved, and only that is a
+// gap. (Midpoints alone would count the late answer as a missed tick.)
+func TestALateReadingStillServesItsTick(t *testing.T) {
+	const iv = 200 * time.Millisecond
+	n := 0
+	lines := loopLines(t, samplerConfig{interval: iv, timeout: 5 * iv}, 12*iv+iv/2,
+		func(context.Context) (ServerLine, error) {
+			n++
+			switch n {
+			case 3: // answered 1.5 intervals late: the next tick waits for it
+				time.Sleep(3 * iv / 2)
+			case 6: // 2.5 intervals: one tick passes unserved
+				time.Sleep(5 * iv / 2)
+			}
+			return ServerLine{Counters: map[string]float64{"x": float64(n)}}, nil
+		})
 	if len(lines) < 8 {
 		t.Fatalf("%d readings, want at least 8", len(lines))
 	}
