@@ -43,12 +43,12 @@
  * time keep few enough fills running for each to land, and the cache
  * refills within seconds.
  *
- * The trigger lasts until the cache is mostly empty and the fleet at its
- * ceiling. With TTLs of 30-60 s, 12 s (this drill's old default) expired
+ * The trigger lasts long enough to leave the cache mostly empty and the
+ * fleet at its ceiling. With TTLs of 30-60 s, 12 s (the old default) expired
  * only a third of the fetches' keys (hit ratio 0.70 at the trigger's
  * removal in 4 runs of 4, 2026-12-02): the fleet sat at the edge of its
  * stuck state, where the fills that land in the database's idle moments
- * refill the cache (settled hit ratios 0.40-0.85), and one CI run in a few
+ * refill the cache (settled hit ratios 0.40-0.85), and a CI run that day
  * never tipped and recovered. 30 s leaves a hit ratio of 0.27-0.41.
  *
  * One replay per generator runs the whole drill, and an autoscaler per
