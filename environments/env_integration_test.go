@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -150,9 +152,17 @@ func TestEnvironmentEndToEnd(t *testing.T) {
 		t.Errorf("after removing the toxic the get took %s", fast)
 	}
 
+	// On Linux with a local engine the run's network is routable from the
+	// host, so traffic skips docker-proxy and goes to Toxiproxy's address.
+	if local := os.Getenv("DOCKER_HOST"); runtime.GOOS == "linux" && (local == "" || strings.HasPrefix(local, "unix://")) {
+		if env.Route != environments.RouteNetwork || strings.HasPrefix(env.DB.ProxyAddr, "127.0.0.1:") || strings.HasPrefix(env.Memcached[0].ProxyAddr, "127.0.0.1:") {
+			t.Errorf("route %q, database proxy at %s, memcached-0 proxy at %s: want the run's network, not the published ports", env.Route, env.DB.ProxyAddr, env.Memcached[0].ProxyAddr)
+		}
+	}
+
 	// Vars hand every endpoint to k6.
 	vars := strings.Join(env.Vars(), "\n")
-	for _, want := range []string{"FIREDRILL_MEMCACHED=" + env.Memcached[0].ProxyAddr, "FIREDRILL_TOXIPROXY=http://127.0.0.1:", "FIREDRILL_MYSQL_DSN=firedrill:firedrill@tcp(127.0.0.1:", "FIREDRILL_MYSQL_ADMIN_DSN=root:firedrill@tcp(127.0.0.1:"} {
+	for _, want := range []string{"FIREDRILL_MEMCACHED=" + env.Memcached[0].ProxyAddr, "FIREDRILL_TOXIPROXY=http://127.0.0.1:", "FIREDRILL_MYSQL_DSN=firedrill:firedrill@tcp(" + env.DB.ProxyAddr + ")", "FIREDRILL_MYSQL_ADMIN_DSN=root:firedrill@tcp(127.0.0.1:"} {
 		if !strings.Contains(vars, want) {
 			t.Errorf("Vars() lacks %q:\n%s", want, vars)
 		}

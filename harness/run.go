@@ -195,6 +195,7 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	res.Environment.Memcached = len(env.Memcached)
 	res.Environment.DBFlavor = env.DB.Flavor
 	res.Environment.DBCPUs = env.DBCPUs
+	res.Environment.Route = env.Route
 	res.Environment.ServerVersions = map[string]string{"database": env.DB.Version, "toxiproxy": environments.ToxiproxyVersion}
 	if len(env.Memcached) > 0 {
 		if v, err := environments.MemcachedVersion(ctx, env.Memcached[0].DirectAddr); err == nil {

@@ -172,6 +172,10 @@ type Environment struct {
 	Host           string            `json:"host,omitempty"`
 	// DBCPUs is the database container's CPU quota in cores (0: none).
 	DBCPUs float64 `json:"db_cpus,omitempty"`
+	// Route is how the load generator reached Toxiproxy: "network" (its
+	// address on the run's network) or "published" (its ports on
+	// 127.0.0.1, through docker-proxy, which costs the host CPU).
+	Route string `json:"route,omitempty"`
 	// DBCapacity is the fills a second the database served when the drill
 	// calibrated it (cache.calibrate), 0 when it did not: the machine's
 	// speed, which the drill's load is a share of.
