@@ -134,8 +134,6 @@ type Env struct {
 	db         testcontainers.Container
 	net        *testcontainers.DockerNetwork
 	progress   io.Writer
-	// toxiproxyIP is Toxiproxy's address on the run's network, if any.
-	toxiproxyIP string
 }
 
 // Option configures Up.
@@ -271,7 +269,6 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 	if err := e.createProxies(ctx); err != nil {
 		return e, fmt.Errorf("environment up: %w", err)
 	}
-	e.chooseRoute(ctx)
 	if err := e.checkThroughProxies(ctx); err != nil {
 		return e, fmt.Errorf("environment up: %w", err)
 	}
@@ -458,62 +455,63 @@ func (e *Env) startToxiproxy(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("toxiproxy: %w", err)
 	}
-	mapped := func(p int) (string, error) {
+	// Drill traffic goes to Toxiproxy's address on the run's network when
+	// this host can open a connection there (its API listens from the
+	// start); otherwise to the published ports. Only the proxied addresses
+	// take this route: the API, the admin port and the direct addresses
+	// carry a few requests a second, not the drill's traffic.
+	e.Route = RoutePublished
+	published := func(p int) (string, error) {
 		mp, err := c.MappedPort(ctx, fmt.Sprintf("%d/tcp", p))
 		if err != nil {
 			return "", fmt.Errorf("toxiproxy: %w", err)
 		}
 		return "127.0.0.1:" + mp.Port(), nil
 	}
-	api, err := mapped(toxiproxyAPIPort)
+	api, err := published(toxiproxyAPIPort)
 	if err != nil {
 		return err
 	}
 	e.ToxiproxyURL = "http://" + api
-	if e.DB.ProxyAddr, err = mapped(toxiproxyMySQLPort); err != nil {
+	proxied := published
+	if ip := networkAddr(ctx, c, e.Network, e.progress); ip != "" {
+		e.Route = RouteNetwork
+		proxied = func(p int) (string, error) { return net.JoinHostPort(ip, strconv.Itoa(p)), nil }
+	}
+	if e.DB.ProxyAddr, err = proxied(toxiproxyMySQLPort); err != nil {
 		return err
 	}
 	e.DB.Proxy = "mysql"
 	e.DB.DSN = fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, e.DB.ProxyAddr, DBName)
 	for i := range cfg.memcached {
-		if e.Memcached[i].ProxyAddr, err = mapped(toxiproxyMemcachedAt + i); err != nil {
+		if e.Memcached[i].ProxyAddr, err = proxied(toxiproxyMemcachedAt + i); err != nil {
 			return err
 		}
-	}
-	e.Route = RoutePublished
-	inspect, err := c.Inspect(ctx)
-	if err != nil {
-		return fmt.Errorf("toxiproxy: %w", err)
-	}
-	if ep, ok := inspect.NetworkSettings.Networks[e.Network]; ok && ep.IPAddress.IsValid() {
-		e.toxiproxyIP = ep.IPAddress.String()
 	}
 	return nil
 }
 
-// chooseRoute moves the proxies' addresses to Toxiproxy's address on the
-// run's network when this host can open a connection there; otherwise
-// they stay on the published ports. Only the proxied addresses move: the
-// API, the admin port and the direct addresses carry a few requests a
-// second, not the drill's traffic.
-func (e *Env) chooseRoute(ctx context.Context) {
-	if e.toxiproxyIP == "" {
-		return
-	}
-	at := func(port int) string { return net.JoinHostPort(e.toxiproxyIP, strconv.Itoa(port)) }
-	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "tcp", at(toxiproxyMySQLPort))
+// networkAddr is c's address on the network named nw if this host can
+// open a connection to its Toxiproxy API there, else "".
+func networkAddr(ctx context.Context, c testcontainers.Container, nw string, progress io.Writer) string {
+	inspect, err := c.Inspect(ctx)
 	if err != nil {
-		fmt.Fprintf(e.progress, "env: toxiproxy's address on the run's network is not reachable from this host (%v): traffic goes through its published ports\n", err)
-		return
+		fmt.Fprintf(progress, "env: toxiproxy's address on the run's network: %v: traffic goes through its published ports\n", err)
+		return ""
+	}
+	ep, ok := inspect.NetworkSettings.Networks[nw]
+	if !ok || !ep.IPAddress.IsValid() {
+		return ""
+	}
+	ip := ep.IPAddress.String()
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(toxiproxyAPIPort)))
+	if err != nil {
+		fmt.Fprintf(progress, "env: toxiproxy's address on the run's network is not reachable from this host (%v): traffic goes through its published ports\n", err)
+		return ""
 	}
 	conn.Close()
-	e.Route = RouteNetwork
-	e.DB.ProxyAddr = at(toxiproxyMySQLPort)
-	e.DB.DSN = fmt.Sprintf("%s:%s@tcp(%s)/%s", DBUser, DBPassword, e.DB.ProxyAddr, DBName)
-	for i := range e.Memcached {
-		e.Memcached[i].ProxyAddr = at(toxiproxyMemcachedAt + i)
-	}
+	return ip
 }
 
 func (e *Env) createProxies(ctx context.Context) error {
