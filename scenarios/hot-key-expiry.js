@@ -37,9 +37,9 @@
  * profile judges "none": its busiest second must be 10x the baseline's
  * mean rate. The protected profile judges "leases", which must add at most
  * one fill per hot key to the baseline's busiest second and cut the
- * unprotected burst (the busiest second above the replay's median one)
- * 10x (as Facebook's leases cut 17,000/s to 1,300/s),
- * compared within the run.
+ * database reads of the hot set's records (db_hot_reads, over the whole
+ * replay) 10x against the unprotected replay of the same run (as
+ * Facebook's leases cut 17,000/s to 1,300/s).
  */
 import cache from 'k6/x/cache';
 import database from 'k6/x/database';
@@ -95,15 +95,19 @@ export const options = {
       precondition('the baseline carried a steady database load', 'before', 'db_rate >= 2'),
       precondition('the database\'s capacity was measured', 'run', 'firedrill_db_capacity > 0'),
       // The protected profile's cut is judged against the unprotected
-      // replay of the same run. A protection that works still lets one
-      // fill per hot key through, so a tenfold cut is only measurable
-      // when that replay's burst is ten fills per hot key or more; below
-      // that the comparison says nothing of the protection. Measured: 47
-      // once in six nightly runs (the expiry did not run away: the fill's
-      // work had been calibrated at 43,170 rows, DB p99 165 ms), 177-442
-      // otherwise.
+      // replay of the same run, on the reads of the hot set's own records
+      // (db_hot_reads) over each whole replay: the steady load falls on
+      // other records, and a count over the replay does not depend on how
+      // the stampede falls across one-second buckets. The busiest second
+      // above the median (db_rate_burst) did both: "none" measured 217-766
+      // over 21 runs, bimodal on whether its first fills landed before
+      // the queue behind them outlived the 5 s timeout, while leases sat at
+      // 16.5-24, one fill per hot key plus the steady second's noise, so
+      // one run in seven missed a tenfold cut it had made. A protection
+      // that works still lets one read per hot key through, so a tenfold
+      // cut is only measurable when "none" let ten per hot key or more.
       precondition('the unprotected replay stampeded, so the cut has a burst to measure', 'hot_set_expiry:none',
-        `db_rate_burst >= ${10 * hotSet}`, { profiles: ['protected'] }),
+        `db_hot_reads >= ${10 * hotSet}`, { profiles: ['protected'] }),
       signature('the hot set\'s expiry sends a burst of queries many times the steady rate', `hot_set_expiry:${judged}`,
         'db_rate_peak >= 10 x db_rate@before', '000_e76083ecc6911798.txt:5',
         { figure: '"a short but extremely high query load" at each expiry (no rate given)' }),
@@ -115,13 +119,8 @@ export const options = {
       // phase's busiest would otherwise fail one run in nine.
       steady('the expiry adds at most one fill per hot key to the busiest steady second', `hot_set_expiry:${judged}`,
         `db_rate_peak <= 1 x db_rate_peak@before + ${hotSet + Math.ceil(hotSet / 2)}`),
-      // The burst, the busiest second above the replay's median second:
-      // both replays carry the same steady load (~10 queries in the
-      // busiest second), a floor under any peak that no protection can
-      // cut, so peak against peak measured the steady load as much as the
-      // protection (1/11.8 to 1/26 in three runs of the same code).
-      steady('the protection cuts the unprotected burst tenfold', `hot_set_expiry:${judged}`,
-        'db_rate_burst <= 0.1 x hot_set_expiry:none',
+      steady('the protection cuts the hot set\'s reads of the database tenfold', `hot_set_expiry:${judged}`,
+        'db_hot_reads <= 0.1 x hot_set_expiry:none',
         { profiles: ['protected'], figure: 'leases: about 17,000/s to 1,300/s, 1/13 (Facebook, NSDI 2013)' }),
       steady('fetches are served through the expiry', `hot_set_expiry:${judged}`, 'served_ratio >= 0.99'),
     ],

@@ -50,8 +50,9 @@ type Engine struct {
 	runCtx      context.Context
 	started     chan struct{}
 	startAt     time.Time
-	// readOnly holds the hot set's ids when writes must spare them
-	readOnly map[uint64]bool
+	// hot holds the hot set's ids: reads of them are counted apart
+	// (db_hot_reads), and writes spare them when HotSetReadOnly is set
+	hot map[uint64]bool
 }
 
 // Started is closed when traffic starts (after warming); StartTime is then
@@ -130,12 +131,11 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	for i := range e.tenantUpdates {
 		e.tenantUpdates[i] = "UPDATE `" + fdb.TenantSchema(cfg.TenantPrefix, i) + "`." + fdb.TenantTable + " SET qty = qty + 1 WHERE id = ?"
 	}
-	if cfg.HotSetReadOnly {
-		// by id, not rank: ranks past the hot set can scramble onto its ids
-		e.readOnly = map[uint64]bool{}
-		for _, id := range HotSetIDs(cfg.HotSet, cfg.Keys) {
-			e.readOnly[id] = true
-		}
+	// by id, not rank: ranks past the hot set can scramble onto its ids,
+	// and those reads are of the same records and entries
+	e.hot = make(map[uint64]bool, cfg.HotSet)
+	for _, id := range HotSetIDs(cfg.HotSet, cfg.Keys) {
+		e.hot[id] = true
 	}
 	mix := cfg.Mix
 	e.mix.Store(&mix)
@@ -465,7 +465,9 @@ type op struct {
 type Summary struct {
 	Operations, Unsent                     int64
 	Fetches, Hits, Misses, DBQueries, Late int64
-	Lookups, TenantWrites                  int64
+	// DBHotReads are the database reads of the hot set's records.
+	DBHotReads            int64
+	Lookups, TenantWrites int64
 	// Protections are the protections' counters by summary key
 	// (coalesced, leaseWon, breakerOpens, ...; see each Spec's Counters).
 	Protections map[string]int64
@@ -703,7 +705,7 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 		// Redrawn, not shifted, so the other records keep their relative
 		// popularity; bounded, as a hot set near the keyspace's size could
 		// hold nearly all of the draws.
-		for try := 0; e.readOnly[o.id] && try < 1000; try++ {
+		for try := 0; e.cfg.HotSetReadOnly && e.hot[o.id] && try < 1000; try++ {
 			o.id = e.zipf.Next(rng)
 		}
 	case u < tw:
@@ -790,7 +792,7 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 	return Summary{
 		Operations: sent, Unsent: unsent,
 		Fetches: tot(MetricFetches), Hits: tot(MetricHits), Misses: tot(MetricMisses),
-		DBQueries: tot(MetricDBQueries), Late: tot(MetricLate), Lookups: tot(MetricLookups),
+		DBQueries: tot(MetricDBQueries), DBHotReads: tot(MetricDBHotReads), Late: tot(MetricLate), Lookups: tot(MetricLookups),
 		Protections: prot, Errors: errs, OpErrors: opErrs, FirstErrors: s.firstErrors(),
 		LookupP50: us(s.tot[hLookup].ValueAtQuantile(50)), LookupP99: us(s.tot[hLookup].ValueAtQuantile(99)),
 		WriteP50: us(s.tot[hWrite].ValueAtQuantile(50)), WriteP99: us(s.tot[hWrite].ValueAtQuantile(99)), TenantWrites: tot(MetricTenantWrite),

@@ -318,6 +318,16 @@ func TestRefillHotSetExpiresTogether(t *testing.T) {
 	if expiry < 150 || expiry < 3*alive {
 		t.Errorf("db queries around the expiry = %v (in the second before: %v): want most of the 200 hot keys filled again", expiry, alive)
 	}
+	// the hot set's own reads: none while its entries live, and the
+	// expiry's refills among them
+	hotAlive := rec.sum(traffic.MetricDBHotReads, done, done.Add(time.Second))
+	hotExpiry := rec.sum(traffic.MetricDBHotReads, done.Add(time.Second), done.Add(3*time.Second))
+	if hotAlive > 0 || hotExpiry < 150 || hotExpiry > expiry {
+		t.Errorf("db_hot_reads = %v while the hot set lived, %v around its expiry (db queries %v): want 0, then at least 150 and at most the queries", hotAlive, hotExpiry, expiry)
+	}
+	if s.DBHotReads == 0 || s.DBHotReads > s.DBQueries {
+		t.Errorf("summary: %d hot reads of %d db queries: want some, and no more than the queries", s.DBHotReads, s.DBQueries)
+	}
 	e, err := traffic.New(c, rec)
 	if err != nil {
 		t.Fatal(err)

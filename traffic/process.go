@@ -171,6 +171,9 @@ func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, erro
 		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
 		defer cancel()
 		e.stats.add(p.idx, cDBQueries, 1) // counted when issued: demand on the database
+		if e.hot[id] {
+			e.stats.add(p.idx, cDBHotReads, 1)
+		}
 		t0 := time.Now()
 		err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?"+e.delayClause(), e.rowID(id)).Scan(&r.version, &r.payload)
 		e.stats.record(w.idx, w.due, time.Since(t0), hDB)
@@ -454,6 +457,11 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 		qctx, cancel := context.WithTimeout(ctx, e.cfg.DBTimeout)
 		defer cancel()
 		e.stats.add(p.idx, cDBQueries, 1)
+		for _, id := range ids {
+			if e.hot[id] {
+				e.stats.add(p.idx, cDBHotReads, 1)
+			}
+		}
 		t0 := time.Now()
 		rs, err := p.db.QueryContext(qctx, sb.String())
 		if err == nil {

@@ -228,6 +228,8 @@ export interface ReplaySummary {
   misses: number;
   hitRatio: number;
   dbQueries: number;
+  /** database reads of the hot set's records (the hotSet most popular keys) */
+  dbHotReads: number;
   late: number;
   /** The protections' counters (whether on or not). */
   coalesced: number;

@@ -273,7 +273,7 @@ func summaryMap(s traffic.Summary) map[string]any {
 	}
 	out := map[string]any{
 		"operations": s.Operations, "unsent": s.Unsent, "fetches": s.Fetches, "hits": s.Hits,
-		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "late": s.Late,
+		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "dbHotReads": s.DBHotReads, "late": s.Late,
 		"errors": errs, "opErrors": opErrs, "firstErrors": stringMap(s.FirstErrors),
 		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
 		"tenantWrites": s.TenantWrites, "writeP50Ms": ms(s.WriteP50), "writeP99Ms": ms(s.WriteP99),
