@@ -122,7 +122,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 		bgSem: make(chan struct{}, 64), started: make(chan struct{}),
 	}
 	e.flip.Store(math.Float64bits(cfg.FlipFraction))
-	e.pace.Store(&pacing{p: newPacer(&e.cfg, rand.New(rand.NewPCG(cfg.Seed, 0x7061)))})
+	e.pace.Store(&pacing{p: newPacer(&e.cfg, e.rand(0x7061))})
 	p := cfg.Protections.clone()
 	e.prot.Store(&p)
 	e.lookupQuery = "SELECT id, version FROM " + cfg.Table + " WHERE ref = ?"
@@ -183,7 +183,7 @@ func (e *Engine) SetRate(r float64) error {
 	}
 	var p Pacer = ConstantPacer{Freq: r}
 	if e.cfg.Arrivals == "poisson" {
-		p = NewPoissonPacer(r, rand.New(rand.NewPCG(e.cfg.Seed, 0x7062)))
+		p = NewPoissonPacer(r, e.rand(0x7062))
 	}
 	e.pace.Store(&pacing{p: p, origin: time.Now()})
 	return nil
@@ -332,6 +332,13 @@ func other(v format.Version) format.Version {
 		return format.Current
 	}
 	return format.Legacy
+}
+
+// rand is a generator of the engine's traffic for the purpose salt, from
+// the seed and the stream: one stream's sequences are those the seed gave
+// before streams existed, and every stream's are its own.
+func (e *Engine) rand(salt uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(e.cfg.Seed, salt^e.cfg.Stream*0x9e3779b97f4a7c15))
 }
 
 // HotSetIDs returns the ids of the k most popular keys (ranks 0..k-1).
@@ -600,7 +607,7 @@ type pacing struct {
 // cache_late) rather than being skipped, so overload shows instead of
 // hiding.
 func (e *Engine) dispatch(ctx context.Context, work chan<- op, deadline time.Time) (sent, unsent int64) {
-	rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x6f70))
+	rng := e.rand(0x6f70)
 	var (
 		cur  *pacing
 		n    uint64

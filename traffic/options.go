@@ -96,6 +96,13 @@ type Config struct {
 	FlipFraction float64 `opt:"flipFraction"`
 	// Seed makes key sequences reproducible (default env FIREDRILL_SEED or 1).
 	Seed uint64 `opt:"seed"`
+	// Stream tells apart the arrival sequences of engines that share a
+	// Seed: the generators of one run each replay their own share of the
+	// fleet's traffic, not the same keys at the same instants. 0 (one
+	// generator, or the first) keeps the sequence the seed has always
+	// given. Not a script option: the cache extension sets it from k6's
+	// execution segment.
+	Stream uint64
 	// LateAfter is how far behind schedule an operation may start before it
 	// counts as late (default 10 ms).
 	LateAfter time.Duration `opt:"lateAfter"`

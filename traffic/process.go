@@ -32,7 +32,7 @@ type worker struct {
 }
 
 func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
-	w := &worker{e: e, idx: idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, uint64(idx)+1))}
+	w := &worker{e: e, idx: idx, rng: e.rand(uint64(idx) + 1)}
 	for o := range work {
 		if ctx.Err() != nil {
 			// drain without working: the run is being cancelled
@@ -346,7 +346,7 @@ func (w *worker) refreshInBackground(p *process, key string, id uint64, v format
 		defer e.bg.Done()
 		defer func() { <-e.bgSem }()
 		defer p.refresh.Delete(key)
-		bw := &worker{e: e, idx: w.idx, rng: rand.New(rand.NewPCG(e.cfg.Seed, id)), kind: w.kind, due: w.due, failClass: -1}
+		bw := &worker{e: e, idx: w.idx, rng: e.rand(id), kind: w.kind, due: w.due, failClass: -1}
 		bw.countErr(e.runCtx, bw.fillThrough(e.runCtx, p, key, id, v))
 	}()
 }

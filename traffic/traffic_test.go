@@ -389,3 +389,61 @@ func TestRecordFeedsEachTrend(t *testing.T) {
 		t.Errorf("run totals: db %d write %d lookup %d", s.tot[hDB].TotalCount(), s.tot[hWrite].TotalCount(), s.tot[hLookup].TotalCount())
 	}
 }
+
+// Engines that share a seed draw the same keys on stream 0 (the sequence
+// a seed always gave, so one generator is reproducible as before) and
+// different keys on different streams: N generators offer N shares of the
+// fleet's traffic, not one share N times.
+func TestStreamsSeparateEnginesThatShareASeed(t *testing.T) {
+	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
+	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
+	keys := func(stream uint64) []uint64 {
+		c, err := ConfigFromMap(map[string]any{"dsn": "u@tcp(127.0.0.1:1)/db", "keys": int64(20000), "rows": int64(20000), "seed": int64(7)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Stream = stream
+		e, err := New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := e.rand(0x6f70) // the dispatcher's
+		out := make([]uint64, 1000)
+		for i := range out {
+			out[i] = e.generate(rng, uint64(i), time.Time{}).id
+		}
+		return out
+	}
+	// stream 0 is the seed's own sequence, as the dispatcher drew it
+	// before streams: PCG(seed, 0x6f70)
+	c, err := ConfigFromMap(map[string]any{"dsn": "u@tcp(127.0.0.1:1)/db", "keys": int64(20000), "rows": int64(20000), "seed": int64(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := rand.New(rand.NewPCG(7, 0x6f70))
+	a, b, again := keys(0), keys(0x9b3), keys(0)
+	same, first := 0, 0
+	for i := range a {
+		if a[i] != again[i] {
+			t.Fatalf("stream 0 drew %d then %d at arrival %d: want one sequence per seed and stream", a[i], again[i], i)
+		}
+		if a[i] == e.generate(old, uint64(i), time.Time{}).id {
+			first++
+		}
+		if a[i] == b[i] {
+			same++
+		}
+	}
+	if first != len(a) {
+		t.Errorf("stream 0 matched the seed's own sequence at %d of %d arrivals, want all", first, len(a))
+	}
+	// Zipf: the most popular keys coincide now and then by popularity
+	// alone, not arrival by arrival
+	if same > len(a)/5 {
+		t.Errorf("streams 0 and 0x9b3 drew the same key at %d of %d arrivals: want independent sequences", same, len(a))
+	}
+}

@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,6 +197,7 @@ func (mi *ModuleInstance) Replay(opts map[string]any) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
+	cfg.Stream = stream(state.Options.ExecutionSegment.String())
 	ctx := mi.vu.Context()
 	base := state.Tags.GetCurrentValues().Tags
 	samples := state.Samples
@@ -634,4 +636,21 @@ func stringMap(m map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// stream is the traffic stream of the generator that runs k6's execution
+// segment seg ("from:to"): 0 for the first generator, or the only one, so
+// one generator replays what the seed has always given, and a hash of
+// where the segment starts for every other, so that N generators offer N
+// different shares of the fleet's traffic rather than one share N times
+// (the same keys at the same instants: at --generators 2, hot-key-expiry's
+// baseline carried half the steady database load of one generator).
+func stream(seg string) uint64 {
+	from, _, _ := strings.Cut(seg, ":")
+	if from == "" || from == "0" {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(from))
+	return h.Sum64() | 1
 }

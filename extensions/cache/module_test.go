@@ -70,3 +70,14 @@ func TestMixArgsKeepSharesNotGiven(t *testing.T) {
 		t.Errorf("mix %+v name %q, want %+v", m, a.Name, want)
 	}
 }
+
+func TestStreamFollowsTheExecutionSegment(t *testing.T) {
+	for seg, want0 := range map[string]bool{"0:1": true, "0:1/2": true, "": true, "1/2:1": false, "1/3:2/3": false} {
+		if got := stream(seg); (got == 0) != want0 {
+			t.Errorf("stream(%q) = %d: want 0 only for the first segment", seg, got)
+		}
+	}
+	if stream("1/3:2/3") == stream("2/3:1") {
+		t.Error("two generators' segments gave one stream")
+	}
+}
