@@ -17,6 +17,13 @@ import (
 	"github.com/firedrill-dev/firedrill/reports"
 )
 
+// drillRate is the pipeline drill's offered load for the drill section,
+// high enough that one generator is the limit: measured on 2 cores, at
+// 8,000 fetches/s one generator served all on schedule (the two setups
+// alike), at 20,000 it still served them but a third started late (its
+// dispatcher behind the schedule), two generators 1%.
+const drillRate = 20000
+
 // burn is a CPU-bound closed-loop load with one VU per generator (as a
 // drill's traffic scenario split over generators has): what one generator
 // can drive is bounded by one core, so N generators should drive about N
@@ -137,6 +144,7 @@ func TestGeneratorScaling(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "  %-26s %s\n", c.label, strings.Join(xs, " "))
 	}
+	b.WriteString(drillTraffic(t, k6))
 	fmt.Fprintf(&b, "\nMerge exactness (HDR percentiles of the merge = percentiles of all samples,\n")
 	fmt.Fprintf(&b, "counters summed, thresholds on the merge) is the unit test\n")
 	fmt.Fprintf(&b, "harness.TestMergeOutputsIsExact.\n")
@@ -144,4 +152,82 @@ func TestGeneratorScaling(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + b.String())
+}
+
+// drillTraffic runs the pipeline drill, a real drill's traffic through
+// Toxiproxy to memcached and the database in a real environment, with 1
+// and 2 generators at the same total offered load (drillRate), and
+// returns its section of bench/generators.txt: fetches served per second
+// (the client's merged count and memcached's own cmd_get, which must tell
+// the same story), the share of fetches that started late, and fetches
+// per k6 CPU-second.
+func drillTraffic(t *testing.T, k6 string) string {
+	d, err := FindDrill("../scenarios", "pipeline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	childCPU := func() float64 {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+		return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	type sample struct{ served, memcached, late, perCPU, cores float64 }
+	const rounds = 3
+	ns := []int{1, 2}
+	results := make([][]sample, len(ns))
+	out := t.TempDir()
+	for r := 0; r < rounds; r++ {
+		for i, n := range ns {
+			cpu0 := childCPU()
+			res, _, err := Run(context.Background(), RunOptions{
+				Drill: d, Profile: "default", OutDir: out, K6: k6, Memcached: 3, Generators: n, Timeout: 5 * time.Minute,
+				Params: map[string]string{"rate": fmt.Sprint(drillRate)},
+			})
+			if err != nil {
+				t.Fatalf("pipeline at %d/s, %d generators: %v", drillRate, n, err)
+			}
+			cpu := childCPU() - cpu0
+			var run reports.Phase
+			for _, p := range res.Phases {
+				if p.Name == "run" {
+					run = p
+				}
+			}
+			v := func(k string) float64 { return float64(run.Summary[k]) }
+			dur := v("duration_s")
+			if dur <= 0 || v("offered") <= 0 {
+				t.Fatalf("pipeline, %d generators: no traffic in the result (%v)", n, run.Summary)
+			}
+			served := v("served_ratio") * v("offered") / dur
+			s := sample{served: served, memcached: v("server_mc_cmd_get_rate"), late: v("late") / v("offered"),
+				perCPU: served * dur / cpu, cores: cpu / dur}
+			t.Logf("round %d, %d generators: served %.0f/s, memcached cmd_get %.0f/s, late %.3f, %.2f cores of k6",
+				r, n, s.served, s.memcached, s.late, s.cores)
+			results[i] = append(results[i], s)
+		}
+	}
+	med := func(f func(sample) float64, xs []sample) float64 {
+		v := make([]float64, len(xs))
+		for i, x := range xs {
+			v[i] = f(x)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# workload: the pipeline drill (a real drill's traffic: Toxiproxy, 3 memcached,\n")
+	fmt.Fprintf(&b, "# the database, its 50 ms toxic mid-run) at %d fetches/s offered in all, split\n", drillRate)
+	fmt.Fprintf(&b, "# over the generators; environment per run, on the same 2 cores. served and\n")
+	fmt.Fprintf(&b, "# late from the merged result, memcached's own cmd_get beside the client's\n")
+	fmt.Fprintf(&b, "# count; cores used = CPU-s of the k6 processes / traffic s. Median of %d\n", rounds)
+	fmt.Fprintf(&b, "# interleaved rounds.\n\n")
+	fmt.Fprintf(&b, "%-26s %10s %7s %13s %6s %11s %13s\n", "setup", "served/s", "x one", "mc cmd_get/s", "late", "cores used", "fetch/CPU-s")
+	one := med(func(x sample) float64 { return x.served }, results[0])
+	for i, n := range ns {
+		served := med(func(x sample) float64 { return x.served }, results[i])
+		fmt.Fprintf(&b, "%-26s %10.0f %7.2f %13.0f %6.3f %11.2f %13.0f\n", fmt.Sprintf("pipeline, %d generator(s)", n), served, served/one,
+			med(func(x sample) float64 { return x.memcached }, results[i]), med(func(x sample) float64 { return x.late }, results[i]),
+			med(func(x sample) float64 { return x.cores }, results[i]), med(func(x sample) float64 { return x.perCPU }, results[i]))
+	}
+	return b.String()
 }
