@@ -109,7 +109,7 @@ test: build images ## Unit and integration tests against real containers (needs 
 	@left=$$(docker ps -aq --filter label=firedrill.run; docker network ls -q --filter label=firedrill.run); \
 	if [ -n "$$left" ]; then echo "left behind by the tests:"; echo "$$left"; exit 1; fi
 
-bench: bin/k6 ## Benchmarks; figures are written under bench/
+bench: build images ## Benchmarks (needs Docker: one drills a real environment); figures are written under bench/
 	$(GO) test -run '^$$' -bench . -benchmem ./reports/... | tee bench/reports.txt
 	$(GO) test -tags bench -run '^TestGeneratorScaling$$' -count=1 -v ./harness/
 	@if [ -x bench/cache/run.sh ]; then bench/cache/run.sh; fi
