@@ -35,8 +35,8 @@ const (
 	// (the HotSet most popular keys), counted when issued as db_queries
 	// are. The steady load (writes' refills, spread TTLs) falls on other
 	// records, so a protection's effect on a hot-set expiry is this count,
-	// free of the steady load's counting noise and of where the burst
-	// falls across one-second buckets.
+	// free of the steady load's counting noise: one read per hot key is
+	// what a protection that works lets through.
 	MetricDBHotReads  = "db_hot_reads"
 	MetricErrors      = "firedrill_errors"
 	MetricLate        = "cache_late"
