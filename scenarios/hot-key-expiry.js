@@ -37,9 +37,9 @@
  * profile judges "none": its busiest second must be 10x the baseline's
  * mean rate. The protected profile judges "leases", which must add at most
  * one fill per hot key to the baseline's busiest second and cut the
- * database reads of the hot set's records (db_hot_reads, over the whole
- * replay) 10x against the unprotected replay of the same run (as
- * Facebook's leases cut 17,000/s to 1,300/s).
+ * duplicate database reads of the hot set's records (db_hot_reads past one
+ * per hot key, over the whole replay) 10x against the unprotected replay
+ * of the same run (as Facebook's leases cut 17,000/s to 1,300/s).
  */
 import cache from 'k6/x/cache';
 import database from 'k6/x/database';
@@ -97,16 +97,19 @@ export const options = {
       // The protected profile's cut is judged against the unprotected
       // replay of the same run, on the reads of the hot set's own records
       // (db_hot_reads) over each whole replay, which the steady load does
-      // not touch: a protection that works reads each hot key once, so it
-      // passes whenever the precondition below holds. The busiest second
-      // above the median (db_rate_burst) carried the steady second's noise
-      // (leases 16.5-24) against an unprotected burst of 217-766 over 21
-      // runs, bimodal on whether its first fills landed before the queue
-      // behind them outlived the 5 s timeout, so one run in seven missed
-      // a tenfold cut it had made. A tenfold cut of one read per hot key
-      // is only measurable when "none" read ten per hot key or more.
+      // not touch, and on the reads past the first per hot key: the one
+      // fill per key that refills it is no stampede, and no protection
+      // can cut it. The stampede is the duplicates, and those a
+      // protection must cut tenfold. Judged before on the busiest second
+      // above the median (db_rate_burst), which carried the steady
+      // second's noise (leases 16.5-24) against an unprotected burst of
+      // 217-766 over 21 runs, one run in seven missed; judged on all the
+      // hot reads, a working protection (20, one per key) failed against
+      // a mild stampede (133: its first fills landed within half a
+      // second), a floor it cannot go under. A stampede is at least two
+      // reads per hot key, one duplicate each.
       precondition('the unprotected replay stampeded, so the cut has a burst to measure', 'hot_set_expiry:none',
-        `db_hot_reads >= ${10 * hotSet}`, { profiles: ['protected'] }),
+        `db_hot_reads >= ${2 * hotSet}`, { profiles: ['protected'] }),
       signature('the hot set\'s expiry sends a burst of queries many times the steady rate', `hot_set_expiry:${judged}`,
         'db_rate_peak >= 10 x db_rate@before', '000_e76083ecc6911798.txt:5',
         { figure: '"a short but extremely high query load" at each expiry (no rate given)' }),
@@ -118,8 +121,9 @@ export const options = {
       // phase's busiest would otherwise fail one run in nine.
       steady('the expiry adds at most one fill per hot key to the busiest steady second', `hot_set_expiry:${judged}`,
         `db_rate_peak <= 1 x db_rate_peak@before + ${hotSet + Math.ceil(hotSet / 2)}`),
-      steady('the protection cuts the hot set\'s reads of the database tenfold', `hot_set_expiry:${judged}`,
-        'db_hot_reads <= 0.1 x hot_set_expiry:none',
+      // hot - hotSet <= 0.1 x (none - hotSet): the duplicate reads, cut tenfold
+      steady('the protection cuts the duplicate reads of the hot set tenfold', `hot_set_expiry:${judged}`,
+        `db_hot_reads <= 0.1 x hot_set_expiry:none + ${0.9 * hotSet}`,
         { profiles: ['protected'], figure: 'leases: about 17,000/s to 1,300/s, 1/13 (Facebook, NSDI 2013)' }),
       steady('fetches are served through the expiry', `hot_set_expiry:${judged}`, 'served_ratio >= 0.99'),
     ],
