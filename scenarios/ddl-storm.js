@@ -79,7 +79,14 @@ export const options = {
       precondition('no migration failed', 'run', 'firedrill_ddl_failed == 0'),
       signature('writes slow down while the DDL storm runs', 'ddl_storm', 'write_p99 >= 10 x before',
         '002_9f787c5b7da271ea.txt:12', { figure: 'a significant deterioration of writes: 25% of workspaces down for 31 min' }),
-      steady('writes stay fast during the storm', 'ddl_storm', 'write_p99 <= 2 x before',
+      // 2x before, with the 10 ms floor plan-regression's latency checks
+      // have: a write's p99 here is 3-5 ms, and on 2 cores that run the
+      // whole stack the host's scheduling moves it by more than 2x. Seen
+      // 2026-12-03, short form, protected: 11.1 ms against 4.3 before
+      // while the database's own counters showed it idle (Threads_running
+      // 3, 0.057 busy s/s against 0.035 before, UPDATEs served 93/s). The
+      // storm's signature is tens of times before (200-290 ms measured).
+      steady('writes stay fast during the storm', 'ddl_storm', 'write_p99 <= 2 x before + 10',
         { figure: 'copy-table migrations: the other clusters "no major problems"' }),
       steady('writes are not lost during the storm', 'ddl_storm', 'served_ratio{op=write} >= 0.999'),
       steady('reads are served during the storm', 'ddl_storm', 'served_ratio{op=fetch} >= 0.999'),
