@@ -86,7 +86,10 @@ func labelled(t *testing.T, runID string) string {
 func TestEnvironmentEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	env, err := environments.Up(ctx, environments.WithMemcached(2))
+	// A drill's @db server options reach the server: connection-storm's
+	// queue (the thread pool), beside which the admin path keeps its own
+	// threads.
+	env, err := environments.Up(ctx, environments.WithMemcached(2), environments.WithDBArgs("--thread-handling=pool-of-threads"))
 	t.Cleanup(func() {
 		if err := env.Down(context.Background()); err != nil {
 			t.Errorf("down: %v", err)
@@ -128,6 +131,18 @@ func TestEnvironmentEndToEnd(t *testing.T) {
 	var one int
 	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("query through the database proxy: %v", err)
+	}
+	var handling string
+	if err := db.QueryRowContext(ctx, "SELECT @@thread_handling").Scan(&handling); err != nil || handling != "pool-of-threads" {
+		t.Errorf("thread_handling %q (%v): want the server option WithDBArgs gave, pool-of-threads", handling, err)
+	}
+	admin, err := sql.Open("mysql", env.DB.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Errorf("query over the admin port beside the thread pool: %v", err)
 	}
 	if env.DB.Flavor != "mariadb" || !strings.Contains(env.DB.Version, "MariaDB") {
 		t.Errorf("flavor %q version %q", env.DB.Flavor, env.DB.Version)

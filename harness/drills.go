@@ -60,6 +60,12 @@ type Drill struct {
 	//
 	//	@host pt-online-schema-change percona-toolkit protected
 	Host []HostTool
+	// DBArgs are server arguments the drill's database starts with, for
+	// what cannot be set at run time (SET GLOBAL), such as the connection
+	// layer an incident had:
+	//
+	//	@db --thread-handling=pool-of-threads
+	DBArgs []string
 	// App is the number of releases of a service under test the drill
 	// drives over HTTP: 0 for a drill of the traffic engine, 1 for
 	// "@app service", 2 for "@app base head" (a rolling deploy).
@@ -220,6 +226,13 @@ header:
 				return Drill{}, false, fmt.Errorf("%s: bad @host %q: want COMMAND PACKAGE [PROFILE...], e.g. @host pt-online-schema-change percona-toolkit protected", path, val)
 			}
 			d.Host = append(d.Host, HostTool{Command: f[0], Package: f[1], Profiles: f[2:]})
+		case "db":
+			for _, a := range strings.Fields(val) {
+				if !strings.HasPrefix(a, "--") {
+					return Drill{}, false, fmt.Errorf("%s: bad @db %q: want server options, e.g. @db --thread-handling=pool-of-threads", path, a)
+				}
+				d.DBArgs = append(d.DBArgs, a)
+			}
 		case "param":
 			p, err := parseParam(val)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ type drillCase struct {
 	params map[string]string
 	// extra are more flags: the service under test of an @app drill
 	extra []string
+	// dbArgs are the drill's @db server options, which each result must
+	// record as the database's
+	dbArgs []string
 }
 
 // drillCLI builds firedrill into a temporary folder; bin/k6 comes from
@@ -116,6 +120,9 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 		}
 		if !r.Complete || r.Verdict.Reached != verdict || !r.Verdict.Pass {
 			t.Errorf("%s %s: complete=%v verdict=%+v incomplete=%q", c.name, profile, r.Complete, r.Verdict, r.IncompleteReason)
+		}
+		if !slices.Equal(r.Environment.DBArgs, c.dbArgs) {
+			t.Errorf("%s %s: the database started with %q, want the drill's @db %q", c.name, profile, r.Environment.DBArgs, c.dbArgs)
 		}
 		for k, v := range c.params {
 			if r.Parameters[k] != v {

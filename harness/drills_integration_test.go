@@ -23,7 +23,7 @@ func TestIncidentDrills(t *testing.T) {
 			continue
 		}
 		n++
-		c := drillCase{name: d.Name, short: true, params: d.Nightly}
+		c := drillCase{name: d.Name, short: true, params: d.Nightly, dbArgs: d.DBArgs}
 		if d.UsesApp() {
 			c.extra = exampleService(d)
 		}

@@ -53,6 +53,7 @@ func TestBadHeadersAreErrors(t *testing.T) {
 		"nightly-value": {"// @drill nightly-value\n// @expect default=held\n// @nightly duration=", "bad @nightly"},
 		"host-bare":     {"// @drill host-bare\n// @expect default=held\n// @host pt-kill", "bad @host"},
 		"host-profile":  {"// @drill host-profile\n// @expect default=held\n// @host pt-kill percona-toolkit other", "@host pt-kill"},
+		"db-option":     {"// @drill db-option\n// @expect default=held\n// @db thread-handling=pool-of-threads", "bad @db"},
 	} {
 		dir := t.TempDir()
 		writeDrill(t, dir, name, c.header)
@@ -81,6 +82,23 @@ func TestHostTools(t *testing.T) {
 	err = d.CheckHost("b")
 	if err == nil || !strings.Contains(err.Error(), "no-such-tool-here") || !strings.Contains(err.Error(), "apt-get install some-package") {
 		t.Errorf("profile b: %v, want the missing command and its package", err)
+	}
+}
+
+// @db gives the server options the drill's database starts with.
+func TestDBArgs(t *testing.T) {
+	dir := t.TempDir()
+	writeDrill(t, dir, "q", "// @drill q\n// @expect a=held\n// @db --thread-handling=pool-of-threads  --thread-pool-size=1")
+	writeDrill(t, dir, "r", "// @drill r\n// @expect a=held")
+	ds, err := LoadDrills(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ds[0].DBArgs, " "); got != "--thread-handling=pool-of-threads --thread-pool-size=1" {
+		t.Errorf("q: DBArgs %q", got)
+	}
+	if ds[1].DBArgs != nil {
+		t.Errorf("r: DBArgs %q, want none", ds[1].DBArgs)
 	}
 }
 

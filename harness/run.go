@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,8 +169,11 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	if o.MySQLImage != "" {
 		envOpts = append(envOpts, environments.WithMySQLImage(o.MySQLImage))
 	}
-	if len(o.DBArgs) > 0 {
-		envOpts = append(envOpts, environments.WithDBArgs(o.DBArgs...))
+	// The drill's own server options first, so that a caller's may
+	// override them (the server takes the last of a repeated option).
+	if args := append(slices.Clone(o.Drill.DBArgs), o.DBArgs...); len(args) > 0 {
+		envOpts = append(envOpts, environments.WithDBArgs(args...))
+		res.Environment.DBArgs = args
 	}
 	switch {
 	case o.DBCPUs > 0:

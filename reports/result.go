@@ -172,6 +172,9 @@ type Environment struct {
 	Host           string            `json:"host,omitempty"`
 	// DBCPUs is the database container's CPU quota in cores (0: none).
 	DBCPUs float64 `json:"db_cpus,omitempty"`
+	// DBArgs are the server options the database started with beyond the
+	// image's (a drill's @db, a caller's).
+	DBArgs []string `json:"db_args,omitempty"`
 	// Route is how the load generator reached Toxiproxy: "network" (its
 	// address on the run's network) or "published" (its ports on
 	// 127.0.0.1, through docker-proxy, which costs the host CPU).

@@ -69,6 +69,9 @@ func showDrill(w io.Writer, d harness.Drill) error {
 		}
 		fmt.Fprintf(w, "  host tool:  %s (Debian package %s), for %s\n", t.Command, t.Package, who)
 	}
+	if len(d.DBArgs) > 0 {
+		fmt.Fprintf(w, "  database:   %s\n", strings.Join(d.DBArgs, " "))
+	}
 	if d.Nightly == nil {
 		fmt.Fprintf(w, "  short form: none (no @nightly line)\n")
 	} else {
