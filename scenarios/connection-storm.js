@@ -4,6 +4,7 @@
  * @summary   a slow database empties the cache; an autoscaler that scales up on latency adds connections until every fill outlives its timeout, and it stays down after the trigger is gone (metastable)
  * @expect    unprotected=broken protected=held
  * @nightly   before=20 observe=40
+ * @db        --thread-handling=pool-of-threads
  * @param     rate             number  500                fetches per second (the cache empty, every one is a fill: compare with the capacity)
  * @param     keys             number  200                the hot set: every key is requested a few times a second
  * @param     rows             number  100000             records: the table each fill's work reads
@@ -16,12 +17,12 @@
  * @param     trigger_latency  number  1500               ms of the latency toxic on the database
  * @param     ttl              number  60                 seconds: entry TTL (each shortened by up to half; warmed with TTLs spread over it: a steady refill)
  * @param     db_timeout       number  300                ms the client waits for a query (the server runs it to the end anyway)
- * @param     max_connections  number  80                 the database's max_connections
+ * @param     max_connections  number  200                the database's max_connections: the fleet at its ceiling wants more (32 x 8 = 256)
  * @param     scale_latency    number  100                ms of mean fetch latency over a window above which the autoscaler scales up
  * @param     recover_within   number  15                 seconds after the trigger's removal by which the protected fleet must have recovered
  * @param     processes        number  4                  processes of the fleet at start
  * @param     pool_size        number  8     protected=1  database connections per process (protected: the pool sheds past them)
- * @param     max_processes    number  32    protected=8  the autoscaler's ceiling (unprotected 32 x 8 = 256 connections for a database that takes 80)
+ * @param     max_processes    number  32    protected=8  the autoscaler's ceiling (unprotected 32 x 8 = 256 connections for a database that takes 200)
  * @param     retries          number  3                  retries of a failed fill
  *
  * Incident 001: the writer's connection layer fell into a metastable state;
@@ -30,18 +31,33 @@
  * and it stayed down after whatever triggered it was gone. Here a latency
  * toxic on the database (the trigger) empties the cache and the autoscaler,
  * seeing high latency, scales the fleet up. Every fill is real work on the
- * database's CPU quota (fillWork, calibrated in setup to fill_ms), so its
- * latency grows with the fills running beside it. Once the trigger is
- * removed, most fetches miss: unprotected, the scaled-up fleet's pools
- * hold the database at max_connections, where each fill shares the quota
- * with 79 others and outlives the client's timeout (which does not stop it
- * on the server), immediate retries add more, nothing refills the cache,
- * and it stays down. The tipping point is load: below the capacity the
- * fills land and the cache refills; above it, more clients only make each
- * fill slower. Protected: bounded pools that shed, retries with backoff,
- * jitter and a 10% budget, and an autoscaler that adds one process at a
- * time keep few enough fills running for each to land, and the cache
+ * database's CPU quota (fillWork, calibrated in setup to fill_ms). The
+ * database queues queries (@db: MariaDB's thread pool, in the place of
+ * the incident's ProxySQL, which multiplexes the fleet's connections onto
+ * a few to the writer, line 8): a few run at a time, the rest wait in
+ * order. Once the trigger is removed, most fetches miss: unprotected, the
+ * scaled-up fleet's pools hold the database at max_connections (logins
+ * past it are refused), every fill waits behind the fills queued before
+ * it, well past the client's timeout, and runs anyway once its client has
+ * given up; immediate retries queue more, nothing refills the cache, and
+ * it stays down. The tipping point is load: below the capacity the queue
+ * drains and the cache refills; above it, more clients only lengthen the
+ * queue. Protected: bounded pools that shed, retries with backoff, jitter
+ * and a 10% budget, and an autoscaler that adds one process at a time
+ * keep the queue short enough for each fill to land, and the cache
  * refills within seconds.
+ *
+ * Why a queue: with a thread per connection (MariaDB's default) the
+ * kernel shares the quota among the running fills, and 1-3% of them get
+ * enough of it to land within the timeout by chance. Each lands on one of
+ * the hottest missing keys and holds it for 30-60 s, so the hit ratio crept
+ * back and most unprotected runs left the stuck state 29-41 s after the
+ * trigger's removal (2026-12-03: 3 of 4 short runs, and a CI run judged
+ * partial), while a queue gives every fill the wait of the whole queue.
+ * With the queue, 80 connections held too few fills to keep the database
+ * busy (its CPU at 0.6 of the quota, and one run of two still recovered),
+ * and with no cap below the fleet's 256 no login was refused; at 200 the
+ * fleet holds the database at the cap and its CPU at the quota.
  *
  * The trigger lasts long enough to leave the cache mostly empty and the
  * fleet at its ceiling. With TTLs of 30-60 s, 12 s (the old default) expired
@@ -87,7 +103,7 @@ const recoverWithinS = param('recover_within');
 const protectedRun = profile === 'protected';
 const processes0 = param('processes');
 // Unprotected (the header's defaults): pools of 8 and a fleet that may
-// reach 32 (256 connections for a database that takes 80). Protected: pools
+// reach 32 (256 connections for a database that takes 200). Protected: pools
 // of 1 that shed past 1 query, and a fleet of at most 8: 8 fills at once
 // at 20 ms each land well within the 300 ms timeout.
 const poolSize = param('pool_size');
@@ -136,9 +152,18 @@ export const options = {
         '001_e1c418de6e0b326e.txt:14', { figure: 'errors and latencies spiked across the application for over an hour' }),
       signature('fetches keep failing long after the trigger is gone', 'settled', 'failed_ratio >= 0.05',
         '001_e1c418de6e0b326e.txt:14'),
-      // the database's own view: logins refused at its connection cap,
-      // long after the trigger is gone
-      signature('the database keeps refusing logins', 'settled', 'server_db_aborted_connects >= 1', '001_e1c418de6e0b326e.txt:14'),
+      // the database's own view: logins refused at its connection cap
+      // once the trigger is gone. Judged on the whole watch, not only once
+      // it has settled: the fleet holds the cap for the first 25-30 s,
+      // and later the queue alone keeps it down, with the connections
+      // held (live and abandoned) just under the cap (2026-12-03: refused
+      // logins in the first 15 s of 6 unprotected runs of 6, none in the
+      // last 20 s of 3 of them; settled served 0.07-0.29 in all 6). A
+      // refused login a second on average, not one: a protected fleet's
+      // dials that the trigger outlasted end, aborted, in its first
+      // moments (1.76 of them, 0.03 a second, in a run at --generators 2),
+      // against 5.0-143 a second in the unprotected runs
+      signature('the database refuses logins once the trigger is gone', 'after', 'server_db_aborted_connects_rate >= 1', '001_e1c418de6e0b326e.txt:14'),
       steady('it recovers after the trigger is removed', 'after', 'recovered >= 1',
         { figure: 'action: "reduce the velocity of aggressive scale-up policies"' }),
       steady(`it recovers within ${recoverWithinS} s`, 'after', `recovery_s <= ${recoverWithinS}`),
