@@ -51,7 +51,7 @@
  * kernel shares the quota among the running fills, and 1-3% of them get
  * enough of it to land within the timeout by chance. Each lands on one of
  * the hottest missing keys and holds it for 30-60 s, so the hit ratio crept
- * back and most unprotected runs left the stuck state 29-41 s after the
+ * back and most unprotected runs left the stuck state 29-43 s after the
  * trigger's removal (2026-12-03: 3 of 4 short runs, and a CI run judged
  * partial), while a queue gives every fill the wait of the whole queue.
  * With the queue, 80 connections held too few fills to keep the database
