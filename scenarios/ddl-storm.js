@@ -3,7 +3,7 @@
  * @incident  002_9f787c5b7da271ea.txt
  * @summary   many column-type ALTER TABLEs across small per-tenant schemas degrade the cluster's writes; online schema changes (pt-online-schema-change) throttled on load do not
  * @expect    unprotected=broken protected=held
- * @nightly   duration=45 storm_from=10 storm=25
+ * @nightly   duration=50 storm_from=10 storm=30
  * @host      pt-online-schema-change  percona-toolkit  protected
  * @param     duration               number  60                  seconds of traffic
  * @param     rate                   number  200                 operations per second
