@@ -119,7 +119,7 @@ func TestListDrillShowsItsParameters(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"short form: duration=45 storm_from=10 storm=25",
+		"short form: duration=50 storm_from=10 storm=30",
 		"NAME", "TYPE", "DEFAULT", "PER PROFILE", "DESCRIPTION",
 		"migrations run at once", "protected=1",
 	} {
