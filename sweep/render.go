@@ -54,6 +54,9 @@ func details(c Cell) string {
 	if c.DBRatePeak != nil {
 		parts = append(parts, fmt.Sprintf("DB peak %.0f/s", *c.DBRatePeak))
 	}
+	if c.ServedAfter != nil {
+		parts = append(parts, fmt.Sprintf("served %.2f after", *c.ServedAfter))
+	}
 	if c.LoadShare != nil {
 		parts = append(parts, "load "+share(*c.LoadShare))
 	}

@@ -104,6 +104,11 @@ type Cell struct {
 	RecoveryS *float64 `json:"recovery_s,omitempty"`
 	// DBRatePeak is the busiest second of database queries in the run.
 	DBRatePeak *float64 `json:"db_rate_peak,omitempty"`
+	// ServedAfter is the share of the offered operations served in the
+	// phase after the trigger ("after"): the goodput the fleet kept, which
+	// tells apart two cells that both stayed down (the literature's "more
+	// clients make it worse" is a lower goodput at the same offered load).
+	ServedAfter *float64 `json:"served_after,omitempty"`
 	// Load is the offered load before the trigger (operations/s), and
 	// LoadShare that load over the sweep's Capacity: the share of the
 	// database a cold cache would need.
@@ -393,6 +398,11 @@ func fill(c *Cell, r *reports.Result) {
 			}
 		case "before":
 			before = p
+		case "after":
+			if v, ok := p.Summary["served_ratio"]; ok {
+				f := float64(v)
+				c.ServedAfter = &f
+			}
 		}
 	}
 	if before == nil && len(r.Phases) > 0 && r.Phases[0].Name != "run" {

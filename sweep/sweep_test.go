@@ -47,6 +47,10 @@ func (f *fakeRun) run(_ context.Context, o harness.RunOptions) (*reports.Result,
 	rate, _ := strconv.ParseFloat(o.Params["rate"], 64)
 	trig, _ := strconv.ParseFloat(o.Params["trigger"], 64)
 	down := o.Profile == "unprotected" && rate*trig >= 2000
+	served := 1.0
+	if down {
+		served = 1000 / (rate * trig) // the larger the storm, the less it serves
+	}
 	rs := reports.Float(trig)
 	rec := &reports.Recovery{Recovered: !down}
 	if !down {
@@ -64,6 +68,7 @@ func (f *fakeRun) run(_ context.Context, o harness.RunOptions) (*reports.Result,
 		Phases: []reports.Phase{
 			{Name: "calm", Summary: map[string]reports.Float{"offered_rate": reports.Float(rate)}},
 			{Name: "run", Summary: map[string]reports.Float{"db_rate_peak": reports.Float(rate * 2)}},
+			{Name: "after", Summary: map[string]reports.Float{"served_ratio": reports.Float(served)}},
 		},
 	}, dir, nil
 }
@@ -95,6 +100,9 @@ func TestSweepRunsTheGridAndMapsIt(t *testing.T) {
 	if !strings.Contains(progress.String(), "sweep: [6/6] rate=400 trigger=10 unprotected repeat 1: stayed down") ||
 		!strings.Contains(progress.String(), "left)") {
 		t.Errorf("progress:\n%s", progress.String())
+	}
+	if c := s.Cells[5]; c.ServedAfter == nil || *c.ServedAfter != 0.25 {
+		t.Errorf("served after the trigger in rate=400 trigger=10: %v, want 0.25 from its \"after\" phase", c.ServedAfter)
 	}
 	if s.Capacity != 50 || s.Cells[5].LoadShare == nil || *s.Cells[5].LoadShare != 8 {
 		t.Errorf("capacity %v, load share of rate 400: %v; want 50 and 8", s.Capacity, s.Cells[5].LoadShare)
