@@ -349,6 +349,10 @@ func (r RecoverySpec) validate() error {
 	case r.Window < 0 || r.Settle < 0 || r.LatencyFactor < 0 || r.LatencySlack < 0 || r.ErrorBudget < 0 || r.ErrorBudget >= 1:
 		return fmt.Errorf("recovery: window %v, settle %v, latency_factor %v, latency_slack_ms %v must be >= 0 and error_budget %v in [0, 1)",
 			r.Window, r.Settle, r.LatencyFactor, r.LatencySlack, r.ErrorBudget)
+	case r.Settle != 0 && r.Settle < 10:
+		// the literature's windows start at least 10 s after the removal:
+		// earlier, the wake of the trigger itself would count as recovery
+		return fmt.Errorf("recovery: settle %v s: a recovery window starts at least 10 s after the trigger's removal; give 10 or more, or leave it out", r.Settle)
 	}
 	return nil
 }

@@ -132,6 +132,31 @@ func TestRelapseAfterAHealthyWindowIsNotRecovered(t *testing.T) {
 	}
 }
 
+// The rule as the literature states it, from an empty spec: windows of
+// 30 s that start at least 10 s after the removal, and a relapse watched
+// to the end of the run; a settle under 10 s is refused.
+func TestRecoveryDefaultsAreTheLiteraturesRule(t *testing.T) {
+	rule := &RecoverySpec{After: "overload"}
+	c := recoveryRun(t)
+	r := c.judgeRecovery(rule, c.phases(nil))
+	if !r.Recovered || r.RecoveryS == nil || float64(*r.RecoveryS) != 10 || r.Window != 30 || r.Settle != 10 || r.LatencyFactor != 1.1 {
+		t.Fatalf("steady recovery under the defaults: %+v, want recovered 10 s after the removal, window 30, settle 10, 1.1x", r)
+	}
+	// slow again from 70 s to 80 s: the window after the first (30-60 s)
+	// is 60-90 s, 40 s after the removal
+	c = recoveryRun(t, [2]float64{70, 80})
+	r = c.judgeRecovery(rule, c.phases(nil))
+	if r.Recovered || r.RelapseS == nil || float64(*r.RelapseS) != 40 {
+		t.Errorf("relapse at 70 s under the defaults: %+v (relapse_s %v), want not recovered, relapse 40 s after the removal", r, r.RelapseS)
+	}
+	if err := (RecoverySpec{After: "overload", Settle: 5}).validate(); err == nil || !strings.Contains(err.Error(), "at least 10 s") {
+		t.Errorf("settle 5: %v, want an error saying windows start at least 10 s after the removal", err)
+	}
+	if err := (RecoverySpec{After: "overload", Settle: 12}).validate(); err != nil {
+		t.Errorf("settle 12: %v, want no error", err)
+	}
+}
+
 // A latency slack widens the band by a fixed floor: a run whose fetches
 // answer in 1.4 ms after the trigger against 1 ms before is 1.4x, not
 // recovered by the literature's 1.1x alone, and recovered with 0.5 ms of
