@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -159,12 +160,27 @@ func TestAnsweredPastTheDeadlineIsNotServed(t *testing.T) {
 		{"already failed", 1500 * time.Millisecond, classIndex(ClassTimeout), false, Failed},
 		{"run ended", 1500 * time.Millisecond, -1, true, Unfinished},
 	}
+	// a failure while the run was live stays a failure when the run ends
+	// before the operation does; one caused by the end does not count
+	ctx, cancel := context.WithCancel(context.Background())
+	w.failClass, w.failedLive = -1, false
+	w.fail(ctx, errors.New("dial tcp: connection refused"))
+	cancel()
+	if got := w.outcome(ctx); got != Failed {
+		t.Errorf("failed, then the run ended: outcome %v, want failed", got)
+	}
+	w.failClass, w.failedLive = -1, false
+	w.fail(ctx, context.Canceled)
+	if got := w.outcome(ctx); got != Unfinished {
+		t.Errorf("failed by the run's end: outcome %v, want unfinished", got)
+	}
+	w.failClass, w.failedLive = -1, false
 	for _, c := range cases {
 		ctx, cancel := context.WithCancel(context.Background())
 		if c.cancelled {
 			cancel()
 		}
-		w.failClass = c.failClass
+		w.failClass, w.failedLive = c.failClass, false
 		w.pastDeadline(ctx, c.d)
 		if got := w.outcome(ctx); got != c.want {
 			t.Errorf("%s: outcome %v, want %v", c.name, got, c.want)

@@ -29,6 +29,9 @@ type worker struct {
 	// (its class index, -1 while none), and whether it was served stale
 	failClass int
 	stale     bool
+	// failedLive says the failure came while the run was live: it stays
+	// a failure when the run ends before the operation does
+	failedLive bool
 }
 
 func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
@@ -45,7 +48,7 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 		}
 		fleet := *e.fleet.Load()
 		p := fleet[int(o.proc)%len(fleet)]
-		w.kind, w.due, w.failClass, w.stale = o.kind, o.intended, -1, false
+		w.kind, w.due, w.failClass, w.stale, w.failedLive = o.kind, o.intended, -1, false, false
 		switch o.kind {
 		case opFetch:
 			w.fetch(ctx, p, len(fleet), o.id)
@@ -80,13 +83,16 @@ func (w *worker) pastDeadline(ctx context.Context, d time.Duration) {
 	if dl := w.e.cfg.Deadline; dl > 0 && d > dl && w.failClass < 0 && ctx.Err() == nil {
 		w.e.stats.errorClass(w.kind, ClassDeadline)
 		w.failed(ClassDeadline)
+		w.failedLive = true
 	}
 }
 
-// outcome is how the operation just worked ended.
+// outcome is how the operation just worked ended. One the end of the run
+// cut off is unfinished, unless it had already failed: a failure the
+// system caused while the run was live counts whatever came after it.
 func (w *worker) outcome(ctx context.Context) Outcome {
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !w.failedLive:
 		return Unfinished
 	case w.failClass == classIndex(ClassShed):
 		return Shed
@@ -117,6 +123,9 @@ func (w *worker) fail(ctx context.Context, err error) {
 	}
 	w.countErr(ctx, err)
 	w.failed(Classify(err))
+	if ctx.Err() == nil {
+		w.failedLive = true
+	}
 }
 
 // failed marks the operation failed with class without counting an error
@@ -226,6 +235,7 @@ func (w *worker) fill(ctx context.Context, p *process, key string, id uint64, v 
 	var sh sharedError
 	if errors.As(err, &sh) {
 		w.failed(Classify(sh.err))
+		w.failedLive = ctx.Err() == nil
 		return
 	}
 	w.fail(ctx, err)
