@@ -421,6 +421,53 @@ func TestServerSeriesAndSummaries(t *testing.T) {
 	}
 }
 
+// A container's cgroup files, v1 and v2, read as the daemon's stats are:
+// CPU seconds, memory less the page cache the kernel can drop; a container
+// whose cgroup the harness cannot see is read through the daemon.
+func TestCgroupFilesReadAsDockerStats(t *testing.T) {
+	root := t.TempDir()
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "cpuacct", "docker", "aaa", "cpuacct.usage"), "2500000000\n")
+	write(filepath.Join(root, "memory", "docker", "aaa", "memory.usage_in_bytes"), fmt.Sprint(300<<20)+"\n")
+	write(filepath.Join(root, "memory", "docker", "aaa", "memory.stat"), "cache 1\ninactive_file 7\ntotal_inactive_file "+fmt.Sprint(100<<20)+"\n")
+	write(filepath.Join(root, "system.slice", "docker-bbb.scope", "cpu.stat"), "usage_usec 1500000\nuser_usec 1000000\n")
+	write(filepath.Join(root, "system.slice", "docker-bbb.scope", "memory.current"), fmt.Sprint(64<<20)+"\n")
+	write(filepath.Join(root, "system.slice", "docker-bbb.scope", "memory.stat"), "anon 1\ninactive_file "+fmt.Sprint(16<<20)+"\n")
+	for _, c := range []struct {
+		id       string
+		cpu, mem float64
+	}{{"aaa", 2.5, 200}, {"bbb", 1.5, 48}} {
+		g := findCgroup(root, c.id)
+		if g == nil {
+			t.Fatalf("%s: no cgroup found", c.id)
+		}
+		l, err := g.read()
+		if err != nil || l.Counters[mCPU] != c.cpu || l.Gauges[mMem] != c.mem || l.T.IsZero() {
+			t.Errorf("%s: reading %+v (%v), want %v CPU seconds and %v MiB", c.id, l, err, c.cpu, c.mem)
+		}
+	}
+	if g := findCgroup(root, "ccc"); g != nil {
+		t.Errorf("a container without cgroup files: %+v, want nil (read through the daemon)", g)
+	}
+	if err := os.Remove(filepath.Join(root, "cpuacct", "docker", "aaa", "cpuacct.usage")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := findCgroup(root, "bbb").read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&cgroupFiles{cpu: filepath.Join(root, "cpuacct", "docker", "aaa", "cpuacct.usage")}).read(); err == nil {
+		t.Error("a removed cgroup file read without an error")
+	}
+}
+
 // A container's memory is what docker stats shows: usage less the page
 // cache the kernel can drop; its CPU a running total in seconds; a
 // stopped container's empty records are no reading.
