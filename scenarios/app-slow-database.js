@@ -1,7 +1,7 @@
 /**
  * @drill     app-slow-database
  * @incident  003_91731a899d8186bf.txt
- * @summary   your service: its database turns slow (latency on every query); the service must shed or degrade within its budget instead of queueing
+ * @summary   your service: its database turns slow (latency on every query); the service must keep serving within its budget instead of queueing
  * @expect    unprotected=broken protected=held
  * @app       service
  * @nightly   duration=36 fault_from=10 fault_to=28
@@ -24,8 +24,14 @@
  * A request whose cache entries miss waits that once per miss, one after
  * the other. Without a query timeout or a request budget, requests take
  * seconds, the worker pool fills and requests queue and time out. With
- * them, the service answers within its budget: it serves what it can and
- * sheds the rest (503) fast.
+ * them, the service answers within its budget, and it must answer with
+ * the item, not a fast 503: shedding is no hold. The example service
+ * holds by reading a request's missed parts once, in one round trip,
+ * from a pool opened before it took traffic (DB_ONE_READ, DB_WARM_POOL):
+ * before those, with a query per part and a pool that had to grow while
+ * the database was slow, its 500 ms query timeout cut every new
+ * connection's handshake short and it shed 70-85% of the requests within
+ * budget (2026-12-03), which this drill then called held.
  */
 import {
   appURL, arrivals, at, cleanupFaults, drill, param, precondition, requestShape, send, signature, steady, toxicOff, toxicOn,
@@ -59,6 +65,7 @@ export const options = {
         '003_91731a899d8186bf.txt:7'),
       steady('every answer comes within the budget', 'latency', `http_p99 <= ${budget + 250}`),
       steady('no request is left waiting', 'latency', 'http_timeout_ratio == 0'),
+      steady('requests are served while the database is slow', 'latency', 'http_served_ratio >= 0.98'),
       steady('requests are served after the database recovers', 'after', 'http_served_ratio >= 0.98'),
     ],
   }),

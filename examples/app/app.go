@@ -79,16 +79,43 @@ func (a *app) routes() http.Handler {
 	return mux
 }
 
-// health answers 200 once the database answers: a service that cannot
-// reach its database is not ready to take traffic.
+// health answers 200 once the database answers (and, with a warm pool,
+// once the pool is full): a service that cannot reach its database is not
+// ready to take traffic.
 func (a *app) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	if err := a.db.PingContext(ctx); err != nil {
+	err := a.db.PingContext(ctx)
+	if err == nil && a.cfg.WarmPool {
+		err = a.warm(ctx)
+	}
+	if err != nil {
 		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintf(w, "ok %s\n", a.cfg.Release)
+}
+
+// warm opens the pool to DB_MAX_CONNS connections, held all at once (the
+// pool hands out an idle one before it dials), then leaves them idle.
+func (a *app) warm(ctx context.Context) error {
+	if a.db.Stats().OpenConnections >= a.cfg.DBMaxConns {
+		return nil
+	}
+	conns := make([]*sql.Conn, 0, a.cfg.DBMaxConns)
+	defer func() {
+		for _, c := range conns {
+			c.Close() // back to the pool, idle
+		}
+	}()
+	for range a.cfg.DBMaxConns {
+		c, err := a.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("warm pool: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
 }
 
 // limited serves h on one of the pool's workers. A request that finds the
@@ -137,7 +164,9 @@ func (a *app) done(start time.Time, code int) {
 }
 
 // item reads the item's CACHE_CALLS entries one after the other, each
-// through the cache, filling misses from the database.
+// through the cache, filling misses from the database: each miss with a
+// query of its own, or (DB_ONE_READ) all of them with one read of the
+// item after the cache calls.
 func (a *app) item(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
@@ -153,30 +182,42 @@ func (a *app) item(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	var hits, misses, degraded int
+	var store []string // with one read: the missed parts whose cache answered
 	for part := range a.cfg.Calls {
 		if ctx.Err() != nil {
 			a.done(start, http.StatusServiceUnavailable)
 			http.Error(w, "request budget spent", http.StatusServiceUnavailable)
 			return
 		}
-		hit, ok, err := a.entry(ctx, id, part)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			a.done(start, http.StatusNotFound)
-			http.Error(w, "no item "+strconv.FormatUint(id, 10), http.StatusNotFound)
+		var hit, ok bool
+		if a.cfg.OneRead {
+			key := partKey(id, part)
+			if hit, ok = a.lookup(key); !hit && ok {
+				store = append(store, key)
+			}
+		} else if hit, ok, err = a.entry(ctx, id, part); err != nil {
+			a.failed(w, start, id, err)
 			return
-		case err != nil:
-			a.m.failed.Inc()
-			a.done(start, http.StatusServiceUnavailable)
-			http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		case hit:
+		}
+		if hit {
 			hits++
-		default:
+		} else {
 			misses++
 		}
 		if !ok {
 			degraded++
+		}
+	}
+	if a.cfg.OneRead && misses > 0 {
+		fill := func() (any, error) { return nil, a.fill(ctx, id, store...) }
+		if a.cfg.Coalesce {
+			_, err, _ = a.fills.Do(fmt.Sprintf("item:%d", id), fill)
+		} else {
+			_, err = fill()
+		}
+		if err != nil {
+			a.failed(w, start, id, err)
+			return
 		}
 	}
 	a.done(start, http.StatusOK)
@@ -185,32 +226,58 @@ func (a *app) item(w http.ResponseWriter, r *http.Request) {
 		"misses": misses, "cache_errors": degraded})
 }
 
-// entry is one cache call: a hit, or a fill from the database. ok is
-// false when the cache failed (timeout, open breaker), which the request
-// survives by reading the database.
-func (a *app) entry(ctx context.Context, id uint64, part int) (hit, ok bool, err error) {
-	key := fmt.Sprintf("item:%d:%d", id, part)
+// failed answers a request whose item could not be read.
+func (a *app) failed(w http.ResponseWriter, start time.Time, id uint64, err error) {
+	if errors.Is(err, sql.ErrNoRows) {
+		a.done(start, http.StatusNotFound)
+		http.Error(w, "no item "+strconv.FormatUint(id, 10), http.StatusNotFound)
+		return
+	}
+	a.m.failed.Inc()
+	a.done(start, http.StatusServiceUnavailable)
+	http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+}
+
+func partKey(id uint64, part int) string { return fmt.Sprintf("item:%d:%d", id, part) }
+
+// lookup is one cache call. hit is a usable entry; ok is false when the
+// cache failed (timeout, open breaker), which the request survives by
+// reading the database.
+func (a *app) lookup(key string) (hit, ok bool) {
 	a.m.cacheCalls.Inc()
 	b, err := a.cache.get(key)
 	switch {
 	case err == nil:
 		if _, derr := a.reader.Decode(b); derr == nil {
 			a.m.cacheHits.Inc()
-			return true, true, nil
+			return true, true
 		} else if errors.Is(derr, format.ErrForeign) {
 			// The other release's format: a miss for this reader, the
 			// mechanism of incident 000.
 			a.m.foreign.Inc()
 		}
 		a.m.cacheMisses.Inc()
-		ok = true
+		return false, true
 	case errors.Is(err, memcache.ErrCacheMiss):
 		a.m.cacheMisses.Inc()
-		ok = true
-	default:
-		a.m.cacheErrors.WithLabelValues(errClass(err)).Inc()
+		return false, true
 	}
-	fill := func() (any, error) { return nil, a.fill(ctx, id, key, ok) }
+	a.m.cacheErrors.WithLabelValues(errClass(err)).Inc()
+	return false, false
+}
+
+// entry is one cache call and, on a miss, a fill of that part from the
+// database.
+func (a *app) entry(ctx context.Context, id uint64, part int) (hit, ok bool, err error) {
+	key := partKey(id, part)
+	if hit, ok = a.lookup(key); hit {
+		return true, true, nil
+	}
+	var store []string
+	if ok {
+		store = []string{key}
+	}
+	fill := func() (any, error) { return nil, a.fill(ctx, id, store...) }
 	if a.cfg.Coalesce {
 		// One fill per key in this process; the others wait for it.
 		_, err, _ = a.fills.Do(key, fill)
@@ -220,9 +287,12 @@ func (a *app) entry(ctx context.Context, id uint64, part int) (hit, ok bool, err
 	return false, ok, err
 }
 
-// fill reads the item from the database and, when the cache answered,
-// stores it.
-func (a *app) fill(ctx context.Context, id uint64, key string, store bool) error {
+// fill reads the item from the database and stores it under each of keys
+// (the parts whose cache answered). With one read the query goes as
+// text, one round trip; a query with a placeholder is prepared first, a
+// second round trip (the driver's default). The id is a parsed uint64, so
+// formatting it into the query cannot inject anything.
+func (a *app) fill(ctx context.Context, id uint64, keys ...string) error {
 	qctx := ctx
 	if a.cfg.DBTimeout > 0 {
 		var cancel context.CancelFunc
@@ -233,7 +303,13 @@ func (a *app) fill(ctx context.Context, id uint64, key string, store bool) error
 	t0 := time.Now()
 	var version uint32
 	var payload []byte
-	err := a.db.QueryRowContext(qctx, "SELECT version, payload FROM "+a.cfg.Table+" WHERE id = ?", id).Scan(&version, &payload)
+	var row *sql.Row
+	if a.cfg.OneRead {
+		row = a.db.QueryRowContext(qctx, fmt.Sprintf("SELECT version, payload FROM %s WHERE id = %d", a.cfg.Table, id))
+	} else {
+		row = a.db.QueryRowContext(qctx, "SELECT version, payload FROM "+a.cfg.Table+" WHERE id = ?", id)
+	}
+	err := row.Scan(&version, &payload)
 	a.m.dbLatency.Observe(time.Since(t0).Seconds())
 	if err != nil {
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -241,22 +317,21 @@ func (a *app) fill(ctx context.Context, id uint64, key string, store bool) error
 		}
 		return err
 	}
-	if !store {
-		return nil
-	}
-	ttl := a.cfg.TTL
-	if a.cfg.TTLJitter > 0 {
-		ttl -= time.Duration(rand.Float64() * a.cfg.TTLJitter * float64(ttl))
-	}
-	e, err := format.Encode(nil, format.Entry{
-		Version: a.cfg.Format, ExpiresAt: time.Now().Add(ttl).UnixMilli(),
-		FillMillis: uint32(time.Since(t0).Milliseconds()), RowVersion: version, Payload: payload,
-	})
-	if err != nil {
-		return err
-	}
-	if err := a.cache.set(key, e, max(ttl, time.Second)); err != nil {
-		a.m.cacheErrors.WithLabelValues(errClass(err)).Inc()
+	for _, key := range keys {
+		ttl := a.cfg.TTL
+		if a.cfg.TTLJitter > 0 {
+			ttl -= time.Duration(rand.Float64() * a.cfg.TTLJitter * float64(ttl))
+		}
+		e, err := format.Encode(nil, format.Entry{
+			Version: a.cfg.Format, ExpiresAt: time.Now().Add(ttl).UnixMilli(),
+			FillMillis: uint32(time.Since(t0).Milliseconds()), RowVersion: version, Payload: payload,
+		})
+		if err != nil {
+			return err
+		}
+		if err := a.cache.set(key, e, max(ttl, time.Second)); err != nil {
+			a.m.cacheErrors.WithLabelValues(errClass(err)).Inc()
+		}
 	}
 	return nil
 }

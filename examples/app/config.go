@@ -35,6 +35,16 @@ type config struct {
 
 	DBTimeout  time.Duration // each query's timeout; 0: none
 	DBMaxConns int           // open database connections at most
+	// OneRead fills a request's missing parts with one read of the item,
+	// in one round trip, instead of one prepared query per part: on a
+	// slow database a cold request then waits one round trip, not
+	// 2 x CACHE_CALLS of them.
+	OneRead bool
+	// WarmPool opens DB_MAX_CONNS connections before the service reports
+	// healthy and keeps them idle: a pool that must grow while the
+	// database is slow dials under the query's timeout, and a handshake
+	// of several slow round trips outlives it, so the pool never grows.
+	WarmPool bool
 
 	Workers      int           // requests served at once
 	Queue        int           // requests waiting for a worker at most; more are shed (503)
@@ -49,11 +59,11 @@ type config struct {
 var releaseDefaults = map[string]map[string]string{
 	"v1": {
 		"CACHE_FORMAT": "6.1", "CACHE_TIMEOUT": "100ms", "CACHE_CONNECT_TIMEOUT": "50ms", "CACHE_BREAKER": "5",
-		"CACHE_COALESCE": "true", "DB_TIMEOUT": "500ms", "REQUEST_BUDGET": "1s",
+		"CACHE_COALESCE": "true", "DB_TIMEOUT": "500ms", "DB_ONE_READ": "true", "DB_WARM_POOL": "true", "REQUEST_BUDGET": "1s",
 	},
 	"v2": {
 		"CACHE_FORMAT": "7.0", "CACHE_TIMEOUT": "2s", "CACHE_CONNECT_TIMEOUT": "2s", "CACHE_BREAKER": "0",
-		"CACHE_COALESCE": "false", "DB_TIMEOUT": "0", "REQUEST_BUDGET": "0",
+		"CACHE_COALESCE": "false", "DB_TIMEOUT": "0", "DB_ONE_READ": "false", "DB_WARM_POOL": "false", "REQUEST_BUDGET": "0",
 	},
 }
 
@@ -112,8 +122,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CallTimeout: dur("CACHE_TIMEOUT"), DialTimeout: dur("CACHE_CONNECT_TIMEOUT"),
 		Breaker: num("CACHE_BREAKER", 0), Cooldown: dur("CACHE_BREAKER_COOLDOWN"), Coalesce: flag("CACHE_COALESCE"),
 		TTL: dur("CACHE_TTL"), IdleConns: num("CACHE_IDLE_CONNS", 1),
-		DBTimeout: dur("DB_TIMEOUT"), DBMaxConns: num("DB_MAX_CONNS", 1),
-		Workers: num("WORKERS", 1), Queue: num("QUEUE", 0), QueueTimeout: dur("QUEUE_TIMEOUT"), Budget: dur("REQUEST_BUDGET"),
+		DBTimeout: dur("DB_TIMEOUT"), DBMaxConns: num("DB_MAX_CONNS", 1), OneRead: flag("DB_ONE_READ"),
+		WarmPool: flag("DB_WARM_POOL"),
+		Workers:  num("WORKERS", 1), Queue: num("QUEUE", 0), QueueTimeout: dur("QUEUE_TIMEOUT"), Budget: dur("REQUEST_BUDGET"),
 	}
 	for _, s := range strings.Split(getenv("MEMCACHED"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -147,7 +158,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 // String is the configuration as the log's first line shows it.
 func (c config) String() string {
-	return fmt.Sprintf("release %s, format %s (compat read %t), %d cache calls/request, cache timeout %s (connect %s), breaker %d (cooldown %s), coalesce %t, ttl %s (jitter %.2f), db timeout %s (max %d conns), %d workers, queue %d (%s), budget %s",
+	return fmt.Sprintf("release %s, format %s (compat read %t), %d cache calls/request, cache timeout %s (connect %s), breaker %d (cooldown %s), coalesce %t, ttl %s (jitter %.2f), db timeout %s (max %d conns, one read %t, warm pool %t), %d workers, queue %d (%s), budget %s",
 		c.Release, c.Format, c.CompatRead, c.Calls, c.CallTimeout, c.DialTimeout, c.Breaker, c.Cooldown, c.Coalesce, c.TTL, c.TTLJitter,
-		c.DBTimeout, c.DBMaxConns, c.Workers, c.Queue, c.QueueTimeout, c.Budget)
+		c.DBTimeout, c.DBMaxConns, c.OneRead, c.WarmPool, c.Workers, c.Queue, c.QueueTimeout, c.Budget)
 }

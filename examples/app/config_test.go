@@ -18,7 +18,7 @@ func TestReleasesDefaultTheirProtections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v1.Release != "v1" || v1.Format != format.Legacy || v1.CallTimeout != 100*time.Millisecond || v1.Breaker != 5 || !v1.Coalesce || v1.Budget != time.Second {
+	if v1.Release != "v1" || v1.Format != format.Legacy || v1.CallTimeout != 100*time.Millisecond || v1.Breaker != 5 || !v1.Coalesce || v1.Budget != time.Second || !v1.OneRead || !v1.WarmPool {
 		t.Errorf("v1 = %s", v1)
 	}
 	if len(v1.Servers) != 2 || v1.Servers[1] != "b:2" || v1.Calls != 15 {
@@ -29,7 +29,7 @@ func TestReleasesDefaultTheirProtections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v2.Format != format.Current || v2.CallTimeout != 2*time.Second || v2.Breaker != 0 || v2.Coalesce || v2.Budget != 0 || v2.DBTimeout != 0 {
+	if v2.Format != format.Current || v2.CallTimeout != 2*time.Second || v2.Breaker != 0 || v2.Coalesce || v2.Budget != 0 || v2.DBTimeout != 0 || v2.OneRead || v2.WarmPool {
 		t.Errorf("v2 = %s", v2)
 	}
 	base["CACHE_BREAKER"] = "3"
