@@ -30,6 +30,10 @@ const (
 	MySQLAdminDSN = "FIREDRILL_MYSQL_ADMIN_DSN"
 	// DBFlavor is mariadb or mysql.
 	DBFlavor = "FIREDRILL_DB_FLAVOR"
+	// DBCPUs is the database container's CPU quota in cores (0: none),
+	// set before the drill's checks are read, so a check can judge the
+	// database's CPU as a share of its quota.
+	DBCPUs = "FIREDRILL_DB_CPUS"
 	// Toxiproxy is Toxiproxy's API URL.
 	Toxiproxy = "FIREDRILL_TOXIPROXY"
 	// Profile is the profile the drill runs in.

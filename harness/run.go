@@ -78,6 +78,7 @@ func Run(ctx context.Context, o RunOptions) (*reports.Result, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("run %s: %w", o.Drill.Name, err)
 	}
+	scriptVars = append(scriptVars, envvar.DBCPUs+"="+strconv.FormatFloat(o.dbCPUs(), 'f', -1, 64))
 	switch {
 	case o.Drill.UsesApp() && o.Service == nil:
 		return nil, "", fmt.Errorf("run %s: the drill drives a service under test: give one with --app IMAGE (or %s, --config FILE)", o.Drill.Name, ServiceFile)
@@ -175,11 +176,8 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 		envOpts = append(envOpts, environments.WithDBArgs(args...))
 		res.Environment.DBArgs = args
 	}
-	switch {
-	case o.DBCPUs > 0:
-		envOpts = append(envOpts, environments.WithDBCPUs(o.DBCPUs))
-	case o.DBCPUs < 0:
-		envOpts = append(envOpts, environments.WithDBCPUs(0))
+	if o.DBCPUs != 0 {
+		envOpts = append(envOpts, environments.WithDBCPUs(o.dbCPUs()))
 	}
 	env, upErr := environments.Up(ctx, envOpts...)
 	defer func() {
@@ -483,4 +481,16 @@ func scriptException(logPath string) string {
 		return msg
 	}
 	return ""
+}
+
+// dbCPUs is the database's CPU quota the run asks for, in cores: 0 (none)
+// for a negative DBCPUs, environments.DefaultDBCPUs for 0.
+func (o RunOptions) dbCPUs() float64 {
+	switch {
+	case o.DBCPUs > 0:
+		return o.DBCPUs
+	case o.DBCPUs < 0:
+		return 0
+	}
+	return environments.DefaultDBCPUs
 }
