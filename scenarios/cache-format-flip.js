@@ -92,13 +92,23 @@ export const options = {
       precondition('the cache was warm before the flip', 'before', 'hit_ratio >= 0.8'),
       signature('steady database load rises after the flip', 'flipped', 'server_db_user_select_rate >= 1.1 x before',
         '000_e76083ecc6911798.txt:4', { figure: 'about 25% extra query load on the primary, sustained for hours' }),
+      // Judged on the database's own count of refused logins
+      // (Aborted_connects; Connection_errors_max_connections counts only
+      // those past the administrator's spare connection): 17-22 a second
+      // in the expiry, 5-12 before it, with the fleet's pools at the cap
+      // (24), and none in the protected profile (2026-12-03).
       signature('connections max out when the hot set expires', 'hot_set_expiry',
-        'errors{class=too_many_connections} >= 1', '000_e76083ecc6911798.txt:5',
+        'server_db_aborted_connects >= 1', '000_e76083ecc6911798.txt:5',
         { figure: 'connections maxed out on the primary, health checks failed: 7 outages of 1-5 min' }),
       steady('the flip costs the database little', 'flipped', 'server_db_user_select_rate <= 1.1 x before',
         { figure: 'rolled back, the format change "immediately stabilized things"' }),
-      steady('the database never refuses connections', 'run', 'errors{class=too_many_connections} == 0'),
+      steady('the database never refuses connections', 'run', 'server_db_aborted_connects == 0'),
       steady('fetches are served through the expiry', 'hot_set_expiry', 'served_ratio >= 0.98'),
+      // and not by waiting: a protection that holds fills back must not
+      // trade the database's load for the fleet's latency (protected p99
+      // 73-80 ms through the flip and the expiry against 79 before,
+      // 2026-12-03)
+      steady('fetches stay as fast through the expiry', 'hot_set_expiry', 'fetch_p99 <= 2 x before + 10'),
     ],
   }),
 };

@@ -13,7 +13,7 @@
  * @param     before           number  20                 seconds of steady traffic before the trigger: the recovery rule's reference, long enough for a steady mean
  * @param     trigger          number  30                 seconds the database stays slow: most of the cache expires meanwhile (TTLs of 30-60 s)
  * @param     observe          number  45                 seconds watched after the trigger is removed: the settling time and one recovery window at least
- * @param     recovery_window  number  30                 seconds of one window of the recovery rule (the literature's 30 s; the short form's is shorter)
+ * @param     recovery_window  number  30                 seconds of one window of the recovery rule (the literature's 30 s, in the short form too; a shorter one is recorded in the result)
  * @param     trigger_latency  number  1500               ms of the latency toxic on the database
  * @param     ttl              number  60                 seconds: entry TTL (each shortened by up to half; warmed with TTLs spread over it: a steady refill)
  * @param     db_timeout       number  300                ms the client waits for a query (the server runs it to the end anyway)
