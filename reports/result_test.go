@@ -144,3 +144,29 @@ func TestSchema1StillReads(t *testing.T) {
 		t.Error("a version 1 result has charts of the servers' counters")
 	}
 }
+
+// A baseline saved before schema 2 still compares with a head written
+// now: the metrics both carry are compared from each side's values, the
+// verdicts too, and nothing of the head's servers' counters is asked of
+// the old side.
+func TestSchema1ComparesWithSchema2(t *testing.T) {
+	old, err := ReadResult(filepath.Join("testdata", "v1-result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := fixture(old.Drill, old.Profile, 60, 7, 1)
+	head.SchemaVersion = SchemaVersion
+	c, err := Compare([]*Result{old}, []*Result{head}, CompareOptions{})
+	if err != nil {
+		t.Fatalf("compare v1 with v%d: %v", SchemaVersion, err)
+	}
+	both := 0
+	for _, m := range c.Metrics {
+		if len(m.Base) == 1 && len(m.Head) == 1 {
+			both++
+		}
+	}
+	if both == 0 || len(c.Verdicts) != 1 {
+		t.Errorf("metrics with a value on both sides %d of %d, verdicts %d; want some, and one verdict:\n%+v", both, len(c.Metrics), len(c.Verdicts), c.Metrics)
+	}
+}
