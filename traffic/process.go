@@ -87,9 +87,9 @@ func (w *worker) pastDeadline(ctx context.Context, d time.Duration) {
 	}
 }
 
-// outcome is how the operation just worked ended. One the end of the run
-// cut off is unfinished, unless it had already failed: a failure the
-// system caused while the run was live counts whatever came after it.
+// outcome is how the operation just worked ended. An operation the end of
+// the run cut off is unfinished, unless it had already failed: a failure
+// the system caused while the run was live counts whatever came after it.
 func (w *worker) outcome(ctx context.Context) Outcome {
 	switch {
 	case ctx.Err() != nil && !w.failedLive:
@@ -235,7 +235,9 @@ func (w *worker) fill(ctx context.Context, p *process, key string, id uint64, v 
 	var sh sharedError
 	if errors.As(err, &sh) {
 		w.failed(Classify(sh.err))
-		w.failedLive = ctx.Err() == nil
+		if ctx.Err() == nil {
+			w.failedLive = true
+		}
 		return
 	}
 	w.fail(ctx, err)
