@@ -209,13 +209,7 @@ func (a *app) item(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if a.cfg.OneRead && misses > 0 {
-		fill := func() (any, error) { return nil, a.fill(ctx, id, store...) }
-		if a.cfg.Coalesce {
-			_, err, _ = a.fills.Do(fmt.Sprintf("item:%d", id), fill)
-		} else {
-			_, err = fill()
-		}
-		if err != nil {
+		if err := a.fillOnce(ctx, fmt.Sprintf("item:%d", id), id, store...); err != nil {
 			a.failed(w, start, id, err)
 			return
 		}
@@ -277,14 +271,17 @@ func (a *app) entry(ctx context.Context, id uint64, part int) (hit, ok bool, err
 	if ok {
 		store = []string{key}
 	}
-	fill := func() (any, error) { return nil, a.fill(ctx, id, store...) }
-	if a.cfg.Coalesce {
-		// One fill per key in this process; the others wait for it.
-		_, err, _ = a.fills.Do(key, fill)
-	} else {
-		_, err = fill()
+	return false, ok, a.fillOnce(ctx, key, id, store...)
+}
+
+// fillOnce runs fill, coalesced under key when CACHE_COALESCE is on: one
+// fill per key in this process, the others wait for it.
+func (a *app) fillOnce(ctx context.Context, key string, id uint64, store ...string) error {
+	if !a.cfg.Coalesce {
+		return a.fill(ctx, id, store...)
 	}
-	return false, ok, err
+	_, err, _ := a.fills.Do(key, func() (any, error) { return nil, a.fill(ctx, id, store...) })
+	return err
 }
 
 // fill reads the item from the database and stores it under each of keys
