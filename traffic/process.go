@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/firedrill-dev/firedrill/traffic/format"
@@ -618,6 +620,7 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 		if err != nil {
 			return err
 		}
+		items := make([]setItem, 0, len(chunk))
 		for _, id := range chunk {
 			r := rows[e.rowID(id)]
 			logical, storedTTL, ok := st.draw(w, ttl, id)
@@ -625,12 +628,60 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 				continue // expired, waiting for its next read
 			}
 			b, stored := w.encodeEntryShaped(v, r, time.Millisecond+e.cfg.QueryDelay, logical, storedTTL)
-			if err := mc.Set(ctx, e.kb.Key(id), b, stored); err != nil {
-				return fmt.Errorf("set: %w", err)
-			}
+			items = append(items, setItem{key: e.kb.Key(id), value: bytes.Clone(b), ttl: stored})
+		}
+		if err := setAll(ctx, mc, items); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// setItem is one entry setAll stores.
+type setItem struct {
+	key   string
+	value []byte
+	ttl   int
+}
+
+// setAll stores items over a few connections at once. A refilled hot set
+// must expire together, as the incident's did: one set after another took
+// 0.1-1 s for 200 keys on a busy host, which spread the expiry over as long
+// (memcached's whole-second clock already spreads it over one second), and
+// let the first keys expire before the last were written.
+func setAll(ctx context.Context, mc *memcache.Client, items []setItem) error {
+	const workers = 8
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	ch := make(chan setItem)
+	for range min(workers, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range ch {
+				if err := mc.Set(ctx, it.key, it.value, it.ttl); err != nil {
+					once.Do(func() { first = fmt.Errorf("set %s: %w", it.key, err) })
+				}
+			}
+		}()
+	}
+feed:
+	for _, it := range items {
+		select {
+		case ch <- it:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return fmt.Errorf("set: %w", ctx.Err())
+	}
+	return first
 }
 
 // steady draws the entries of a cache in its steady state, where every
