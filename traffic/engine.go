@@ -166,6 +166,7 @@ func (e *Engine) newProcess(i int) (*process, error) {
 	}
 	db.SetMaxOpenConns(e.cfg.PoolSize)
 	db.SetMaxIdleConns(e.cfg.PoolSize)
+	db.SetConnMaxIdleTime(e.cfg.PoolIdle)
 	p := &process{idx: i, db: db}
 	for _, name := range e.prot.Load().on {
 		if h, ok := e.prot.Load().set[name].(processHook); ok {
@@ -365,7 +366,7 @@ func (e *Engine) RefillHotSet(ctx context.Context, k int, ttl time.Duration) (in
 	if ttl < time.Second {
 		return 0, fmt.Errorf("refill hot set: ttl %v must be >= 1s", ttl)
 	}
-	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn), nil); err != nil {
+	if err := e.fillTop(ctx, k, ttl, e.admin, cmp.Or(e.cfg.AdminDSN, e.dsn), nil, 0); err != nil {
 		return 0, fmt.Errorf("refill hot set: %w", err)
 	}
 	return k, nil

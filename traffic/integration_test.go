@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -340,6 +341,69 @@ func TestRefillHotSetExpiresTogether(t *testing.T) {
 	}
 	if _, err := e.RefillHotSet(context.Background(), 0, 10*time.Millisecond); err == nil {
 		t.Error("RefillHotSet with a 10ms TTL: want an error (memcached TTLs are whole seconds)")
+	}
+}
+
+// A warm with warmAbsent leaves that share of the entries out, at random,
+// and keeps the hot set whole when writes stay off it: a cache as
+// invalidating writes leave it.
+func TestWarmLeavesAShareAbsent(t *testing.T) {
+	flushAll(t)
+	c := baseConfig()
+	c.Keys, c.Warm, c.HotSet = 4000, 4000, 100
+	c.HotSetReadOnly = true
+	c.WarmAbsent = 0.25
+	c.TTL, c.WarmTTL = time.Minute, time.Minute
+	if _, err := traffic.Prefill(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := memcache.New(env.cache, memcache.WithDialAddrs(env.direct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	e, err := traffic.New(c, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := e.Keys()
+	// Ranks map to ids by a hash (YCSB's), so over a keyspace this small
+	// several ranks share an id; each draw of one may keep it.
+	draws, hotID := map[uint64]int{}, map[uint64]bool{}
+	for rank, id := range traffic.HotSetIDs(int(c.Keys), c.Keys) {
+		if rank < c.HotSet {
+			hotID[id] = true
+		} else {
+			draws[id]++
+		}
+	}
+	present, hot := 0, 0
+	var want, variance float64
+	for id := range draws {
+		if !hotID[id] {
+			p := 1 - math.Pow(c.WarmAbsent, float64(draws[id]))
+			want += p
+			variance += p * (1 - p)
+		}
+	}
+	for id := range hotID {
+		want++
+		draws[id] = 0
+	}
+	for id := range draws {
+		if _, err := mc.Get(context.Background(), kb.Key(id)); err == nil {
+			present++
+			if hotID[id] {
+				hot++
+			}
+		}
+	}
+	t.Logf("present %d of %d ids, want %.0f +- %.0f (1 sigma); hot set %d of %d", present, len(draws), want, math.Sqrt(variance), hot, len(hotID))
+	if hot != len(hotID) {
+		t.Errorf("hot set: %d of %d present, want all (writes stay off it)", hot, len(hotID))
+	}
+	if math.Abs(float64(present)-want) > 4*math.Sqrt(variance) {
+		t.Errorf("present %d entries, want %.0f +- %.0f (4 sigma): a quarter of the draws outside the hot set left out", present, want, 4*math.Sqrt(variance))
 	}
 }
 

@@ -74,6 +74,13 @@ type Config struct {
 	Processes int `opt:"processes"`
 	// PoolSize is each process's database pool size S (default 10).
 	PoolSize int `opt:"poolSize"`
+	// PoolIdle closes a pool's connections after this long unused (default
+	// 0: kept open). Rails reaps connections idle 300 s; a drill that
+	// compresses hours into seconds sets a few seconds, so the connections
+	// open follow the load, and a fleet whose pools together exceed
+	// max_connections meets the cap in a burst, not after every process
+	// has once had two queries at a time.
+	PoolIdle time.Duration `opt:"poolIdle"`
 	// MaxInflight caps concurrently running operations over the fleet
 	// (default 1024). When all are busy new operations start late and are
 	// counted in cache_late; none is dropped while the replay runs.
@@ -144,6 +151,15 @@ type Config struct {
 	// next read at the replay's start rate (the rarely read keys of a
 	// Zipf).
 	WarmSpread bool `opt:"warmSpread"`
+	// WarmAbsent leaves this share of the Warm entries out, drawn at
+	// random (default 0): a cache in the steady state of invalidating
+	// writes, where a written entry is gone until its key's next read.
+	// With reads and writes drawn from one Zipf, every key is absent with
+	// the same chance, w/(r+w) for write share w and read share r; the hot
+	// set is kept whole when writes stay off it (HotSetReadOnly). Without
+	// it, the refills of rarely read keys catch up for minutes and pass
+	// for a rise.
+	WarmAbsent float64 `opt:"warmAbsent"`
 	// FillWork makes each fill query read this many rows of the records
 	// table besides its own (a SUM over the first FillWork ids): an
 	// expensive miss path whose cost is real work on the database's CPU,
@@ -412,6 +428,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option processes: %d must be in [1, %d]", c.Processes, MaxProcesses)
 	case c.PoolSize < 1:
 		return fmt.Errorf("option poolSize: %d must be >= 1", c.PoolSize)
+	case !(c.WarmAbsent >= 0 && c.WarmAbsent < 1):
+		return fmt.Errorf("option warmAbsent: %v must be in [0, 1)", c.WarmAbsent)
+	case c.PoolIdle < 0:
+		return fmt.Errorf("option poolIdle: %v must be >= 0 (0 keeps idle connections open)", c.PoolIdle)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("option maxInflight: %d must be >= 1", c.MaxInflight)
 	case c.MultiSize < 1 || c.MultiSize > 1000:

@@ -594,13 +594,15 @@ func (e *Engine) warm(ctx context.Context, n int, reads float64) error {
 	if e.cfg.WarmSpread {
 		st = &steady{reads: reads}
 	}
-	return e.fillTop(ctx, n, e.cfg.WarmTTL, e.cache, e.dsn, st)
+	return e.fillTop(ctx, n, e.cfg.WarmTTL, e.cache, e.dsn, st, e.cfg.WarmAbsent)
 }
 
 // fillTop stores the n most popular entries through mc, read over dsn,
 // each with ttl as the protections shape it, all at one instant; with st,
 // as a cache in its steady state holds them instead (see steady).
-func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string, st *steady) error {
+// A share absent of them is left out at random (the hot set too, unless
+// writes stay off it).
+func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memcache.Client, dsn string, st *steady, absent float64) error {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
@@ -612,6 +614,18 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 	v := e.cfg.Format
 	if st != nil {
 		st.init(w, ttl, ids)
+	}
+	if absent > 0 {
+		// a stream of its own: the steady draws stay those of a warm
+		// without absent entries
+		rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x61627374))
+		kept := ids[:0:0]
+		for i, id := range ids {
+			if rng.Float64() >= absent || (e.cfg.HotSetReadOnly && i < e.cfg.HotSet) {
+				kept = append(kept, id)
+			}
+		}
+		ids = kept
 	}
 	const batch = 500
 	for i := 0; i < len(ids); i += batch {

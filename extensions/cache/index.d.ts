@@ -146,6 +146,8 @@ export interface ReplayOptions {
   /** Fleet size P (default 4) and DB pool per process S (default 10). */
   processes?: number;
   poolSize?: number;
+  /** Close pooled DB connections unused this long (default 0: kept open), so the connections open follow the load. */
+  poolIdle?: Duration;
   /** Concurrent operations cap, default 1024. */
   maxInflight?: number;
   /** Share of fetch_multi operations (default 0) and keys each (default 10). */
@@ -199,6 +201,11 @@ export interface ReplayOptions {
    * waiting to refill.
    */
   warmSpread?: boolean;
+  /**
+   * Share of the warmed entries left out at random (default 0): a cache in the steady state of invalidating writes,
+   * where each key is absent w/(r+w) of the time; the hot set stays whole when writes stay off it (hotSetReadOnly).
+   */
+  warmAbsent?: number;
   /**
    * Rows of the records table each fill reads besides its own (a SUM over the first fillWork ids),
    * default 0: an expensive miss path that is real work on the database's CPU, so its latency grows
