@@ -618,9 +618,17 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 	if absent > 0 {
 		// a stream of its own: the steady draws stay those of a warm
 		// without absent entries
+		// once per id: ranks map to ids by a hash, and an id several
+		// ranks share (most of a Zipf's reads) drawn once per rank would
+		// be absent far less often than the others
 		rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x61627374))
 		kept := ids[:0:0]
+		seen := make(map[uint64]bool, len(ids))
 		for i, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
 			if rng.Float64() >= absent || (e.cfg.HotSetReadOnly && i < e.cfg.HotSet) {
 				kept = append(kept, id)
 			}
