@@ -616,11 +616,10 @@ func (e *Engine) fillTop(ctx context.Context, n int, ttl time.Duration, mc *memc
 		st.init(w, ttl, ids)
 	}
 	if absent > 0 {
-		// a stream of its own: the steady draws stay those of a warm
-		// without absent entries
-		// once per id: ranks map to ids by a hash, and an id several
-		// ranks share (most of a Zipf's reads) drawn once per rank would
-		// be absent far less often than the others
+		// Drawn once per id (ranks map to ids by a hash, and an id
+		// several ranks share, most of a Zipf's reads, drawn once per
+		// rank would be absent far less often), from a stream of its own
+		// so the steady draws stay those of a warm without absent entries.
 		rng := rand.New(rand.NewPCG(e.cfg.Seed, 0x61627374))
 		kept := ids[:0:0]
 		seen := make(map[uint64]bool, len(ids))
@@ -667,10 +666,9 @@ type setItem struct {
 }
 
 // setAll stores items over a few connections at once. A refilled hot set
-// must expire together, as the incident's did: one set after another took
-// 0.1-1 s for 200 keys on a busy host, which spread the expiry over as long
-// (memcached's whole-second clock already spreads it over one second), and
-// let the first keys expire before the last were written.
+// must expire together, as the incident's did: written one after another,
+// its first keys started their TTL earlier than the last, on top of the
+// second over which memcached's whole-second clock already spreads it.
 func setAll(ctx context.Context, mc *memcache.Client, items []setItem) error {
 	const workers = 8
 	var (
