@@ -312,7 +312,8 @@ func b2f(b bool) float64 {
 // latencyOps says which operations' unfinished count belongs to each
 // latency histogram: an operation that never finished is slower than any
 // bound. Database queries are parts of operations and have none.
-var latencyOps = map[string]string{"fetch": traffic.OpFetch, "write": traffic.OpWrite, "lookup": traffic.OpLookup, "db": ""}
+var latencyOps = map[string]string{"fetch": traffic.OpFetch, "write": traffic.OpWrite, "lookup": traffic.OpLookup,
+	"request": traffic.OpRequest, "db": ""}
 
 // latencyName splits "fetch_p99" into histogram and statistic.
 func latencyName(name string) (hist, stat string, ok bool) {
@@ -396,7 +397,7 @@ func quantileWithInf(h *hdrhistogram.Histogram, n, inf int64, p float64) float64
 // container's CPU is added as server_cpu_rate{container=NAME}.
 var summaryNames = []string{
 	"duration_s", "offered", "offered_rate", "served_ratio", "failed", "shed", "unsent", "unfinished", "late",
-	"fetch_p50", "fetch_p99", "fetch_max", "db_p99", "write_p99", "lookup_p99",
+	"fetch_p50", "fetch_p99", "fetch_max", "db_p99", "write_p99", "lookup_p99", "request_p50", "request_p99",
 	"hit_ratio", "db_rate", "db_rate_peak", "db_rate_burst", "error_rate", "connections_peak",
 	reports.SummaryRecovered, reports.SummaryRecovery,
 	mDBUserSelect + statRate, mDBUserSelect + statRatePeak, mDBUserUpdate + statRate, mDBQuestions + statRate,

@@ -121,7 +121,7 @@ type phaseColumn struct{ Key, Label string }
 var phaseColumns = []phaseColumn{
 	{"duration_s", "length s"}, {"offered_rate", "offered /s"}, {"served_ratio", "served"}, {"failed", "failed"},
 	{"shed", "shed"}, {"unsent", "not sent"}, {"fetch_p50", "fetch p50 ms"}, {"fetch_p99", "fetch p99 ms"},
-	{"write_p99", "write p99 ms"}, {"lookup_p99", "lookup p99 ms"}, {"db_p99", "DB query p99 ms"},
+	{"write_p99", "write p99 ms"}, {"lookup_p99", "lookup p99 ms"}, {"request_p99", "request p99 ms"}, {"db_p99", "DB query p99 ms"},
 	{"db_rate", "DB queries /s"}, {"db_rate_peak", "DB peak /s"}, {"hit_ratio", "hit ratio"},
 	{"error_rate", "errors /s"}, {"connections_peak", "DB conns peak"}, {SummaryRecovery, "recovery s"},
 	// The servers' own view.

@@ -29,6 +29,9 @@ type Engine struct {
 	zipf  *zipf.Sampler
 	cache *memcache.Client
 	admin *memcache.Client
+	// tier is the second cache tier's client, which requests call (nil
+	// without tier servers)
+	tier  *memcache.Client
 	stats *stats
 	sink  Sink
 	dsn   string
@@ -53,6 +56,10 @@ type Engine struct {
 	// hot holds the hot set's ids: reads of them are counted apart
 	// (db_hot_reads), and writes spare them when HotSetReadOnly is set
 	hot map[uint64]bool
+	// tierOff is the fleet's feature flag for the tier, turned off (true)
+	// by the protection tierFlag: one flag for every process, as a flag
+	// service's is
+	tierOff atomic.Bool
 }
 
 // Started is closed when traffic starts (after warming); StartTime is then
@@ -109,6 +116,19 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 			return nil, fmt.Errorf("option memcachedDirect: %w", err)
 		}
 	}
+	var tier *memcache.Client
+	if len(cfg.TierAddrs) > 0 {
+		// A connection per request in flight, never multiplexed: a request's
+		// thread owns its client, as a Rails process's Dalli does, so every
+		// call that meets a cut-off tier waits its own connect timeout (on a
+		// shared dial, later callers would wait only what is left of it).
+		topts := []memcache.Option{memcache.WithMaxConns(max(cfg.CacheConns, cfg.MaxInflight)), memcache.WithTimeout(cfg.TierTimeout),
+			memcache.WithDialTimeout(cfg.TierConnectTimeout), memcache.WithMux(false)}
+		topts = append(topts, cfg.Protections.clientOptionsFor(KindRequest)...)
+		if tier, err = memcache.New(cfg.TierAddrs, topts...); err != nil {
+			return nil, fmt.Errorf("option tier: %w", err)
+		}
+	}
 	dsn, err := interpolatingDSN(cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("option dsn: %w", err)
@@ -118,7 +138,7 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, kb: NewKeyBuilder(cfg.Namespace, cfg.CacheVersion, cfg.Model, cfg.SchemaHash),
-		zipf: z, cache: mc, admin: admin, stats: newStats(len(cfg.CacheAddrs)), sink: sink, dsn: dsn,
+		zipf: z, cache: mc, admin: admin, tier: tier, stats: newStats(len(cfg.CacheAddrs)), sink: sink, dsn: dsn,
 		bgSem: make(chan struct{}, 64), started: make(chan struct{}),
 	}
 	e.flip.Store(math.Float64bits(cfg.FlipFraction))
@@ -239,6 +259,9 @@ func (e *Engine) SetMix(m Mix) error {
 		return fmt.Errorf("set mix: %w", err)
 	}
 	if err := e.prot.Load().checkKinds(m); err != nil {
+		return fmt.Errorf("set mix: %w", err)
+	}
+	if err := m.needsTier(e.cfg.TierAddrs); err != nil {
 		return fmt.Errorf("set mix: %w", err)
 	}
 	e.mix.Store(&m)
@@ -458,6 +481,7 @@ const (
 	opWrite
 	opTenantWrite
 	opLookup
+	opRequest
 	numOpKinds
 )
 
@@ -476,16 +500,20 @@ type Summary struct {
 	// DBHotReads are the database reads of the hot set's records.
 	DBHotReads            int64
 	Lookups, TenantWrites int64
+	// Requests are the requests answered or cut; TierCalls the calls to
+	// the tier they made (skipped calls are not made).
+	Requests, TierCalls int64
 	// Protections are the protections' counters by summary key
 	// (coalesced, leaseWon, breakerOpens, ...; see each Spec's Counters).
 	Protections map[string]int64
 	// Errors counts errors by class; OpErrors by the operation that failed
-	// (fetch, write, lookup).
+	// (fetch, write, lookup, request).
 	Errors, OpErrors map[string]int64
 	// FirstErrors is the first error message of each class seen.
 	FirstErrors                                           map[string]string
 	FetchP50, FetchP99, FetchP999, FetchMax, DBP50, DBP99 time.Duration
 	LookupP50, LookupP99, WriteP50, WriteP99              time.Duration
+	RequestP50, RequestP99                                time.Duration
 	Elapsed                                               time.Duration
 	Processes                                             int
 	// Retries counts reads retried by the app's retry layer.
@@ -545,6 +573,21 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 		}
 	}
 
+	// The protections' companions run until the operations are done, and
+	// Run waits for them with the background refreshes.
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	prot := e.prot.Load()
+	for _, name := range sortedNames(prot.set) {
+		if h, ok := prot.set[name].(runHook); ok {
+			e.bg.Add(1)
+			go func() {
+				defer e.bg.Done()
+				h.run(bgCtx, e)
+			}()
+		}
+	}
+
 	start := time.Now()
 	deadline := start.Add(e.cfg.Duration)
 	e.startAt = start
@@ -569,6 +612,7 @@ func (e *Engine) Run(ctx context.Context) (Summary, error) {
 	sent, unsent := e.dispatch(ctx, work, deadline)
 	close(work)
 	wg.Wait()
+	stopBg()
 	e.bg.Wait()
 	close(stopFlush)
 	<-flushDone
@@ -592,6 +636,9 @@ func (e *Engine) closeAll() {
 	_ = e.cache.Close()
 	if e.admin != e.cache {
 		_ = e.admin.Close()
+	}
+	if e.tier != nil {
+		_ = e.tier.Close()
 	}
 }
 
@@ -691,10 +738,10 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- op, deadline time.Tim
 
 // cacheReads is the keys the replay reads from the cache per second at
 // its start rate: fetches one each, fetch_multi MultiSize (writes and
-// lookups read none).
+// lookups read none, requests read the tier).
 func (e *Engine) cacheReads() float64 {
 	m := e.mix.Load()
-	fetch := 1 - m.WriteFraction - m.TenantWriteFraction - m.LookupFraction - m.MultiFraction
+	fetch := 1 - m.sum()
 	return e.cfg.Rate * (max(fetch, 0) + m.MultiFraction*float64(e.cfg.MultiSize))
 }
 
@@ -706,6 +753,8 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 	tw := w + m.TenantWriteFraction
 	lk := tw + m.LookupFraction
 	mu := lk + m.MultiFraction
+	// requests last, so a mix without them draws what it always drew
+	rq := mu + m.RequestFraction
 	switch {
 	case u < w:
 		o.kind = opWrite
@@ -729,6 +778,12 @@ func (e *Engine) generate(rng *rand.Rand, seq uint64, due time.Time) op {
 		for i := range o.ids {
 			o.ids[i] = e.zipf.Next(rng)
 		}
+	case u < rq:
+		o.kind = opRequest
+		o.ids = make([]uint64, e.cfg.RequestCalls)
+		for i := range o.ids {
+			o.ids[i] = e.zipf.Next(rng)
+		}
 	default:
 		o.kind = opFetch
 		o.id = e.zipf.Next(rng)
@@ -742,6 +797,14 @@ func (e *Engine) flusher(start time.Time, hw *ledgerWriter, stop <-chan struct{}
 	sec := start
 	names := e.cache.Servers()
 	var breakerOpens int64
+	// the tier's breakers count with the cache's: both guard callers' time
+	allOpens := func() int64 {
+		n := e.cache.BreakerOpens()
+		if e.tier != nil {
+			n += e.tier.BreakerOpens()
+		}
+		return n
+	}
 	flush := func(now time.Time, final bool) {
 		var conns int64
 		f := e.fleet.Load()
@@ -753,7 +816,7 @@ func (e *Engine) flusher(start time.Time, hw *ledgerWriter, stop <-chan struct{}
 			}
 		}
 		out := e.stats.collect(now, names, n, conns)
-		if opens := e.cache.BreakerOpens(); opens != breakerOpens {
+		if opens := allOpens(); opens != breakerOpens {
 			out = append(out, e.stats.counterSample(now, MetricBreakerOpen, float64(opens-breakerOpens)))
 			breakerOpens = opens
 		}
@@ -801,6 +864,8 @@ func (e *Engine) summary(sent, unsent int64, elapsed time.Duration) Summary {
 		Operations: sent, Unsent: unsent,
 		Fetches: tot(MetricFetches), Hits: tot(MetricHits), Misses: tot(MetricMisses),
 		DBQueries: tot(MetricDBQueries), DBHotReads: tot(MetricDBHotReads), Late: tot(MetricLate), Lookups: tot(MetricLookups),
+		Requests: tot(MetricRequests), TierCalls: tot(MetricTierCalls),
+		RequestP50: us(s.tot[hRequest].ValueAtQuantile(50)), RequestP99: us(s.tot[hRequest].ValueAtQuantile(99)),
 		Protections: prot, Errors: errs, OpErrors: opErrs, FirstErrors: s.firstErrors(),
 		LookupP50: us(s.tot[hLookup].ValueAtQuantile(50)), LookupP99: us(s.tot[hLookup].ValueAtQuantile(99)),
 		WriteP50: us(s.tot[hWrite].ValueAtQuantile(50)), WriteP99: us(s.tot[hWrite].ValueAtQuantile(99)), TenantWrites: tot(MetricTenantWrite),

@@ -51,7 +51,7 @@ const BucketSpan = 100 * time.Millisecond
 
 // Ledger op names: what kind of operation a count or latency belongs to. A
 // fetch_multi is one fetch operation; tenant writes are writes.
-var ledgerOps = [...]string{OpFetch, OpWrite, OpLookup}
+var ledgerOps = [...]string{OpFetch, OpWrite, OpLookup, OpRequest}
 
 const numLedgerOps = len(ledgerOps)
 
@@ -61,14 +61,16 @@ func ledgerOp(k opKind) int {
 		return 1
 	case opLookup:
 		return 2
+	case opRequest:
+		return 3
 	}
 	return 0
 }
 
 // HistNames are the ledger's latency histograms: fetch (from due time to
-// answer, per operation), db (each database query), write and lookup (from
-// due time, per operation).
-var HistNames = [numHists]string{hFetch: "fetch", hDB: "db", hLookup: "lookup", hWrite: "write"}
+// answer, per operation), db (each database query), write, lookup and
+// request (from due time, per operation).
+var HistNames = [numHists]string{hFetch: "fetch", hDB: "db", hLookup: "lookup", hWrite: "write", hRequest: "request"}
 
 // tally is what the workers of one shard recorded for one bucket since the
 // flusher last took it: raw latencies (folded into histograms by the

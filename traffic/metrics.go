@@ -58,6 +58,13 @@ const (
 	// (retry.go); MetricRetriesDenied the retries its budget refused.
 	MetricRetries       = "db_retries"
 	MetricRetriesDenied = "db_retries_denied"
+	// MetricRequests counts requests (calls to the cache tier in
+	// sequence), MetricTierCalls the tier calls they made (a get, and a set
+	// when it missed; skipped calls are not made), and MetricRequestMs is
+	// a request's latency from its due time.
+	MetricRequests  = "cache_requests"
+	MetricTierCalls = "cache_tier_calls"
+	MetricRequestMs = "cache_request_ms"
 )
 
 // baseMetrics are the metrics the engine itself emits, with their kinds.
@@ -67,6 +74,7 @@ var baseMetrics = map[string]Kind{
 	MetricLookups: Counter, MetricTenantWrite: Counter, MetricWriteMs: Trend,
 	MetricFetchMs: Trend, MetricDBQueryMs: Trend, MetricLookupMs: Trend,
 	MetricDBInflight: Gauge, MetricDBConns: Gauge, MetricRetries: Counter,
+	MetricRequests: Counter, MetricTierCalls: Counter, MetricRequestMs: Trend,
 }
 
 // MetricKinds lists every metric the engine emits with its kind, its
@@ -156,21 +164,24 @@ const (
 	cDBHotReads
 	cLookups
 	cTenantWrites
+	cRequests
+	cTierCalls
 	numScalar
 )
 
-var scalarNames = [numScalar]string{MetricDBQueries, MetricDBHotReads, MetricLookups, MetricTenantWrite}
+var scalarNames = [numScalar]string{MetricDBQueries, MetricDBHotReads, MetricLookups, MetricTenantWrite, MetricRequests, MetricTierCalls}
 
 // Operation tags of firedrill_errors (tag op): which kind of operation
 // failed, so a drill can hold reads to a budget while a fault's own victims
 // (lookups cut by a statement limit, say) fail as designed.
 const (
-	OpFetch  = "fetch"
-	OpWrite  = "write"
-	OpLookup = "lookup"
+	OpFetch   = "fetch"
+	OpWrite   = "write"
+	OpLookup  = "lookup"
+	OpRequest = "request"
 )
 
-var opNames = [numOpKinds]string{opFetch: OpFetch, opMulti: OpFetch, opWrite: OpWrite, opTenantWrite: OpWrite, opLookup: OpLookup}
+var opNames = [numOpKinds]string{opFetch: OpFetch, opMulti: OpFetch, opWrite: OpWrite, opTenantWrite: OpWrite, opLookup: OpLookup, opRequest: OpRequest}
 
 // fetch counters are per process x server x format.
 const (
@@ -199,10 +210,11 @@ const (
 	hDB
 	hLookup
 	hWrite
+	hRequest
 	numHists
 )
 
-var histMetrics = [numHists]string{hFetch: MetricFetchMs, hDB: MetricDBQueryMs, hLookup: MetricLookupMs, hWrite: MetricWriteMs}
+var histMetrics = [numHists]string{hFetch: MetricFetchMs, hDB: MetricDBQueryMs, hLookup: MetricLookupMs, hWrite: MetricWriteMs, hRequest: MetricRequestMs}
 
 // newHist covers 1 µs to 60 s at 3 significant digits.
 func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
@@ -364,7 +376,7 @@ func (s *stats) collect(t time.Time, serverNames []string, nprocs int, dbConns i
 			}
 		}
 	}
-	for _, tag := range []string{OpFetch, OpWrite, OpLookup} {
+	for _, tag := range []string{OpFetch, OpWrite, OpLookup, OpRequest} {
 		for i, c := range classes {
 			var v int64
 			for op := range s.errs {

@@ -30,7 +30,7 @@ type Config struct {
 	// Table holds the records (default "cache_records").
 	Table string `opt:"table"`
 	// Rate is operations per second (default 1000). An operation is a fetch,
-	// a fetch_multi or a write.
+	// a fetch_multi, a write, a lookup or a request.
 	Rate float64 `opt:"rate"`
 	// Duration bounds the replay (default 30 s, or the stages' total when
 	// Stages are given and Duration is not).
@@ -124,8 +124,21 @@ type Config struct {
 	DBTimeout time.Duration `opt:"dbTimeout"`
 	// CacheConnectTimeout bounds dialling a memcached server (default 250 ms).
 	CacheConnectTimeout time.Duration `opt:"cacheConnectTimeout"`
-	// CacheConns caps connections per memcached server (default 64).
+	// CacheConns caps connections per memcached server (default 64), the
+	// tier's included.
 	CacheConns int `opt:"cacheConns"`
+	// TierAddrs are the servers of a second cache tier that requests call
+	// (default: env FIREDRILL_TIER, comma-separated, each through its
+	// Toxiproxy proxy; none: no tier, and requestFraction must be 0).
+	TierAddrs []string `opt:"tier,comma"`
+	// RequestCalls is the calls to the tier one request makes, one after
+	// another, as a page that reads a dozen fragments does (default 15).
+	RequestCalls int `opt:"requestCalls"`
+	// TierTimeout bounds each round trip to the tier (default 2 s).
+	TierTimeout time.Duration `opt:"tierTimeout"`
+	// TierConnectTimeout bounds dialling a tier server (default 2 s): what
+	// every call waits when the tier drops SYNs (incident 004).
+	TierConnectTimeout time.Duration `opt:"tierConnectTimeout"`
 	// CacheMux sends gets and sets over one multiplexed meta-protocol
 	// connection per server (memcache.WithMux): about twice the gets per
 	// CPU-second of the per-connection pool. A request that times out fails
@@ -231,12 +244,20 @@ type Mix struct {
 	// TenantWriteFraction updates a row of a tenant's table
 	// (TenantPrefix<i>.items, as database.createTenants makes them).
 	TenantWriteFraction float64 `opt:"tenantWriteFraction"`
+	// RequestFraction is a request: RequestCalls calls to the cache tier
+	// in sequence and no database.
+	RequestFraction float64 `opt:"requestFraction"`
+}
+
+// sum is the shares together; single fetches are the rest.
+func (m Mix) sum() float64 {
+	return m.WriteFraction + m.MultiFraction + m.LookupFraction + m.TenantWriteFraction + m.RequestFraction
 }
 
 // kinds are the operation kinds the mix has, as protections name them.
 func (m Mix) kinds() []string {
 	var out []string
-	if m.WriteFraction+m.MultiFraction+m.LookupFraction+m.TenantWriteFraction < 1 {
+	if m.sum() < 1 {
 		out = append(out, KindFetch)
 	}
 	if m.MultiFraction > 0 {
@@ -247,6 +268,9 @@ func (m Mix) kinds() []string {
 	}
 	if m.LookupFraction > 0 {
 		out = append(out, KindLookup)
+	}
+	if m.RequestFraction > 0 {
+		out = append(out, KindRequest)
 	}
 	return out
 }
@@ -260,6 +284,8 @@ func (m Mix) share(kind string) string {
 		return fmt.Sprintf("writeFraction %v, tenantWriteFraction %v", m.WriteFraction, m.TenantWriteFraction)
 	case KindLookup:
 		return fmt.Sprintf("lookupFraction %v", m.LookupFraction)
+	case KindRequest:
+		return fmt.Sprintf("requestFraction %v", m.RequestFraction)
 	}
 	return "single fetches, the rest of the mix"
 }
@@ -268,13 +294,23 @@ func (m Mix) validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction}, {"tenantWriteFraction", m.TenantWriteFraction}} {
+	}{{"writeFraction", m.WriteFraction}, {"multiFraction", m.MultiFraction}, {"lookupFraction", m.LookupFraction},
+		{"tenantWriteFraction", m.TenantWriteFraction}, {"requestFraction", m.RequestFraction}} {
 		if !(f.v >= 0 && f.v <= 1) {
 			return fmt.Errorf("option %s: %v must be in [0, 1]", f.name, f.v)
 		}
 	}
-	if sum := m.WriteFraction + m.MultiFraction + m.LookupFraction + m.TenantWriteFraction; sum > 1 {
-		return fmt.Errorf("options writeFraction+multiFraction+lookupFraction+tenantWriteFraction: together %v, must be <= 1", sum)
+	if sum := m.sum(); sum > 1 {
+		return fmt.Errorf("options writeFraction+multiFraction+lookupFraction+tenantWriteFraction+requestFraction: together %v, must be <= 1", sum)
+	}
+	return nil
+}
+
+// needsTier refuses requests in m when there are no tier servers to call.
+func (m Mix) needsTier(tier []string) error {
+	if m.RequestFraction > 0 && len(tier) == 0 {
+		return fmt.Errorf("option tier: requestFraction %v needs the tier's servers (%s: a drill asks for them with \"@tier N\" in its header)",
+			m.RequestFraction, envvar.Tier)
 	}
 	return nil
 }
@@ -314,6 +350,10 @@ func NewConfigFrom(env envvar.Lookup, opts ...Option) Config {
 		CacheTimeout:        500 * time.Millisecond,
 		DBTimeout:           time.Second,
 		CacheConns:          64,
+		TierAddrs:           splitList(env.Get(envvar.Tier)),
+		RequestCalls:        15,
+		TierTimeout:         2 * time.Second,
+		TierConnectTimeout:  2 * time.Second,
 		CacheMux:            true,
 		TenantPrefix:        "firedrill_tenant_",
 		Tenants:             10,
@@ -456,6 +496,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option cacheConns: must be >= 1")
 	case c.CacheConnectTimeout <= 0:
 		return fmt.Errorf("option cacheConnectTimeout: must be > 0")
+	case c.RequestCalls < 1 || c.RequestCalls > 1000:
+		return fmt.Errorf("option requestCalls: %d must be in [1, 1000]", c.RequestCalls)
+	case c.TierTimeout <= 0:
+		return fmt.Errorf("option tierTimeout: %v must be > 0", c.TierTimeout)
+	case c.TierConnectTimeout <= 0:
+		return fmt.Errorf("option tierConnectTimeout: %v must be > 0", c.TierConnectTimeout)
 	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
 		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
 	case c.FillWork < 0 || uint64(c.FillWork) > c.Rows:
@@ -464,6 +510,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option interval: %v must be >= 100ms", c.Interval)
 	}
 	if err := c.Mix.validate(); err != nil {
+		return err
+	}
+	if err := c.Mix.needsTier(c.TierAddrs); err != nil {
 		return err
 	}
 	if c.Format != format.Legacy && c.Format != format.Current {

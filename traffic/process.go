@@ -62,6 +62,8 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 			w.lookup(ctx, p, o.id)
 		case opTenantWrite:
 			w.tenantWrite(ctx, p, o.id)
+		case opRequest:
+			w.request(ctx, p, o.ids)
 		}
 		d := time.Since(o.intended)
 		w.pastDeadline(ctx, d)
@@ -74,6 +76,8 @@ func (e *Engine) worker(ctx context.Context, idx int, work <-chan op) {
 			e.stats.record(idx, o.intended, d, hWrite)
 		case opLookup:
 			e.stats.record(idx, o.intended, d, hLookup)
+		case opRequest:
+			e.stats.record(idx, o.intended, d, hRequest)
 		}
 		e.stats.ledger.finish(idx, o.intended, o.kind, w.outcome(ctx), max(w.failClass, 0), late)
 	}
@@ -524,6 +528,54 @@ func (w *worker) lookup(ctx context.Context, p *process, id uint64) {
 		return nil
 	})
 	w.fail(ctx, err)
+}
+
+// request is a web request that calls the cache tier once per id, one call
+// after another, as a page rendering fragments does: a get, and on a miss a
+// set of a small record. A call that fails is counted and the request goes
+// on, as Rails.cache rescues cache errors; so a request is served however
+// its calls end, and slow as the sum of its calls. Requests touch no
+// database. The end of the run cuts a request between two calls.
+func (w *worker) request(ctx context.Context, p *process, ids []uint64) {
+	e := w.e
+	e.stats.add(p.idx, cRequests, 1)
+	hooks := e.prot.Load().tier
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		next := func() error { return w.tierCall(ctx, p, id) }
+		for i := len(hooks) - 1; i >= 0; i-- {
+			h, inner := hooks[i], next
+			next = func() error { return h.tierCall(w, p, inner) }
+		}
+		w.countErr(ctx, next())
+	}
+}
+
+// tierKey is the tier's key of id: a key space of its own, so a tier that
+// shares servers with the cache (a test's) never reads the cache's entries.
+func (e *Engine) tierKey(id uint64) string { return "tier:" + e.kb.Key(id) }
+
+// tierCall is one call of a request: one round trip, two when it missed.
+func (w *worker) tierCall(ctx context.Context, p *process, id uint64) error {
+	e := w.e
+	e.stats.add(p.idx, cTierCalls, 1)
+	key := e.tierKey(id)
+	val, err := e.tier.GetInto(ctx, key, w.vbuf)
+	if err == nil {
+		w.vbuf = val
+		return nil
+	}
+	if !errors.Is(err, memcache.ErrCacheMiss) {
+		return fmt.Errorf("tier get %s: %w", key, err)
+	}
+	// the record the app keeps there: small, its id
+	w.buf = strconv.AppendUint(w.buf[:0], id, 10)
+	if err := e.tier.Set(ctx, key, w.buf, ttlSeconds(e.cfg.TTL)); err != nil {
+		return fmt.Errorf("tier set %s: %w", key, err)
+	}
+	return nil
 }
 
 // tenantWrite updates one row of one tenant's table (the per-tenant

@@ -9,8 +9,9 @@ import (
 
 // breaker is a circuit breaker per memcached server: after this many
 // consecutive timeouts or connection failures of one server, calls to it
-// fail fast (error class breaker_open; a fetch then reads the database)
-// for the cooldown, after which one trial call is let through.
+// fail fast (error class breaker_open; a fetch then reads the database, a
+// request goes on to its next call) for the cooldown, after which one
+// trial call is let through. The tier's servers have breakers of their own.
 type breaker struct {
 	Failures int           `opt:"breaker"`
 	Cooldown time.Duration `opt:"breakerCooldown"`
@@ -19,7 +20,7 @@ type breaker struct {
 func init() {
 	Register(Spec{
 		Name: "breaker", Doc: "a circuit breaker per memcached server: after this many failures in a row, fail fast for the cooldown",
-		Ops:      []string{KindFetch, KindMulti, KindWrite},
+		Ops:      []string{KindFetch, KindMulti, KindWrite, KindRequest},
 		Counters: []CounterSpec{{MetricBreakerOpen, "breakerOpens"}},
 		New:      func() Protection { return &breaker{Cooldown: time.Second} },
 	})

@@ -55,7 +55,7 @@ type CounterSpec struct {
 
 // Protection is one configured protection: its options, and the hooks it
 // implements (fillHook, ttlHook, hitHook, dbHook, retryHook, cacheHook,
-// readHook).
+// readHook, tierHook, runHook).
 type Protection interface {
 	// Enabled says whether its options turn it on.
 	Enabled() bool
@@ -70,6 +70,8 @@ const (
 	KindMulti  = "fetch_multi" // a multi-key fetch
 	KindWrite  = "write"       // a record update (with its invalidation) or a tenant write
 	KindLookup = "lookup"      // an uncached query by an indexed column
+	// KindRequest is a request: calls to the cache tier in sequence.
+	KindRequest = "request"
 )
 
 // hookKinds are the operation kinds that have what each hook acts on.
@@ -83,8 +85,9 @@ var hookKinds = []struct {
 	{"cache hit", []string{KindFetch, KindMulti}, func(p Protection) bool { _, ok := p.(hitHook); return ok }},
 	{"database call", []string{KindFetch, KindMulti, KindWrite, KindLookup}, func(p Protection) bool { _, ok := p.(dbHook); return ok }},
 	{"retried read", []string{KindFetch, KindMulti}, func(p Protection) bool { _, ok := p.(retryHook); return ok }},
-	{"cache call", []string{KindFetch, KindMulti, KindWrite}, func(p Protection) bool { _, ok := p.(cacheHook); return ok }},
+	{"cache call", []string{KindFetch, KindMulti, KindWrite, KindRequest}, func(p Protection) bool { _, ok := p.(cacheHook); return ok }},
 	{"cache read", []string{KindFetch, KindMulti}, func(p Protection) bool { _, ok := p.(readHook); return ok }},
+	{"tier call", []string{KindRequest}, func(p Protection) bool { _, ok := p.(tierHook); return ok }},
 }
 
 var registry = map[string]Spec{}
@@ -150,6 +153,7 @@ type Protections struct {
 	db    []dbHook
 	retry []retryHook
 	read  []readHook
+	tier  []tierHook
 }
 
 // NewProtections returns every registered protection with its defaults:
@@ -178,7 +182,7 @@ func (p Protections) clone() Protections {
 // coalesce before locking across processes; see fillChain).
 func (p *Protections) wire() {
 	p.on = nil
-	p.fill, p.ttl, p.hit, p.db, p.retry, p.read = nil, nil, nil, nil, nil, nil
+	p.fill, p.ttl, p.hit, p.db, p.retry, p.read, p.tier = nil, nil, nil, nil, nil, nil, nil
 	names := make([]string, 0, len(p.set))
 	for n := range p.set {
 		names = append(names, n)
@@ -207,6 +211,9 @@ func (p *Protections) wire() {
 		}
 		if h, ok := pr.(readHook); ok {
 			p.read = append(p.read, h)
+		}
+		if h, ok := pr.(tierHook); ok {
+			p.tier = append(p.tier, h)
 		}
 	}
 	// Coalescing inside a process goes first: of a process's callers, only
@@ -391,6 +398,21 @@ type readHook interface {
 	reader(r format.Reader) format.Reader
 }
 
+// tierHook runs around one call of a request to the cache tier (a get, and
+// a set when it missed): it may skip the call instead of calling next.
+// Its error is counted and the request goes on: the app rescues cache
+// errors.
+type tierHook interface {
+	tierCall(w *worker, p *process, next func() error) error
+}
+
+// runHook runs beside a replay's traffic until its operations are done,
+// whether the protection is on or not: it can be turned on while the
+// replay runs, so it reads its current options from the engine.
+type runHook interface {
+	run(ctx context.Context, e *Engine)
+}
+
 // processHook sets up per-process state when a process starts.
 type processHook interface {
 	newProcess(p *process, now time.Time)
@@ -424,6 +446,19 @@ func (p *Protections) clientOptions() []memcache.Option {
 	var out []memcache.Option
 	for _, name := range p.on {
 		if h, ok := p.set[name].(cacheHook); ok {
+			out = append(out, h.clientOptions()...)
+		}
+	}
+	return out
+}
+
+// clientOptionsFor are the memcached client options of the protections
+// that act on every cache call of operations of kind (a client that serves
+// only those, as the tier's serves requests).
+func (p *Protections) clientOptionsFor(kind string) []memcache.Option {
+	var out []memcache.Option
+	for _, name := range p.on {
+		if h, ok := p.set[name].(cacheHook); ok && slices.Contains(registry[name].Ops, kind) {
 			out = append(out, h.clientOptions()...)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // The protections the incidents need are all plug-ins, each in its own
 // file, and each says what it is.
 func TestEveryProtectionIsRegistered(t *testing.T) {
-	want := []string{"breaker", "coalesce", "compatRead", "dbLimit", "deadlockRetries", "fillLock", "leases", "retryBudget", "staleWhileRevalidate", "ttlJitter", "xfetch"}
+	want := []string{"breaker", "coalesce", "compatRead", "dbLimit", "deadlockRetries", "fillLock", "leases", "retryBudget", "staleWhileRevalidate", "tierFlag", "ttlJitter", "xfetch"}
 	var got []string
 	for _, s := range Registered() {
 		got = append(got, s.Name)

@@ -66,6 +66,7 @@ func TestConfigFromMapDefaultsAndValues(t *testing.T) {
 func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
 	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
+	t.Setenv("FIREDRILL_TIER", "")
 	cases := []struct {
 		m    map[string]any
 		want string
@@ -84,7 +85,7 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"protections": map[string]any{"ttlJitter": float64(2)}}, "option protections.ttlJitter"},
 		{map[string]any{"protections": map[string]any{"fillLock": true, "leases": true}}, "fillLock and leases"},
 		{map[string]any{"protections": map[string]any{"coalesce": "yes"}}, "option protections.coalesce"},
-		{map[string]any{"lookupFraction": 0.6, "writeFraction": 0.5}, "writeFraction+multiFraction+lookupFraction+tenantWriteFraction: together 1.1"},
+		{map[string]any{"lookupFraction": 0.6, "writeFraction": 0.5}, "writeFraction+multiFraction+lookupFraction+tenantWriteFraction+requestFraction: together 1.1"},
 		{map[string]any{"multiFraction": float64(2)}, "option multiFraction"},
 		{map[string]any{"protections": map[string]any{"breaker": float64(-1)}}, "option protections.breaker"},
 		{map[string]any{"cacheBreaker": int64(5)}, `option cacheBreaker: unknown`}, // it moved under protections
@@ -106,6 +107,18 @@ func TestConfigFromMapErrorsNameTheOption(t *testing.T) {
 		{map[string]any{"stages": []any{map[string]any{"duration": "5s", "target": 1, "rate": 2}}}, "stages[0].rate"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "0s", "target": 1}}}, "option stages[0].duration"},
 		{map[string]any{"stages": []any{map[string]any{"duration": "1s", "target": float64(-5)}}}, "option stages[0].target"},
+		// requests call the cache tier, which a drill asks for with @tier
+		{map[string]any{"requestFraction": 0.5}, `option tier: requestFraction 0.5 needs the tier's servers (FIREDRILL_TIER: a drill asks for them with "@tier N" in its header)`},
+		{map[string]any{"requestFraction": 1.5, "tier": "127.0.0.1:3"}, "option requestFraction: 1.5 must be in [0, 1]"},
+		{map[string]any{"requestFraction": 0.5, "lookupFraction": 0.6, "tier": "127.0.0.1:3"}, "requestFraction: together 1.1"},
+		{map[string]any{"requestCalls": int64(0)}, "option requestCalls: 0 must be in [1, 1000]"},
+		{map[string]any{"requestCalls": 2.5}, "option requestCalls"},
+		{map[string]any{"tierTimeout": "0s"}, "option tierTimeout: 0s must be > 0"},
+		{map[string]any{"tierConnectTimeout": "-1s"}, "option tierConnectTimeout: -1s must be > 0"},
+		{map[string]any{"tierConnectTimeout": "soon"}, "option tierConnectTimeout"},
+		{map[string]any{"tier": 7}, "option tier"},
+		{map[string]any{"protections": map[string]any{"tierFlag": "on"}}, "option protections.tierFlag"},
+		{map[string]any{"protections": map[string]any{"tierFlag": true, "tierFlagProbe": "1ms"}}, "option protections.tierFlagProbe: 1ms must be in [10ms, 1m]"},
 	}
 	for _, tc := range cases {
 		_, err := ConfigFromMap(tc.m)
@@ -351,17 +364,19 @@ func TestErrorsCarryTheOperationTag(t *testing.T) {
 	s.errorClass(opMulti, ClassTimeout)
 	s.errorClass(opLookup, ClassTimeout)
 	s.errorClass(opWrite, ClassReset)
+	s.errorClass(opRequest, ClassTimeout)
+	s.errorClass(opRequest, ClassBreakerOpen)
 	got := map[string]float64{}
 	for _, smp := range s.collect(time.Now(), []string{"a"}, 1, 0) {
 		if smp.Metric == MetricErrors {
 			got[smp.Tags["op"]+"/"+smp.Tags["class"]] += smp.Value
 		}
 	}
-	want := map[string]float64{"fetch/timeout": 2, "lookup/timeout": 1, "write/reset": 1}
+	want := map[string]float64{"fetch/timeout": 2, "lookup/timeout": 1, "write/reset": 1, "request/timeout": 1, "request/breaker_open": 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("errors by op/class = %v, want %v", got, want)
 	}
-	if s.errTotals[ClassTimeout] != 3 || s.opErrTotals[OpFetch] != 2 || s.opErrTotals[OpLookup] != 1 {
+	if s.errTotals[ClassTimeout] != 4 || s.opErrTotals[OpFetch] != 2 || s.opErrTotals[OpLookup] != 1 || s.opErrTotals[OpRequest] != 2 {
 		t.Errorf("totals: by class %v, by op %v", s.errTotals, s.opErrTotals)
 	}
 }

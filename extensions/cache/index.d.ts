@@ -4,9 +4,9 @@
  * no JS runs per cache operation.
  *
  * Endpoints default to the harness's environment: FIREDRILL_MEMCACHED
- * (proxied, traffic), FIREDRILL_MEMCACHED_DIRECT (admin), FIREDRILL_MYSQL_DSN
- * (traffic), FIREDRILL_MYSQL_ADMIN_DSN (seeding), FIREDRILL_SEED,
- * FIREDRILL_HDR_OUT.
+ * (proxied, traffic), FIREDRILL_MEMCACHED_DIRECT (admin), FIREDRILL_TIER
+ * (the cache tier requests call, proxied), FIREDRILL_MYSQL_DSN (traffic),
+ * FIREDRILL_MYSQL_ADMIN_DSN (seeding), FIREDRILL_SEED, FIREDRILL_HDR_OUT.
  *
  * Durations are strings ("30s", "250ms") or numbers of milliseconds.
  * Every function throws on an unknown option or a bad value, naming it.
@@ -14,12 +14,13 @@
  * Metrics (pushed at most once per 100 ms per tag set):
  *  Counters cache_fetches, cache_hits, cache_misses {process, server, format},
  *  db_queries, cache_coalesced, cache_fill_waits, cache_stale_served,
- *  cache_lease_won, cache_early_refreshes, db_lookups, db_tenant_writes {process}, cache_late,
- *  cache_breaker_opens,
+ *  cache_lease_won, cache_early_refreshes, db_lookups, db_tenant_writes, cache_requests,
+ *  cache_tier_calls, cache_tier_flag_offs, cache_tier_skipped {process}, cache_late,
+ *  cache_breaker_opens (the cache's and the tier's),
  *  firedrill_errors {class: timeout|too_many_connections|refused|reset|decode|shed|breaker_open|deadline|other,
- *    op: fetch|write|lookup},
+ *    op: fetch|write|lookup|request},
  *  firedrill_fault {fault, action: inject|remove, target, name?} (one per steering call).
- *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms, db_write_ms: ONE sample per 100 ms interval = that
+ *  Trends cache_fetch_ms, db_query_ms (fills and writes), db_lookup_ms, db_write_ms, cache_request_ms: ONE sample per 100 ms interval = that
  *  interval's p99, so `p(99)<X` means "at most 1% of intervals had p99 > X".
  *  Exact latency distributions: FIREDRILL_HDR_OUT NDJSON (HDR histograms per second).
  *  Gauges db_inflight (peak in the interval), db_connections.
@@ -64,7 +65,7 @@ export interface SeedResult {
  * registry's.
  */
 export interface Protections {
-  /** A circuit breaker per memcached server: after this many failures in a row, calls fail fast (class breaker_open; fetches read the database) (default 0). */
+  /** A circuit breaker per memcached server: after this many failures in a row, calls fail fast (class breaker_open; fetches read the database); the tier's servers have their own (default 0). */
   breaker?: number;
   /** How long an open breaker fails fast before one trial call (default "1s"). */
   breakerCooldown?: Duration;
@@ -102,6 +103,10 @@ export interface Protections {
   retryJitter?: boolean | number;
   /** Serve an entry this long past its expiry while one refresh per key runs in the background (default "0s"). */
   staleWhileRevalidate?: Duration;
+  /** A fleet-wide feature flag in front of the cache tier: a tier call that times out, is refused or reset, or meets an open breaker turns it off (tierFlagOffs); while off, requests skip their tier calls (tierSkipped); a probe turns it back on when the tier answers (default false). */
+  tierFlag?: boolean;
+  /** While the flag is off, the tier is probed with one get this often (default "1s"). */
+  tierFlagProbe?: Duration;
   /** Shorten each TTL by a random fraction in [0, ttlJitter), so entries filled together expire apart (default 0). */
   ttlJitter?: number;
   /** XFetch: refresh an entry early, with a probability growing as its expiry nears (default false). */
@@ -121,7 +126,7 @@ export interface ReplayOptions {
   adminDsn?: string;
   /** Default "cache_records". */
   table?: string;
-  /** Operations (fetch, fetch_multi, write or lookup) per second, default 1000; the start rate when stages ramp. */
+  /** Operations (fetch, fetch_multi, write, lookup or request) per second, default 1000; the start rate when stages ramp. */
   rate?: number;
   /** Default "30s", or the stages' total when stages are given without it. */
   duration?: Duration;
@@ -159,6 +164,19 @@ export interface ReplayOptions {
   lookupFraction?: number;
   /** Share of updates of one row of one tenant's table (tenantPrefix<i>.items, as database.createTenants makes them), default 0. */
   tenantWriteFraction?: number;
+  /**
+   * Share of requests, default 0: each calls the cache tier requestCalls times in sequence (a get, and a set when it
+   * missed), touches no database, and is served however its calls end (a failed call is counted under op "request"
+   * and the request goes on, as Rails.cache rescues errors). Needs the tier's servers.
+   */
+  requestFraction?: number;
+  /** Tier calls per request, default 15. */
+  requestCalls?: number;
+  /** Proxied addresses of the cache tier's servers, default FIREDRILL_TIER (a drill asks for them with "@tier N"). */
+  tier?: string | string[];
+  /** Per round trip to the tier, default "2s"; dial timeout per tier connection, default "2s". */
+  tierTimeout?: Duration;
+  tierConnectTimeout?: Duration;
   /** The tenant schemas: prefix (default "firedrill_tenant_"), count (10) and rows each (1000); must match createTenants. */
   tenantPrefix?: string;
   tenants?: number;
@@ -248,13 +266,21 @@ export interface ReplaySummary {
   retriesDenied: number;
   deadlockRetries: number;
   errors: { [cls: string]: number };
-  /** Errors by the operation that failed: fetch, write, lookup. */
+  /** Errors by the operation that failed: fetch, write, lookup, request (a request's failed tier calls). */
   opErrors: { [op: string]: number };
   /** The first error message of each class (what "other" was, say). */
   firstErrors: { [cls: string]: string };
   lookups: number;
   lookupP50Ms: number;
   lookupP99Ms: number;
+  /** Requests, the tier calls they made (skipped ones are not made), and their latency from their due times. */
+  requests: number;
+  tierCalls: number;
+  requestP50Ms: number;
+  requestP99Ms: number;
+  /** The feature flag tierFlag: times it turned off, and tier calls skipped while it was off. */
+  tierFlagOffs: number;
+  tierSkipped: number;
   tenantWrites: number;
   /** Latency of writes (updates of records and of tenant rows). */
   writeP50Ms: number;
@@ -340,6 +366,7 @@ export interface Mix {
   multiFraction: number;
   lookupFraction: number;
   tenantWriteFraction: number;
+  requestFraction: number;
 }
 
 /**

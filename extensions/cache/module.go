@@ -278,6 +278,7 @@ func summaryMap(s traffic.Summary) map[string]any {
 		"misses": s.Misses, "hitRatio": s.HitRatio(), "dbQueries": s.DBQueries, "dbHotReads": s.DBHotReads, "late": s.Late,
 		"errors": errs, "opErrors": opErrs, "firstErrors": stringMap(s.FirstErrors),
 		"lookups": s.Lookups, "lookupP50Ms": ms(s.LookupP50), "lookupP99Ms": ms(s.LookupP99),
+		"requests": s.Requests, "tierCalls": s.TierCalls, "requestP50Ms": ms(s.RequestP50), "requestP99Ms": ms(s.RequestP99),
 		"tenantWrites": s.TenantWrites, "writeP50Ms": ms(s.WriteP50), "writeP99Ms": ms(s.WriteP99),
 		"fetchP50Ms": ms(s.FetchP50), "fetchP99Ms": ms(s.FetchP99), "fetchP999Ms": ms(s.FetchP999),
 		"fetchMaxMs": ms(s.FetchMax), "dbP50Ms": ms(s.DBP50), "dbP99Ms": ms(s.DBP99),
@@ -286,7 +287,7 @@ func summaryMap(s traffic.Summary) map[string]any {
 		"retries":      s.Retries,
 	}
 	// The protections' counters, by the summary keys they register
-	// (coalesced, leaseWon, breakerOpens, retriesDenied, ...).
+	// (coalesced, leaseWon, breakerOpens, retriesDenied, tierFlagOffs, ...).
 	for k, v := range s.Protections {
 		out[k] = v
 	}
@@ -548,7 +549,8 @@ func int64Map(m map[string]int64) map[string]any {
 }
 
 // SetMix changes the operation mix ({ writeFraction, multiFraction,
-// lookupFraction, tenantWriteFraction }; keys not given keep their value),
+// lookupFraction, tenantWriteFraction, requestFraction }; keys not given
+// keep their value),
 // as a feature flag turning a query off does. On the timeline it is fault
 // "mix" on target "fleet": inject while the mix differs from the replay's
 // options, remove when it is back to them.
@@ -580,6 +582,7 @@ type mixArgs struct {
 	MultiFraction       *float64 `opt:"multiFraction"`
 	LookupFraction      *float64 `opt:"lookupFraction"`
 	TenantWriteFraction *float64 `opt:"tenantWriteFraction"`
+	RequestFraction     *float64 `opt:"requestFraction"`
 }
 
 // apply sets the given shares in m.
@@ -587,6 +590,7 @@ func (a mixArgs) apply(m *traffic.Mix) {
 	for _, s := range []struct{ to, from *float64 }{
 		{&m.WriteFraction, a.WriteFraction}, {&m.MultiFraction, a.MultiFraction},
 		{&m.LookupFraction, a.LookupFraction}, {&m.TenantWriteFraction, a.TenantWriteFraction},
+		{&m.RequestFraction, a.RequestFraction},
 	} {
 		if s.from != nil {
 			*s.to = *s.from
@@ -596,7 +600,7 @@ func (a mixArgs) apply(m *traffic.Mix) {
 
 func mixMap(m traffic.Mix) map[string]any {
 	return map[string]any{"writeFraction": m.WriteFraction, "multiFraction": m.MultiFraction,
-		"lookupFraction": m.LookupFraction, "tenantWriteFraction": m.TenantWriteFraction}
+		"lookupFraction": m.LookupFraction, "tenantWriteFraction": m.TenantWriteFraction, "requestFraction": m.RequestFraction}
 }
 
 // HotSetKeys returns the cache keys of the k most popular records for the

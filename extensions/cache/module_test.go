@@ -33,7 +33,7 @@ func TestSteeringArgumentsAndNoReplay(t *testing.T) {
 		{`cache.scale({ processes: 4 })`, "scale: no replay is running"},
 		{`cache.expireHotSet({ keys: "all" })`, `expireHotSet: option keys: must be an integer, got string "all"`},
 		{`cache.expireHotSet({})`, "expireHotSet: no replay is running"},
-		{`cache.setMix({ lookupFraction: 0, readFraction: 1 })`, "setMix: option readFraction: unknown (known: lookupFraction, multiFraction, name, tenantWriteFraction, writeFraction)"},
+		{`cache.setMix({ lookupFraction: 0, readFraction: 1 })`, "setMix: option readFraction: unknown (known: lookupFraction, multiFraction, name, requestFraction, tenantWriteFraction, writeFraction)"},
 		{`cache.setMix({ lookupFraction: false })`, "setMix: option lookupFraction: must be a number, got boolean false"},
 		{`cache.setMix({ lookupFraction: 0 })`, "setMix: no replay is running"},
 		{`cache.protections({ leases: true, name: 1 })`, "protections: option name: must be a string, got number 1"},
@@ -60,12 +60,12 @@ func TestSteeringArgumentsAndNoReplay(t *testing.T) {
 // setMix changes the shares given and keeps the others.
 func TestMixArgsKeepSharesNotGiven(t *testing.T) {
 	var a mixArgs
-	if err := opts.Decode(map[string]any{"lookupFraction": int64(0), "name": "lookups off"}, &a); err != nil {
+	if err := opts.Decode(map[string]any{"lookupFraction": int64(0), "requestFraction": 0.25, "name": "lookups off"}, &a); err != nil {
 		t.Fatal(err)
 	}
 	m := traffic.Mix{WriteFraction: 0.1, MultiFraction: 0.2, LookupFraction: 0.3, TenantWriteFraction: 0.05}
 	a.apply(&m)
-	want := traffic.Mix{WriteFraction: 0.1, MultiFraction: 0.2, LookupFraction: 0, TenantWriteFraction: 0.05}
+	want := traffic.Mix{WriteFraction: 0.1, MultiFraction: 0.2, LookupFraction: 0, TenantWriteFraction: 0.05, RequestFraction: 0.25}
 	if m != want || a.Name != "lookups off" {
 		t.Errorf("mix %+v name %q, want %+v", m, a.Name, want)
 	}

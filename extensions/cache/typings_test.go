@@ -75,3 +75,47 @@ func formatDefault(v any) string {
 	}
 	panic("unexpected default type")
 }
+
+// index.d.ts types the replay's summary by hand; it must name every key
+// the replay returns (the protections' counters included), and no other.
+func TestTypingsMatchTheReplaySummary(t *testing.T) {
+	b, err := os.ReadFile("index.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	start := strings.Index(src, "export interface ReplaySummary {")
+	if start < 0 {
+		t.Fatal("no `export interface ReplaySummary` block in index.d.ts")
+	}
+	end := strings.Index(src[start:], "\n}\n")
+	if end < 0 {
+		t.Fatal("ReplaySummary block does not end")
+	}
+	typed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^  (\w+)\??:`).FindAllStringSubmatch(src[start:start+end], -1) {
+		typed[m[1]] = true
+	}
+	s := traffic.Summary{Protections: map[string]int64{}}
+	for _, sp := range traffic.Registered() {
+		for _, c := range sp.Counters {
+			s.Protections[c.Summary] = 0
+		}
+	}
+	got := summaryMap(s)
+	for k := range got {
+		if !typed[k] {
+			t.Errorf("index.d.ts: ReplaySummary lacks %s", k)
+		}
+	}
+	for k := range typed {
+		if _, ok := got[k]; !ok {
+			t.Errorf("index.d.ts: ReplaySummary has %s, which the replay does not return", k)
+		}
+	}
+	for _, k := range []string{"requests", "tierCalls", "requestP50Ms", "requestP99Ms", "tierFlagOffs", "tierSkipped"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("the replay's summary lacks %s", k)
+		}
+	}
+}
