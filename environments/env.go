@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ const (
 	toxiproxyAPIPort     = 8474
 	toxiproxyMySQLPort   = 23306
 	toxiproxyMemcachedAt = 21000 // memcached-i listens on 21000+i
+	toxiproxyTierAt      = 22000 // tier-i listens on 22000+i
 )
 
 // The routes from this host to the proxies, for Env.Route.
@@ -100,6 +102,9 @@ type Server struct {
 	Name       string // network alias and proxy name, e.g. "memcached-0"
 	ProxyAddr  string // host:port through Toxiproxy: where traffic goes (see Env.Route)
 	DirectAddr string // 127.0.0.1:port of the server itself: checks only
+	// ListenPort is its proxy's port inside the Toxiproxy container, where a
+	// fault in Toxiproxy's network namespace acts (container.Unreachable).
+	ListenPort int
 }
 
 // Database is the environment's MySQL-compatible server.
@@ -119,10 +124,14 @@ type Database struct {
 type Env struct {
 	RunID string
 	// DBCPUs is the database container's CPU quota in cores (0: none).
-	DBCPUs       float64
-	Network      string
-	DB           Database
-	Memcached    []Server
+	DBCPUs    float64
+	Network   string
+	DB        Database
+	Memcached []Server
+	// Tier is a second cache tier of its own (WithTier), "tier-i" behind
+	// proxies of the same names: a dependency a drill can make unreachable
+	// on its own.
+	Tier         []Server
 	ToxiproxyURL string
 	Images       map[string]string
 	// Route is how clients on this host reach the proxies: RouteNetwork
@@ -141,6 +150,7 @@ type Option func(*config)
 
 type config struct {
 	memcached  int
+	tier       int
 	dbImage    string
 	dbArgs     []string
 	progress   io.Writer
@@ -153,6 +163,10 @@ type config struct {
 
 // WithMemcached sets the number of memcached servers. Default 3.
 func WithMemcached(n int) Option { return func(c *config) { c.memcached = n } }
+
+// WithTier adds n memcached servers of a second cache tier, "tier-0" ...,
+// each behind a Toxiproxy proxy of its own. Default 0.
+func WithTier(n int) Option { return func(c *config) { c.tier = n } }
 
 // WithMySQLImage runs the database from image instead of MariaDBImage. An
 // official mysql:8.x image works where a registry can serve it.
@@ -201,6 +215,9 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 	if cfg.memcached < 1 || cfg.memcached > 64 {
 		return nil, fmt.Errorf("environment up: memcached servers must be between 1 and 64, got %d", cfg.memcached)
 	}
+	if cfg.tier < 0 || cfg.tier > 16 {
+		return nil, fmt.Errorf("environment up: tier servers must be between 0 and 16, got %d", cfg.tier)
+	}
 	if cfg.dbCPUs < 0 || cfg.dbCPUs > float64(runtime.NumCPU()) {
 		return nil, fmt.Errorf("environment up: the database's CPU quota must be between 0 (none) and the machine's %d cores, got %v", runtime.NumCPU(), cfg.dbCPUs)
 	}
@@ -221,7 +238,11 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 	}
 
 	start := time.Now()
-	fmt.Fprintf(cfg.progress, "env: starting run %s: network, database, %d memcached, toxiproxy\n", e.RunID, cfg.memcached)
+	tier := ""
+	if cfg.tier > 0 {
+		tier = fmt.Sprintf(", %d tier", cfg.tier)
+	}
+	fmt.Fprintf(cfg.progress, "env: starting run %s: network, database, %d memcached%s, toxiproxy\n", e.RunID, cfg.memcached, tier)
 	nw, err := network.New(ctx, network.WithLabels(Labels(e.RunID, "network")))
 	if nw != nil {
 		e.net = nw
@@ -232,7 +253,7 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 	}
 
 	var wg sync.WaitGroup
-	errs := make(chan error, cfg.memcached+2)
+	errs := make(chan error, cfg.memcached+cfg.tier+2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -245,7 +266,17 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := e.startMemcached(ctx, &cfg, i); err != nil {
+			if err := e.startMemcached(ctx, &cfg, fmt.Sprintf("memcached-%d", i), &e.Memcached[i]); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	e.Tier = make([]Server, cfg.tier)
+	for i := range cfg.tier {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.startMemcached(ctx, &cfg, fmt.Sprintf("tier-%d", i), &e.Tier[i]); err != nil {
 				errs <- err
 			}
 		}()
@@ -420,8 +451,7 @@ func (e *Env) startDatabase(ctx context.Context, cfg *config) error {
 	return nil
 }
 
-func (e *Env) startMemcached(ctx context.Context, cfg *config, i int) error {
-	name := fmt.Sprintf("memcached-%d", i)
+func (e *Env) startMemcached(ctx context.Context, cfg *config, name string, srv *Server) error {
 	c, err := testcontainers.Run(ctx, MemcachedImage, append(e.common(name, name),
 		testcontainers.WithExposedPorts("11211/tcp"),
 		loopbackPorts("11211/tcp"),
@@ -436,8 +466,8 @@ func (e *Env) startMemcached(ctx context.Context, cfg *config, i int) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	e.Memcached[i].Name = name
-	e.Memcached[i].DirectAddr = "127.0.0.1:" + port.Port()
+	srv.Name = name
+	srv.DirectAddr = "127.0.0.1:" + port.Port()
 	return nil
 }
 
@@ -445,6 +475,9 @@ func (e *Env) startToxiproxy(ctx context.Context, cfg *config) error {
 	ports := []string{fmt.Sprintf("%d/tcp", toxiproxyAPIPort), fmt.Sprintf("%d/tcp", toxiproxyMySQLPort)}
 	for i := range cfg.memcached {
 		ports = append(ports, fmt.Sprintf("%d/tcp", toxiproxyMemcachedAt+i))
+	}
+	for i := range cfg.tier {
+		ports = append(ports, fmt.Sprintf("%d/tcp", toxiproxyTierAt+i))
 	}
 	c, err := testcontainers.Run(ctx, ToxiproxyImage, append(e.common("toxiproxy", "toxiproxy"),
 		testcontainers.WithExposedPorts(ports...),
@@ -488,6 +521,11 @@ func (e *Env) startToxiproxy(ctx context.Context, cfg *config) error {
 			return err
 		}
 	}
+	for i := range cfg.tier {
+		if e.Tier[i].ProxyAddr, err = proxied(toxiproxyTierAt + i); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -522,8 +560,17 @@ func (e *Env) createProxies(ctx context.Context) error {
 	if err := tp.CreateProxy(ctx, e.DB.Proxy, fmt.Sprintf("0.0.0.0:%d", toxiproxyMySQLPort), "mysql:3306"); err != nil {
 		return err
 	}
-	for i, s := range e.Memcached {
-		if err := tp.CreateProxy(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", toxiproxyMemcachedAt+i), s.Name+":11211"); err != nil {
+	for i := range e.Memcached {
+		s := &e.Memcached[i]
+		s.ListenPort = toxiproxyMemcachedAt + i
+		if err := tp.CreateProxy(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", s.ListenPort), s.Name+":11211"); err != nil {
+			return err
+		}
+	}
+	for i := range e.Tier {
+		s := &e.Tier[i]
+		s.ListenPort = toxiproxyTierAt + i
+		if err := tp.CreateProxy(ctx, s.Name, fmt.Sprintf("0.0.0.0:%d", s.ListenPort), s.Name+":11211"); err != nil {
 			return err
 		}
 	}
@@ -533,7 +580,7 @@ func (e *Env) createProxies(ctx context.Context) error {
 // checkThroughProxies proves the path clients use answers: a memcached
 // version through every proxy and a query through the database proxy.
 func (e *Env) checkThroughProxies(ctx context.Context) error {
-	for _, s := range e.Memcached {
+	for _, s := range append(slices.Clone(e.Memcached), e.Tier...) {
 		if _, err := MemcachedVersion(ctx, s.ProxyAddr); err != nil {
 			return fmt.Errorf("%s through its proxy: %w", s.Name, err)
 		}
@@ -583,7 +630,7 @@ func (e *Env) Vars() []string {
 		direct = append(direct, s.DirectAddr)
 		names = append(names, s.Name)
 	}
-	return []string{
+	vars := []string{
 		envvar.RunID + "=" + e.RunID,
 		envvar.Memcached + "=" + strings.Join(proxied, ","),
 		envvar.MemcachedProxies + "=" + strings.Join(names, ","),
@@ -594,6 +641,15 @@ func (e *Env) Vars() []string {
 		envvar.DBFlavor + "=" + e.DB.Flavor,
 		envvar.Toxiproxy + "=" + e.ToxiproxyURL,
 	}
+	if len(e.Tier) > 0 {
+		var tp, td, tn []string
+		for _, s := range e.Tier {
+			tp, td, tn = append(tp, s.ProxyAddr), append(td, s.DirectAddr), append(tn, s.Name)
+		}
+		vars = append(vars, envvar.Tier+"="+strings.Join(tp, ","), envvar.TierProxies+"="+strings.Join(tn, ","),
+			envvar.TierDirect+"="+strings.Join(td, ","))
+	}
+	return vars
 }
 
 // Down removes every container and the network of this environment. It is

@@ -41,8 +41,10 @@ var (
 // go.mod; a test keeps the two in step.
 const ToxiproxyVersion = "v2.5.0"
 
-// basePackages are installed when the base is bootstrapped.
-const basePackages = "mariadb-server,memcached"
+// basePackages are installed when the base is bootstrapped. iptables is
+// for the unreachable fault (faults/container), which runs it from the
+// memcached image in Toxiproxy's network namespace.
+const basePackages = "mariadb-server,memcached,iptables"
 
 // contentTag hashes the embedded build folder of svc and the base's
 // package list.

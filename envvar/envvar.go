@@ -20,6 +20,13 @@ const (
 	// MemcachedDirect are the servers without their proxies, for steering
 	// and checks, never traffic.
 	MemcachedDirect = "FIREDRILL_MEMCACHED_DIRECT"
+	// Tier are the servers of a second cache tier (a drill's @tier) through
+	// their Toxiproxy proxies, comma-separated: what a request calls.
+	Tier = "FIREDRILL_TIER"
+	// TierProxies are the tier proxies' names in the same order.
+	TierProxies = "FIREDRILL_TIER_PROXIES"
+	// TierDirect are the tier's servers without their proxies, for checks.
+	TierDirect = "FIREDRILL_TIER_DIRECT"
 	// MySQLDSN is the Go MySQL DSN through the database's proxy, as the
 	// traffic user.
 	MySQLDSN = "FIREDRILL_MYSQL_DSN"

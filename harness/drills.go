@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/firedrill-dev/firedrill/reports"
@@ -70,6 +71,12 @@ type Drill struct {
 	// drives over HTTP: 0 for a drill of the traffic engine, 1 for
 	// "@app service", 2 for "@app base head" (a rolling deploy).
 	App int
+	// Tier is the number of servers of a second cache tier the drill's
+	// requests call, each behind a Toxiproxy proxy of its own, so that the
+	// drill can cut the tier off alone (0: none):
+	//
+	//	@tier 1
+	Tier int
 }
 
 // UsesApp says whether the drill drives a service under test.
@@ -226,6 +233,12 @@ header:
 				return Drill{}, false, fmt.Errorf("%s: bad @host %q: want COMMAND PACKAGE [PROFILE...], e.g. @host pt-online-schema-change percona-toolkit protected", path, val)
 			}
 			d.Host = append(d.Host, HostTool{Command: f[0], Package: f[1], Profiles: f[2:]})
+		case "tier":
+			n, err := strconv.Atoi(strings.TrimSpace(val))
+			if err != nil || n < 1 || n > 16 {
+				return Drill{}, false, fmt.Errorf("%s: bad @tier %q: want the number of tier servers, 1 to 16, e.g. @tier 1", path, val)
+			}
+			d.Tier = n
 		case "db":
 			for _, a := range strings.Fields(val) {
 				if !strings.HasPrefix(a, "--") {

@@ -54,6 +54,8 @@ func TestBadHeadersAreErrors(t *testing.T) {
 		"host-bare":     {"// @drill host-bare\n// @expect default=held\n// @host pt-kill", "bad @host"},
 		"host-profile":  {"// @drill host-profile\n// @expect default=held\n// @host pt-kill percona-toolkit other", "@host pt-kill"},
 		"db-option":     {"// @drill db-option\n// @expect default=held\n// @db thread-handling=pool-of-threads", "bad @db"},
+		"tier-zero":     {"// @drill tier-zero\n// @expect default=held\n// @tier 0", "bad @tier"},
+		"tier-word":     {"// @drill tier-word\n// @expect default=held\n// @tier one", "bad @tier"},
 	} {
 		dir := t.TempDir()
 		writeDrill(t, dir, name, c.header)
@@ -99,6 +101,20 @@ func TestDBArgs(t *testing.T) {
 	}
 	if ds[1].DBArgs != nil {
 		t.Errorf("r: DBArgs %q, want none", ds[1].DBArgs)
+	}
+}
+
+// @tier asks for a second cache tier's servers.
+func TestTier(t *testing.T) {
+	dir := t.TempDir()
+	writeDrill(t, dir, "q", "// @drill q\n// @expect a=held\n// @tier 2")
+	writeDrill(t, dir, "r", "// @drill r\n// @expect a=held")
+	ds, err := LoadDrills(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds[0].Tier != 2 || ds[1].Tier != 0 {
+		t.Errorf("Tier: q %d (want 2), r %d (want 0)", ds[0].Tier, ds[1].Tier)
 	}
 }
 

@@ -167,6 +167,9 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	if o.Memcached > 0 {
 		envOpts = append(envOpts, environments.WithMemcached(o.Memcached))
 	}
+	if o.Drill.Tier > 0 {
+		envOpts = append(envOpts, environments.WithTier(o.Drill.Tier))
+	}
 	if o.MySQLImage != "" {
 		envOpts = append(envOpts, environments.WithMySQLImage(o.MySQLImage))
 	}

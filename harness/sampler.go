@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,8 +119,24 @@ var serverMetrics = func() map[string]serverMetric {
 	add(false, "threads", mDBThreadsConnected, mDBThreadsRunning)
 	add(false, "connections", mDBUserConnections, mMCCurrConnections)
 	add(false, "MB", mMem)
+	// a second cache tier's servers (@tier): memcached's metrics under
+	// server_tier_, so the cache's own fleet sums leave them out
+	for n, sm := range m {
+		if t, ok := tierMetric(n); ok {
+			m[t] = serverMetric{name: t, counter: sm.counter, unit: sm.unit}
+		}
+	}
 	return m
 }()
+
+// tierMetric is a memcached metric's name for a tier server.
+func tierMetric(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "server_mc_")
+	if !ok {
+		return "", false
+	}
+	return "server_tier_" + rest, true
+}
 
 // Server metric names.
 const (
@@ -281,8 +298,11 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 	for _, m := range env.Memcached {
 		s.declare(ServerLine{Source: m.Name, Tags: map[string]string{"server": m.Name}, Note: "memcached stats at " + m.DirectAddr})
 	}
+	for _, m := range env.Tier {
+		s.declare(ServerLine{Source: m.Name, Tags: map[string]string{"tier": m.Name}, Note: "memcached stats of the tier server at " + m.DirectAddr + " (server_tier_*)"})
+	}
 	services := []string{"mysql"}
-	for _, m := range env.Memcached {
+	for _, m := range append(slices.Clone(env.Memcached), env.Tier...) {
 		services = append(services, m.Name)
 	}
 	services = append(services, "toxiproxy")
@@ -308,6 +328,11 @@ func StartSampler(ctx context.Context, env *environments.Env, path string, opts 
 		mc := &memcachedConn{addr: m.DirectAddr}
 		s.mcs = append(s.mcs, mc)
 		s.loop(ctx, m.Name, map[string]string{"server": m.Name}, mc.sample)
+	}
+	for _, m := range env.Tier {
+		mc := &memcachedConn{addr: m.DirectAddr, tier: true}
+		s.mcs = append(s.mcs, mc)
+		s.loop(ctx, m.Name, map[string]string{"tier": m.Name}, mc.sample)
 	}
 	for _, a := range cfg.apps {
 		if a.MetricsURL == "" {
@@ -727,6 +752,7 @@ func perfSchemaRow(ctx context.Context, db queryer) (map[string]float64, error) 
 // dialled again after a failure.
 type memcachedConn struct {
 	addr string
+	tier bool // a tier server: its metrics are server_tier_*
 	mu   sync.Mutex
 	conn net.Conn
 	r    *bufio.Reader
@@ -777,6 +803,9 @@ func (m *memcachedConn) stats(ctx context.Context) (ServerLine, error) {
 			return ServerLine{}, fmt.Errorf("unexpected reply %q", line)
 		}
 		if metric, ok := memcachedStats[f[1]]; ok {
+			if m.tier {
+				metric, _ = tierMetric(metric)
+			}
 			if v, err := strconv.ParseFloat(f[2], 64); err == nil {
 				l.put(metric, v)
 			}
