@@ -18,7 +18,8 @@ const (
 type Event struct {
 	// Fault is the kind: a toxic type (latency, timeout, ...), partition,
 	// connection_cap, plan_regression, ddl_storm, statement_limit,
-	// query_killer, container_stop, container_pause, container_kill.
+	// query_killer, container_stop, container_pause, container_kill,
+	// unreachable.
 	Fault string
 	// Action is Inject or Remove.
 	Action Action

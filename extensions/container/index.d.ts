@@ -25,9 +25,17 @@ export function pause(service: string): void;
 export function unpause(service: string): void;
 /** Starts a stopped or killed server and waits until Docker reports it running (not until it answers). Removes container_stop / container_kill. */
 export function start(service: string): void;
+/**
+ * Drops every packet sent to `port` inside `service`'s network namespace (an iptables DROP added by a
+ * short-lived NET_ADMIN container), so connects time out as behind a security group that drops SYNs.
+ * Usually service "toxiproxy" and a proxy's listen port; `target` names it on the timeline. Fault unreachable.
+ */
+export function unreachable(service: string, port: number, target: string): void;
+/** Removes what unreachable added; removes the unreachable fault. */
+export function reachable(service: string, port: number, target: string): void;
 /** The services of this run with their container state, sorted. */
 export function services(): { service: string; state: string; id: string }[];
-/** Unpauses and starts every server this run paused, stopped or killed. Safe to call twice. */
+/** Makes reachable, unpauses and starts every server this run cut off, paused, stopped or killed. Safe to call twice. */
 export function cleanup(): void;
 
 declare const container: {
@@ -37,6 +45,8 @@ declare const container: {
   unpause: typeof unpause;
   start: typeof start;
   services: typeof services;
+  unreachable: typeof unreachable;
+  reachable: typeof reachable;
   cleanup: typeof cleanup;
 };
 export default container;

@@ -56,13 +56,15 @@ func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
 // Exports returns the JS API; the default export carries the same functions.
 func (mi *ModuleInstance) Exports() modules.Exports {
 	named := map[string]any{
-		"stop":     mi.Stop,
-		"kill":     mi.Kill,
-		"pause":    mi.Pause,
-		"unpause":  mi.Unpause,
-		"start":    mi.Start,
-		"services": mi.Services,
-		"cleanup":  mi.Cleanup,
+		"stop":        mi.Stop,
+		"kill":        mi.Kill,
+		"pause":       mi.Pause,
+		"unpause":     mi.Unpause,
+		"start":       mi.Start,
+		"services":    mi.Services,
+		"unreachable": mi.Unreachable,
+		"reachable":   mi.Reachable,
+		"cleanup":     mi.Cleanup,
 	}
 	return modules.Exports{Default: named, Named: named}
 }
@@ -132,6 +134,28 @@ func (mi *ModuleInstance) Start(service string) error {
 	return in.Start(ctx, service)
 }
 
+// Unreachable is container.unreachable(service, port, target): every
+// packet to port inside service's network namespace is dropped, so
+// connects time out (usually service "toxiproxy" and a proxy's listen
+// port; target names it on the timeline).
+func (mi *ModuleInstance) Unreachable(service string, port int, target string) error {
+	ctx, in, err := mi.begin("unreachable")
+	if err != nil {
+		return err
+	}
+	return in.Unreachable(ctx, service, port, target)
+}
+
+// Reachable is container.reachable(service, port, target): undoes
+// unreachable.
+func (mi *ModuleInstance) Reachable(service string, port int, target string) error {
+	ctx, in, err := mi.begin("reachable")
+	if err != nil {
+		return err
+	}
+	return in.Reachable(ctx, service, port, target)
+}
+
 // Services is container.services(): [{service, state}] of this run.
 func (mi *ModuleInstance) Services() ([]map[string]any, error) {
 	ctx, in, err := mi.begin("services")
@@ -149,8 +173,8 @@ func (mi *ModuleInstance) Services() ([]map[string]any, error) {
 	return out, nil
 }
 
-// Cleanup is container.cleanup(): unpauses and starts what this run took
-// down. Safe to call twice.
+// Cleanup is container.cleanup(): makes reachable, unpauses and starts
+// what this run took down. Safe to call twice.
 func (mi *ModuleInstance) Cleanup() error {
 	ctx, in, err := mi.begin("cleanup")
 	if err != nil {

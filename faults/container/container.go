@@ -54,6 +54,11 @@ type Engine interface {
 	ContainerPause(ctx context.Context, id string, options client.ContainerPauseOptions) (client.ContainerPauseResult, error)
 	ContainerUnpause(ctx context.Context, id string, options client.ContainerUnpauseOptions) (client.ContainerUnpauseResult, error)
 	ContainerStart(ctx context.Context, id string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	// for Unreachable's short-lived rule changers
+	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
+	ContainerWait(ctx context.Context, id string, options client.ContainerWaitOptions) client.ContainerWaitResult
+	ContainerLogs(ctx context.Context, id string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
+	ContainerRemove(ctx context.Context, id string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
 }
 
 var _ Engine = (*client.Client)(nil)
@@ -87,6 +92,8 @@ type state struct {
 	// paused holds paused services: what Cleanup brings back.
 	down   map[string]string
 	paused map[string]bool
+	// dropped maps a port Unreachable cut off to its target's name.
+	dropped map[dropKey]string
 }
 
 // Container is a target as the Engine reports it.
@@ -102,7 +109,7 @@ func New(runID string, opts ...Option) (*Injector, error) {
 		return nil, errors.New("container faults: no run id (FIREDRILL_RUN_ID): refusing to act on unlabelled containers")
 	}
 	in := &Injector{runID: runID, timeout: DefaultTimeout, rec: faults.Discard,
-		st: &state{down: map[string]string{}, paused: map[string]bool{}}}
+		st: &state{down: map[string]string{}, paused: map[string]bool{}, dropped: map[dropKey]string{}}}
 	for _, o := range opts {
 		o(in)
 	}
@@ -347,8 +354,8 @@ func (in *Injector) waitState(ctx context.Context, id string, ok func(string) bo
 	return errors.New("container did not reach the expected state")
 }
 
-// Cleanup unpauses what this injector paused and starts what it stopped or
-// killed. It runs even when ctx is cancelled; safe to call twice.
+// Cleanup makes reachable what this injector made unreachable, unpauses
+// what it paused and starts what it stopped or killed. It runs even when ctx is cancelled; safe to call twice.
 func (in *Injector) Cleanup(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	in.st.mu.Lock()
@@ -362,7 +369,7 @@ func (in *Injector) Cleanup(ctx context.Context) error {
 	in.st.mu.Unlock()
 	sort.Strings(paused)
 	sort.Strings(down)
-	var errs []error
+	errs := []error{in.restoreDropped(ctx)}
 	for _, s := range paused {
 		errs = append(errs, in.Unpause(ctx, s))
 	}

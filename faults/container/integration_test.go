@@ -5,6 +5,7 @@ package container_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +24,7 @@ import (
 var env *environments.Env
 
 func TestMain(m *testing.M) {
-	envtest.Main(m, func(e *environments.Env) { env = e }, environments.WithMemcached(2))
+	envtest.Main(m, func(e *environments.Env) { env = e }, environments.WithMemcached(2), environments.WithTier(1))
 }
 
 // version asks memcached for its version through addr.
@@ -149,5 +150,94 @@ func TestRefusesAnotherRunsContainers(t *testing.T) {
 	}
 	if err := version(env.Memcached[0].ProxyAddr, 2*time.Second); err != nil {
 		t.Fatalf("server disturbed: %v", err)
+	}
+}
+
+// TestUnreachableDropsSYNs: the tier's proxy stops answering the way a
+// security group's drop does (a connect times out, it is not refused), the
+// other proxies keep working, and Reachable and Cleanup undo it without
+// leaving a container behind.
+func TestUnreachableDropsSYNs(t *testing.T) {
+	ctx := context.Background()
+	if env.Route != environments.RouteNetwork {
+		t.Fatalf("traffic route %q: a dropped SYN is only seen on the run's network (docker-proxy accepts on the published ports)", env.Route)
+	}
+	rec := &events{}
+	in, err := container.New(env.RunID, container.WithRecorder(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Cleanup(ctx)
+	tier, other := env.Tier[0], env.Memcached[0]
+	if err := version(tier.ProxyAddr, 2*time.Second); err != nil {
+		t.Fatalf("tier before the fault: %v", err)
+	}
+	// a connection opened before the fault goes silent with it
+	open, err := net.DialTimeout("tcp", tier.ProxyAddr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+
+	if err := in.Unreachable(ctx, "toxiproxy", tier.ListenPort, tier.Name); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", tier.ProxyAddr, 500*time.Millisecond)
+	if err == nil {
+		c.Close()
+		t.Fatal("connect to the unreachable tier succeeded")
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("connect failed with %v, want a timeout (a dropped SYN), not a refusal", err)
+	}
+	if waited := time.Since(start); waited < 450*time.Millisecond {
+		t.Fatalf("connect gave up after %v, want the client's 500 ms timeout", waited)
+	}
+	_ = open.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := io.WriteString(open, "version\r\n"); err == nil {
+		if line, err := bufio.NewReader(open).ReadString('\n'); err == nil {
+			t.Fatalf("an open connection still answered %q", line)
+		}
+	}
+	if err := version(other.ProxyAddr, 2*time.Second); err != nil {
+		t.Fatalf("%s with the tier cut off: %v", other.Name, err)
+	}
+
+	if err := in.Reachable(ctx, "toxiproxy", tier.ListenPort, tier.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(5*time.Second, func() error { return version(tier.ProxyAddr, time.Second) }); err != nil {
+		t.Fatalf("tier after reachable: %v", err)
+	}
+	// Cleanup undoes a fault still in place
+	if err := in.Unreachable(ctx, "toxiproxy", tier.ListenPort, tier.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(5*time.Second, func() error { return version(tier.ProxyAddr, time.Second) }); err != nil {
+		t.Fatalf("tier after cleanup: %v", err)
+	}
+	want := "unreachable/inject/tier-0 unreachable/remove/tier-0 unreachable/inject/tier-0 unreachable/remove/tier-0"
+	rec.mu.Lock()
+	got := strings.Join(rec.got, " ")
+	rec.mu.Unlock()
+	if got != want {
+		t.Fatalf("timeline %q, want %q", got, want)
+	}
+	svcs, err := in.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs {
+		if s.Service == "netfilter" {
+			t.Fatalf("a rule changer was left behind: %+v", s)
+		}
+	}
+	if err := in.Unreachable(ctx, "toxiproxy", 0, tier.Name); err == nil || !strings.Contains(err.Error(), "port 0") {
+		t.Fatalf("port 0: %v", err)
 	}
 }
