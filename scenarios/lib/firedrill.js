@@ -4,6 +4,7 @@
 import exec from 'k6/execution';
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
+import container from 'k6/x/container';
 import toxiproxy from 'k6/x/toxiproxy';
 
 /** The profile `firedrill run` chose ("unprotected", "protected", "default"). */
@@ -55,6 +56,13 @@ export function param(name) {
 export function memcachedProxies() {
   const v = __ENV.FIREDRILL_MEMCACHED_PROXIES || '';
   if (v === '') throw new Error('FIREDRILL_MEMCACHED_PROXIES is not set: run the drill with `firedrill run`');
+  return v.split(',');
+}
+
+/** The proxies' names of the drill's second cache tier (@tier), in server order. */
+export function tierProxies() {
+  const v = __ENV.FIREDRILL_TIER_PROXIES || '';
+  if (v === '') throw new Error('FIREDRILL_TIER_PROXIES is not set: declare "@tier N" in the drill\'s header and run it with `firedrill run`');
   return v.split(',');
 }
 
@@ -177,9 +185,35 @@ export function toxicOff(proxies, name) {
   for (const p of proxies) toxiproxy.removeToxic(p, name);
 }
 
-/** Removes every toxic this run added: call it from teardown(). */
+// The port a proxy listens on inside the Toxiproxy container.
+function listenPort(name) {
+  const p = toxiproxy.proxies().find((x) => x.name === name);
+  if (!p) throw new Error(`no Toxiproxy proxy named ${name}`);
+  const port = parseInt(p.listen.slice(p.listen.lastIndexOf(':') + 1), 10);
+  if (!(port > 0)) throw new Error(`proxy ${name} listens on ${p.listen}: no port`);
+  return port;
+}
+
+/**
+ * Makes every proxy named unreachable as a security group that drops a
+ * fleet's SYNs does: packets to its port vanish in Toxiproxy's network
+ * namespace, so a connect waits the client's own timeout and open
+ * connections go silent (fault "unreachable"; a Toxiproxy toxic cannot do
+ * this, Toxiproxy always accepts).
+ */
+export function unreachableOn(proxies) {
+  for (const p of proxies) container.unreachable('toxiproxy', listenPort(p), p);
+}
+
+/** Undoes unreachableOn. */
+export function unreachableOff(proxies) {
+  for (const p of proxies) container.reachable('toxiproxy', listenPort(p), p);
+}
+
+/** Removes every toxic and network fault this run added: call it from teardown(). */
 export function cleanupFaults() {
   toxiproxy.cleanup();
+  container.cleanup();
 }
 
 // ---------------------------------------------------------------------------
