@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+
 	"github.com/firedrill-dev/firedrill/environments"
 	"github.com/firedrill-dev/firedrill/envvar"
 	"github.com/firedrill-dev/firedrill/reports"
@@ -213,8 +216,8 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 	var appVars []string
 	var sampled []SampledApp
 	if o.Service != nil {
-		apps, err := startService(ctx, o, env, res)
-		defer saveAppLogs(ctx, o.Progress, dir, apps)
+		apps, tried, err := startService(ctx, o, env, res)
+		defer saveAppLogs(ctx, o.Progress, dir, res.RunID, tried, apps)
 		if err != nil {
 			return describeCtx(ctx, err)
 		}
@@ -314,18 +317,22 @@ func run(ctx context.Context, o RunOptions, res *reports.Result, dir string, spe
 
 // startService loads the service's schema and data and starts its
 // releases (each waits for its health check). It returns those started,
-// also on error, so their logs are kept.
-func startService(ctx context.Context, o RunOptions, env *environments.Env, res *reports.Result) ([]*environments.App, error) {
+// also on error, and the names of the releases it began to start (those
+// started and the one that failed), so that every container's logs are
+// kept, also of a release whose container was created but never returned.
+func startService(ctx context.Context, o RunOptions, env *environments.Env, res *reports.Result) ([]*environments.App, []string, error) {
 	s := o.Service
 	if s.SeedSQL != "" {
 		if err := env.SeedSQL(ctx, s.SeedSQL); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	specs := s.Specs(o.Profile)
 	ids := map[string]string{}
 	var apps []*environments.App
+	var tried []string
 	for _, sp := range specs {
+		tried = append(tried, sp.Name)
 		a, err := env.StartApp(ctx, sp)
 		if a != nil {
 			apps = append(apps, a)
@@ -333,28 +340,87 @@ func startService(ctx context.Context, o RunOptions, env *environments.Env, res 
 		}
 		if err != nil {
 			res.Environment.Apps = appsInfo(s, specs, ids)
-			return apps, err
+			return apps, tried, err
 		}
 	}
 	res.Environment.Apps = appsInfo(s, specs, ids)
-	return apps, nil
+	return apps, tried, nil
 }
 
-// saveAppLogs writes each release's output to app-NAME.log in the run
-// folder.
-func saveAppLogs(ctx context.Context, progress io.Writer, dir string, apps []*environments.App) {
+// saveAppLogs writes the output of each release in tried to app-NAME.log
+// in the run folder: from its App when StartApp returned one, else from
+// the run's container of that release found by its labels (StartApp
+// fails without an App when the container was created but did not start,
+// or exited before its port was published: a service that crashes at
+// once). A release that never got a container has no file.
+func saveAppLogs(ctx context.Context, progress io.Writer, dir, runID string, tried []string, apps []*environments.App) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	for _, a := range apps {
-		b, err := a.Logs(lctx)
+	for _, name := range tried {
+		i := slices.IndexFunc(apps, func(a *environments.App) bool { return a.Name == name })
+		var b []byte
+		var err error
+		if i >= 0 {
+			b, err = apps[i].Logs(lctx)
+		} else {
+			b, err = containerLogs(lctx, runID, environments.AppService(name))
+			if errors.Is(err, errNoContainer) {
+				continue
+			}
+		}
 		if err != nil {
-			fmt.Fprintf(progress, "run: logs of app %s: %v\n", a.Name, err)
+			fmt.Fprintf(progress, "run: logs of app %s: %v\n", name, err)
 			continue
 		}
-		if err := reports.WriteFileAtomic(filepath.Join(dir, "app-"+a.Name+".log"), b); err != nil {
-			fmt.Fprintf(progress, "run: logs of app %s: %v\n", a.Name, err)
+		if err := reports.WriteFileAtomic(filepath.Join(dir, "app-"+name+".log"), b); err != nil {
+			fmt.Fprintf(progress, "run: logs of app %s: %v\n", name, err)
 		}
 	}
+}
+
+var errNoContainer = errors.New("no container")
+
+// containerLogs is the output (stdout and stderr, interleaved) of run
+// runID's container of service, running or not, found by its labels;
+// errNoContainer when there is none. A variable, for the tests.
+var containerLogs = func(ctx context.Context, runID, service string) ([]byte, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	defer cli.Close()
+	f := client.Filters{}
+	f.Add("label", environments.LabelRun+"="+runID)
+	f.Add("label", environments.LabelService+"="+service)
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list %s: %w", service, err)
+	}
+	id := ""
+	for _, c := range res.Items {
+		if c.Labels[environments.LabelRun] == runID && c.Labels[environments.LabelService] == service {
+			id = c.ID
+		}
+	}
+	if id == "" {
+		return nil, errNoContainer
+	}
+	r, err := cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return nil, fmt.Errorf("docker logs %s: %w", service, err)
+	}
+	defer r.Close()
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("docker logs %s: %w", service, err)
+	}
+	// Without a TTY (as testcontainers starts it) the stream is
+	// multiplexed; with one it is the output as is.
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, bytes.NewReader(raw)); err != nil {
+		return raw, nil
+	}
+	return out.Bytes(), nil
 }
 
 // progressVerdict prints the verdict a run reached and why.

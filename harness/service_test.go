@@ -1,10 +1,14 @@
 package harness
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/firedrill-dev/firedrill/environments"
 )
 
 func TestServiceFileOfTheExample(t *testing.T) {
@@ -147,5 +151,38 @@ func TestAppDrillsDeclareTheirService(t *testing.T) {
 	}
 	if apps["app-cache-unreachable"] != 1 || apps["app-slow-database"] != 1 || apps["app-format-deploy"] != 2 {
 		t.Errorf("app drills = %v", apps)
+	}
+}
+
+// A release whose start failed before StartApp returned it (its container
+// created, then it crashed or never started) still has its output saved,
+// from the run's container of that release found by its labels; a release
+// that never got a container has no file.
+func TestAppLogsOfAReleaseThatNeverStarted(t *testing.T) {
+	dir := t.TempDir()
+	var asked []string
+	old := containerLogs
+	t.Cleanup(func() { containerLogs = old })
+	containerLogs = func(_ context.Context, runID, service string) ([]byte, error) {
+		asked = append(asked, runID+"/"+service)
+		if service == environments.AppService(ReleaseHead) {
+			return nil, errNoContainer
+		}
+		return []byte("example app: DB_DSN is empty\n"), nil
+	}
+	var progress bytes.Buffer
+	saveAppLogs(context.Background(), &progress, dir, "fd-run", []string{ReleaseBase, ReleaseHead}, nil)
+	if strings.Join(asked, " ") != "fd-run/app-base fd-run/app-head" {
+		t.Errorf("asked for %v", asked)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "app-base.log"))
+	if err != nil || string(b) != "example app: DB_DSN is empty\n" {
+		t.Errorf("app-base.log = %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "app-head.log")); !os.IsNotExist(err) {
+		t.Errorf("app-head.log of a release without a container: %v", err)
+	}
+	if progress.Len() != 0 {
+		t.Errorf("progress: %q", progress.String())
 	}
 }

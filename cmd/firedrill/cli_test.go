@@ -165,7 +165,7 @@ func TestNightlyServiceArguments(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"nightly", "--app", "team/api:1", "--drills", "hot-key-expiry"}, "none of the drills to run drives a service under test"},
+		{[]string{"nightly", "--app", "team/api:1", "--drills", "hot-key-expiry"}, "none of the drills to run drives a service under test: drop --app"},
 		{[]string{"nightly", "--app", "team/api:1", "--drills", "app-format-deploy"}, "rolling deploy and the service has one release"},
 		{[]string{"nightly", "--drills", "app-slow-database"}, "no service under test"},
 		{[]string{"nightly", "--app", "team/api:1", "--app-env", "X={{nope}}"}, "unknown endpoint {{nope}}"},

@@ -134,6 +134,23 @@ Flags:
 	if err := checkNightlySets(selected, params); err != nil {
 		return badArg(err)
 	}
+	if _, err := os.Stat(*k6); err != nil {
+		return fmt.Errorf("nightly: k6 binary %s: %w (build it with `make k6`)", *k6, err)
+	}
+	// Before the images (the service's too): without an engine every image
+	// looks missing.
+	if err := environments.CheckDocker(ctx); err != nil {
+		return noDocker(err)
+	}
+	for _, d := range selected {
+		for _, p := range d.Profiles {
+			if err := d.CheckHost(p); err != nil {
+				return fmt.Errorf("nightly: %w", err)
+			}
+		}
+	}
+	// svc is nil when no drill to run drives a service (nightlyService):
+	// then neither its images nor its release label count.
 	if svc != nil {
 		ids, err := svc.CheckImages(ctx)
 		if err != nil {
@@ -149,20 +166,6 @@ Flags:
 	}
 	if *out == "" {
 		*out = filepath.Join("out", "nightly-"+time.Now().UTC().Format("20060102-150405"))
-	}
-	if _, err := os.Stat(*k6); err != nil {
-		return fmt.Errorf("nightly: k6 binary %s: %w (build it with `make k6`)", *k6, err)
-	}
-	// Before the images: without an engine every image looks missing.
-	if err := environments.CheckDocker(ctx); err != nil {
-		return noDocker(err)
-	}
-	for _, d := range selected {
-		for _, p := range d.Profiles {
-			if err := d.CheckHost(p); err != nil {
-				return fmt.Errorf("nightly: %w", err)
-			}
-		}
 	}
 	if missing := environments.MissingImages(ctx, environments.MariaDBImage); len(missing) > 0 {
 		fmt.Fprintf(stderr, "images: missing %s, building them\n", strings.Join(missing, ", "))

@@ -364,14 +364,26 @@ func (f *serviceFlags) service(fs *flag.FlagSet, d harness.Drill, memcached int)
 // flags over it) and the drills to run: the app-* drills need a service,
 // and one that cannot run against it (a rolling deploy with one release)
 // is left out with a line saying so; named explicitly (--drills), that is
-// an error instead.
+// an error instead. Like run, the file (firedrill.yaml, --config) applies
+// only when a drill to run drives a service: otherwise it is not read and
+// the service is nil (no image check, the release label as without one),
+// and --app (or another service flag) is an error.
 func (f *serviceFlags) nightlyService(fs *flag.FlagSet, drills []harness.Drill, explicit bool, memcached int, w io.Writer) (*harness.Service, []harness.Drill, error) {
 	given := false
 	fs.Visit(func(fl *flag.Flag) {
-		if strings.HasPrefix(fl.Name, "app") || fl.Name == "seed-sql" || fl.Name == "config" {
+		if strings.HasPrefix(fl.Name, "app") || fl.Name == "seed-sql" {
 			given = true
 		}
 	})
+	noneDrives := func() error {
+		if given {
+			return errors.New("none of the drills to run drives a service under test: drop --app (the drills that drive one are app-*: `firedrill list`)")
+		}
+		return nil
+	}
+	if !slices.ContainsFunc(drills, harness.Drill.UsesApp) {
+		return nil, drills, noneDrives()
+	}
 	var file *harness.Service
 	path := f.config
 	if path == "" {
@@ -418,8 +430,10 @@ func (f *serviceFlags) nightlyService(fs *flag.FlagSet, drills []harness.Drill, 
 		}
 		fmt.Fprintf(w, "nightly: leaving out %s: %s\n", d.Name, why)
 	}
-	if given && svc != nil && !slices.ContainsFunc(out, harness.Drill.UsesApp) {
-		return nil, nil, errors.New("--app: none of the drills to run drives a service under test (the app-* drills)")
+	if !slices.ContainsFunc(out, harness.Drill.UsesApp) {
+		// Every drill that drives a service was left out: the nightly runs
+		// as without one.
+		return nil, out, noneDrives()
 	}
 	return svc, out, nil
 }

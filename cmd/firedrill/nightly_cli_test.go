@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/firedrill-dev/firedrill/harness"
 )
 
 func TestNightlyBaselineK8sMergeArguments(t *testing.T) {
@@ -54,5 +56,102 @@ func TestBaselineListEmptyAndK8sManifests(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("testrun.yaml lacks %q", want)
 		}
+	}
+}
+
+// writeServiceFile writes firedrill.yaml into a fresh folder and makes it
+// the working directory, as CI would run the nightly beside its file.
+func writeServiceFile(t *testing.T, body string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, harness.ServiceFile), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+}
+
+// firedrill.yaml (or --config) applies only when a drill to run drives a
+// service: with none, the nightly has no service (so no image check, and
+// the release label is git's), as run ignores the file for such a drill;
+// --app with none is an error, as in run.
+func TestNightlyServiceFileOnlyWithServiceDrills(t *testing.T) {
+	scenarios, err := filepath.Abs("../../scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drills := func(names ...string) []harness.Drill {
+		var out []harness.Drill
+		for _, n := range names {
+			d, err := harness.FindDrill(scenarios, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+		return out
+	}
+	writeServiceFile(t, "image: firedrill/no-such-image:v9\nport: 8080\n")
+	for _, tc := range []struct {
+		args    []string
+		drills  []string
+		service bool   // the nightly has a service
+		err     string // or this error
+	}{
+		{nil, []string{"pipeline", "hot-key-expiry"}, false, ""},
+		{[]string{"--config", harness.ServiceFile}, []string{"pipeline"}, false, ""},
+		{[]string{"--config", "no-such.yaml"}, []string{"pipeline"}, false, ""},
+		{nil, []string{"pipeline", "app-slow-database"}, true, ""},
+		{[]string{"--app", "team/api:1"}, []string{"pipeline"}, false, "none of the drills to run drives a service under test: drop --app"},
+		{[]string{"--app-port", "9090"}, []string{"pipeline"}, false, "drop --app"},
+		// The only service drill left out (one release, a rolling deploy):
+		// the nightly runs as without a service.
+		{nil, []string{"pipeline", "app-format-deploy"}, false, ""},
+	} {
+		fs := newTestFlagSet()
+		sf := addServiceFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var w strings.Builder
+		svc, out, err := sf.nightlyService(fs, drills(tc.drills...), false, 3, &w)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v %v: err = %v, want %q", tc.args, tc.drills, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v %v: %v", tc.args, tc.drills, err)
+			continue
+		}
+		if (svc != nil) != tc.service {
+			t.Errorf("%v %v: service %+v, want one: %v", tc.args, tc.drills, svc, tc.service)
+		}
+		if len(out) == 0 || out[0].Name != "pipeline" {
+			t.Errorf("%v %v: drills to run %v", tc.args, tc.drills, out)
+		}
+	}
+}
+
+// A firedrill.yaml the nightly cannot use (here an unknown endpoint) is
+// not even read when no drill to run drives a service: the nightly goes on
+// to its own checks (here Docker, which is missing).
+func TestNightlyIgnoresTheServiceFileOfNoDrill(t *testing.T) {
+	scenarios, err := filepath.Abs("../../scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k6 := fakeK6(t)
+	t.Setenv("DOCKER_HOST", noEngine)
+	t.Setenv("PATH", t.TempDir())
+	writeServiceFile(t, "image: firedrill/no-such-image:v9\nenv:\n  DSN: \"{{nope.dsn}}\"\n")
+	_, _, err = run(t, "nightly", "--drills", "pipeline", "--scenarios", scenarios, "--k6", k6, "--out", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), noEngine) || strings.Contains(err.Error(), "nope") {
+		t.Errorf("err = %v, want the missing Docker engine, not the file's endpoint", err)
+	}
+	// With a drill that drives a service, the file applies.
+	_, _, err = run(t, "nightly", "--drills", "pipeline,app-slow-database", "--scenarios", scenarios, "--k6", k6, "--out", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "unknown endpoint {{nope.dsn}}") {
+		t.Errorf("err = %v, want the file's unknown endpoint", err)
 	}
 }

@@ -85,6 +85,10 @@ func TestUnreachableDockerFailsFastNamingTheEndpoint(t *testing.T) {
 		{"run", "pipeline", "--out", t.TempDir()},
 		{"run", "ddl-storm", "--short", "--set", "concurrency=2", "--profile", "protected", "--out", t.TempDir()},
 		{"nightly", "--drills", "pipeline", "--out", t.TempDir()},
+		// A service's image is looked for after Docker answers, else it
+		// would look missing.
+		{"run", "app-slow-database", "--app", "team/api:1", "--out", t.TempDir()},
+		{"nightly", "--drills", "app-slow-database", "--app", "team/api:1", "--out", t.TempDir()},
 		{"images"},
 		{"images", "--check"},
 	} {
