@@ -68,7 +68,7 @@ var endpointRef = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 // network, through its Toxiproxy proxy.
 func EndpointNames(memcached int) []string {
 	names := []string{"mysql.dsn", "mysql.addr", "mysql.host", "mysql.port", "mysql.user", "mysql.password", "mysql.database",
-		"memcached.servers", "memcached.count"}
+		"memcached.servers", "memcached.count", "tier.servers", "tier.count"}
 	for i := range memcached {
 		names = append(names, "memcached."+strconv.Itoa(i))
 	}
@@ -98,6 +98,23 @@ func Endpoints(memcached int) map[string]string {
 		all = append(all, a)
 	}
 	out["memcached.servers"] = strings.Join(all, ",")
+	// A drill without a second cache tier (@tier) has none: the names
+	// still resolve, to nothing, so one service file serves every drill.
+	out["tier.servers"], out["tier.count"] = "", "0"
+	return out
+}
+
+// endpoints are Endpoints with this environment's tier: tier.servers,
+// tier.count and tier.0 ... through their proxies.
+func (e *Env) endpoints() map[string]string {
+	out := Endpoints(len(e.Memcached))
+	var all []string
+	for i, s := range e.Tier {
+		a := fmt.Sprintf("toxiproxy:%d", s.ListenPort)
+		out["tier."+strconv.Itoa(i)] = a
+		all = append(all, a)
+	}
+	out["tier.servers"], out["tier.count"] = strings.Join(all, ","), strconv.Itoa(len(e.Tier))
 	return out
 }
 
@@ -177,7 +194,7 @@ func (e *Env) StartApp(ctx context.Context, spec AppSpec) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	ends := Endpoints(len(e.Memcached))
+	ends := e.endpoints()
 	env := map[string]string{}
 	for k, v := range spec.Env {
 		r, err := ResolveEndpoints(v, ends)
@@ -204,14 +221,21 @@ func (e *Env) StartApp(ctx context.Context, spec AppSpec) (*App, error) {
 	fmt.Fprintf(e.progress, "env: starting %s\n", what)
 	c, err := testcontainers.Run(ctx, spec.Image, opts...)
 	e.add(c)
+	// The partial App on error, as testcontainers returns the partial
+	// container: the caller saves its logs.
+	partial := &App{Name: spec.Name, Image: spec.Image, ImageID: id, Alias: alias, c: c}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		if c == nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		return partial, fmt.Errorf("%s: %w%s", what, err, logTail(ctx, c))
 	}
 	mp, err := c.MappedPort(ctx, port)
 	if err != nil {
-		return nil, fmt.Errorf("%s: port %d: %w%s", what, spec.Port, err, logTail(ctx, c))
+		return partial, fmt.Errorf("%s: port %d: %w%s", what, spec.Port, err, logTail(ctx, c))
 	}
-	a := &App{Name: spec.Name, Image: spec.Image, ImageID: id, URL: "http://127.0.0.1:" + mp.Port(), Alias: alias, c: c}
+	a := partial
+	a.URL = "http://127.0.0.1:" + mp.Port()
 	start := time.Now()
 	if err := a.waitHealthy(ctx, spec); err != nil {
 		return a, fmt.Errorf("%s: %w%s", what, err, logTail(ctx, c))

@@ -1,48 +1,60 @@
 /**
  * @drill     app-cache-unreachable
  * @incident  004_c305d8cfd50f32dd.txt
- * @summary   your service: a cache server becomes unreachable; each call waits the client timeout, requests take calls x timeout and serving capacity runs out
+ * @summary   your service: its new cache tier is unreachable (SYNs dropped); each of a request's calls to it waits the connect timeout, requests take calls x timeout and serving capacity runs out
  * @expect    unprotected=broken protected=held
  * @app       service
- * @nightly   duration=36 fault_from=10 fault_to=28
- * @param     duration         number  60             seconds of traffic
- * @param     rate             number  20             requests per second (open loop)
- * @param     fault_from       number  15             seconds into traffic when the cache server is blackholed
- * @param     fault_to         number  40             seconds into traffic when it is back
+ * @tier      1
+ * @nightly   before=15 fault=40 after=25
+ * @param     before           number  15             seconds of traffic before the tier is cut off
+ * @param     fault            number  60             seconds the tier is unreachable (longer than one unprotected request: calls x timeout)
+ * @param     after            number  30             seconds after the "redeploy" (the tier reachable again)
+ * @param     rate             number  10             requests per second (open loop)
  * @param     method           string  GET            the request's method
  * @param     path             string  /items/{id}    the request's path; {id} is drawn from a Zipf distribution over 1..ids
  * @param     headers          string  Accept:application/json  the request's headers, Name:value,Name:value
  * @param     ids              number  2000           ids the requests draw from
  * @param     zipf             number  1.1            Zipf exponent of the ids (id 1 the most popular)
- * @param     request_timeout  number  12000          ms before k6 gives up on a request (VUs are preallocated for it)
- * @param     cache_timeout    number  2000           ms: the service's cache call timeout without protection (the signature's unit)
- * @param     budget           number  250            ms the protected service's p99 may grow by during the fault
+ * @param     calls            number  15             calls to the tier a request makes (the service's TIER_CALLS): the signature's unit
+ * @param     request_timeout  number  40000          ms before k6 gives up on a request (VUs are preallocated for it): above calls x 2 s
  *
- * Incident 004: a new cache was unreachable from the web fleets; every
- * call waited its 2 s timeout, a request made many calls, requests went
- * from ~60 ms to over 30 s and used up every serving slot. Here the last
- * memcached server's proxy holds every byte (a Toxiproxy timeout toxic)
- * for a window while the service under test takes an open-loop stream of
- * requests. Without protection each call to that server waits the cache
- * timeout, so a request takes calls-to-it x timeout and the worker pool
- * fills: requests queue and are shed. With a short connect and call
- * timeout and a breaker per server, the first calls fail fast, the breaker
- * opens, and the service reads the database instead at its usual speed.
- * Against a service with one configuration the steady states decide and
- * the signatures are shown for information.
+ * Incident 004: a new shared cache was added to the web fleets' requests,
+ * but the fleets' security groups did not admit them: every call waited
+ * its 2 s connect timeout, a request made many calls, so requests went
+ * from ~60 ms to over 30 s and used up every serving slot until the
+ * change was redeployed away. Here the service under test calls a cache
+ * tier of its own (@tier: the example service's TIER, {{tier.servers}})
+ * `calls` times per request, and the fault drops every packet to the
+ * tier's proxy inside Toxiproxy's network namespace, as a security group
+ * does: a connect is neither accepted nor refused, so the client's own
+ * connect timeout fires, and an open connection goes silent until its
+ * call timeout. Without protection a request takes calls x 2 s, the
+ * worker pool fills and requests are shed; when the tier is back ("the
+ * redeploy") it recovers. With a short connect and call timeout, a
+ * breaker per tier server and a feature flag that stops the calls until a
+ * probe reaches the tier again, requests keep their speed. Against a
+ * service with one configuration the steady states decide and the
+ * signatures are shown for information.
  */
 import {
-  appURL, arrivals, at, cleanupFaults, drill, memcachedProxies, param, precondition, requestShape, send, signature, steady,
-  toxicOff, toxicOn,
+  appURL, arrivals, at, cleanupFaults, drill, param, precondition, requestShape, send, signature, steady, tierProxies,
+  unreachableOff, unreachableOn, window,
 } from './lib/firedrill.js';
 
-const duration = param('duration');
+const beforeS = param('before');
+const faultS = param('fault');
+const afterS = param('after');
 const rate = param('rate');
-const faultFrom = param('fault_from');
-const faultTo = param('fault_to');
+const calls = param('calls');
 const requestTimeout = param('request_timeout');
-const cacheTimeout = param('cache_timeout');
-const budget = param('budget');
+const duration = beforeS + faultS + afterS;
+
+// The incident's timeout: the signature's unit.
+const incidentTimeoutMs = 2000;
+// The requests sent from 1 s after the cut (the tier's server is read once
+// a second) until calls x the incident's timeout (and 2 s) before its end:
+// those that met the unreachable tier with all their calls.
+const fullyCut = Math.max(2, faultS - (calls * incidentTimeoutMs) / 1000 - 2);
 
 const shape = requestShape({
   method: param('method'), path: param('path'), headers: param('headers'), ids: param('ids'), zipf: param('zipf'),
@@ -52,41 +64,43 @@ const shape = requestShape({
 export const options = {
   scenarios: {
     traffic: arrivals('request', { rate, duration, slowestS: requestTimeout / 1000 }),
-    blackhole_on: at(`${faultFrom}s`, 'blackholeOn'),
-    blackhole_off: at(`${faultTo}s`, 'blackholeOff'),
+    cut_off: at(`${beforeS}s`, 'cutOff'),
+    redeploy: at(`${beforeS + faultS}s`, 'redeploy'),
   },
-  // The phase "timeout" is the blackhole's window (a Toxiproxy timeout toxic).
+  // The phase "unreachable" is the fault's window.
   ext: drill({
+    windows: [
+      window('cut_off', { of: 'unreachable', from: 1, to: fullyCut }),
+      window('redeployed', { after: 'unreachable', from: 10, to: afterS }),
+    ],
     checks: [
-      precondition('requests were served before the blackhole', 'before', 'http_served_ratio >= 0.98'),
-      signature('requests take calls x timeout', 'timeout', `http_p99 >= 10 x before + ${2 * cacheTimeout}`,
-        '004_c305d8cfd50f32dd.txt:3'),
-      signature('serving capacity runs out', 'timeout', 'http_served_ratio <= 0.9', '004_c305d8cfd50f32dd.txt:3'),
-      steady('requests stay fast', 'timeout', `http_p99 <= 2 x before + ${budget}`),
-      steady('requests are served', 'timeout', 'http_served_ratio >= 0.99'),
-      steady('requests are served after the blackhole', 'after', 'http_served_ratio >= 0.99'),
+      precondition('requests were served before the tier was cut off', 'before', 'http_served_ratio >= 0.98'),
+      // the tier's own count: no call reached it while it was cut off
+      precondition('the tier was unreachable', 'cut_off', 'server_tier_cmd_get_rate <= 0.01 x before'),
+      signature('requests take calls x timeout', 'cut_off', `http_p50{class=served} >= ${calls * incidentTimeoutMs}`,
+        '004_c305d8cfd50f32dd.txt:5', { figure: 'about 60 ms to over 30 s a request: 2 s timeouts, many calls each' }),
+      signature('serving capacity runs out', 'unreachable', 'http_served_ratio <= 0.9', '004_c305d8cfd50f32dd.txt:3',
+        { figure: '"quickly took up all serving capacity"' }),
+      signature('it recovers when the change is redeployed', 'redeployed', 'http_served_ratio >= 0.99',
+        '004_c305d8cfd50f32dd.txt:4', { figure: 'the deployment was rolled back and the endpoints were back' }),
+      steady('requests stay fast', 'unreachable', 'http_p99 <= 2 x before',
+        { figure: 'a feature flag to opt in to the new functionality would have reduced it' }),
+      steady('requests are served', 'unreachable', 'http_served_ratio >= 0.99'),
+      steady('requests are served after the redeploy', 'redeployed', 'http_served_ratio >= 0.99'),
     ],
   }),
 };
-
-// The blackholed server: the last one, as a new cache added to the ring.
-function target() {
-  const ps = memcachedProxies();
-  return [ps[ps.length - 1]];
-}
-
-const toxic = 'blackhole';
 
 export function request() {
   send(shape, appURL);
 }
 
-export function blackholeOn() {
-  toxicOn(target(), { name: toxic, type: 'timeout', attributes: { timeout: 0 } });
+export function cutOff() {
+  unreachableOn(tierProxies());
 }
 
-export function blackholeOff() {
-  toxicOff(target(), toxic);
+export function redeploy() {
+  unreachableOff(tierProxies());
 }
 
 export function teardown() {

@@ -124,8 +124,9 @@ type Config struct {
 	DBTimeout time.Duration `opt:"dbTimeout"`
 	// CacheConnectTimeout bounds dialling a memcached server (default 250 ms).
 	CacheConnectTimeout time.Duration `opt:"cacheConnectTimeout"`
-	// CacheConns caps connections per memcached server (default 64), the
-	// tier's included.
+	// CacheConns caps connections per memcached server (default 64); a
+	// tier server takes up to max(CacheConns, MaxInflight), one per request
+	// in flight.
 	CacheConns int `opt:"cacheConns"`
 	// TierAddrs are the servers of a second cache tier that requests call
 	// (default: env FIREDRILL_TIER, comma-separated, each through its

@@ -25,7 +25,7 @@ import (
 // its steady state in the profile that must hold.
 func exampleFlags(release string) []string {
 	return []string{"--app", environments.ExampleAppImage(release), "--seed-sql", "../../examples/app/seed.sql",
-		"--app-env", "DB_DSN={{mysql.dsn}}?timeout=2s", "--app-env", "MEMCACHED={{memcached.servers}}", "--app-metrics", "/metrics"}
+		"--app-env", "DB_DSN={{mysql.dsn}}?timeout=2s", "--app-env", "MEMCACHED={{memcached.servers}}", "--app-env", "TIER={{tier.servers}}", "--app-metrics", "/metrics"}
 }
 
 func runCLI(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {

@@ -33,6 +33,10 @@ type app struct {
 
 	workers chan struct{} // a token per request being served
 	waiting atomic.Int64  // requests waiting for a token
+
+	tier    *cache      // nil without TIER
+	tierOff atomic.Bool // the tier's feature flag is off (TIER_FLAG)
+	stop    chan struct{}
 }
 
 func newApp(cfg config) (*app, error) {
@@ -48,7 +52,8 @@ func newApp(cfg config) (*app, error) {
 	db.SetMaxIdleConns(cfg.DBMaxConns)
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
-	c, err := newCache(cfg)
+	c, err := newCache(cacheOptions{servers: cfg.Servers, callTimeout: cfg.CallTimeout, connect: cfg.DialTimeout,
+		breaker: cfg.Breaker, cooldown: cfg.Cooldown, idle: cfg.IdleConns})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("MEMCACHED: %w", err)
@@ -57,6 +62,17 @@ func newApp(cfg config) (*app, error) {
 		cfg: cfg, db: db, cache: c, m: m, reg: reg,
 		reader:  format.Reader{Version: cfg.Format, Compatible: cfg.CompatRead},
 		workers: make(chan struct{}, cfg.Workers),
+		stop:    make(chan struct{}),
+	}
+	if len(cfg.Tier) > 0 {
+		if a.tier, err = newCache(cacheOptions{servers: cfg.Tier, callTimeout: cfg.TierTimeout, connect: cfg.TierConnectTimeout,
+			breaker: cfg.TierBreaker, cooldown: cfg.Cooldown, idle: cfg.IdleConns}); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("TIER: %w", err)
+		}
+		if cfg.TierFlag {
+			go a.probeTier(time.Second)
+		}
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "workers_busy", Help: "requests being served"},
 		func() float64 { return float64(len(a.workers)) }))
@@ -69,7 +85,10 @@ func newApp(cfg config) (*app, error) {
 	return a, nil
 }
 
-func (a *app) close() { a.db.Close() }
+func (a *app) close() {
+	close(a.stop)
+	a.db.Close()
+}
 
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -214,6 +233,7 @@ func (a *app) item(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	a.telemetry(ctx, id)
 	a.done(start, http.StatusOK)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "release": a.cfg.Release, "parts": a.cfg.Calls, "hits": hits,

@@ -34,21 +34,31 @@ type breaker struct {
 	openUntil time.Time
 }
 
-func newCache(cfg config) (*cache, error) {
+// cacheOptions are one cache client's settings: the item cache's or the
+// tier's.
+type cacheOptions struct {
+	servers              []string
+	callTimeout, connect time.Duration
+	breaker              int
+	cooldown             time.Duration
+	idle                 int
+}
+
+func newCache(o cacheOptions) (*cache, error) {
 	ss := new(memcache.ServerList)
-	if err := ss.SetServers(cfg.Servers...); err != nil {
+	if err := ss.SetServers(o.servers...); err != nil {
 		return nil, err
 	}
 	mc := memcache.NewFromSelector(ss)
-	mc.Timeout = cfg.CallTimeout
-	mc.MaxIdleConns = cfg.IdleConns
+	mc.Timeout = o.callTimeout
+	mc.MaxIdleConns = o.idle
 	// A connect timeout of its own: an unreachable server should cost a
 	// short connect attempt, not the whole call timeout.
-	d := net.Dialer{Timeout: cfg.DialTimeout}
+	d := net.Dialer{Timeout: o.connect}
 	mc.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return d.DialContext(ctx, network, addr)
 	}
-	return &cache{mc: mc, servers: ss, limit: cfg.Breaker, cooldown: cfg.Cooldown, breakers: map[string]*breaker{}}, nil
+	return &cache{mc: mc, servers: ss, limit: o.breaker, cooldown: o.cooldown, breakers: map[string]*breaker{}}, nil
 }
 
 // call runs fn against the server of key, through its breaker.

@@ -50,6 +50,20 @@ type config struct {
 	Queue        int           // requests waiting for a worker at most; more are shed (503)
 	QueueTimeout time.Duration // how long a request waits for a worker before it is shed
 	Budget       time.Duration // a request's whole time budget; 0: none
+
+	// A second cache tier (incident 004's new shared cache), called
+	// TierCalls times per request after the item is read; none when Tier
+	// is empty. Its calls are best effort: a failure is counted, never
+	// the request's.
+	Tier               []string
+	TierCalls          int
+	TierTimeout        time.Duration // each call's read/write timeout
+	TierConnectTimeout time.Duration // connecting to a tier server
+	TierBreaker        int           // consecutive failures that open a tier server's breaker; 0: none
+	// TierFlag is a feature flag in front of the tier: the first call that
+	// cannot reach it turns it off for the process, and a probe once a
+	// second turns it on again when the tier answers.
+	TierFlag bool
 }
 
 // releaseDefaults are the two releases of the example: v1 runs with its
@@ -60,10 +74,12 @@ var releaseDefaults = map[string]map[string]string{
 	"v1": {
 		"CACHE_FORMAT": "6.1", "CACHE_TIMEOUT": "100ms", "CACHE_CONNECT_TIMEOUT": "50ms", "CACHE_BREAKER": "5",
 		"CACHE_COALESCE": "true", "DB_TIMEOUT": "500ms", "DB_ONE_READ": "true", "DB_WARM_POOL": "true", "REQUEST_BUDGET": "1s",
+		"TIER_TIMEOUT": "100ms", "TIER_CONNECT_TIMEOUT": "50ms", "TIER_BREAKER": "5", "TIER_FLAG": "true",
 	},
 	"v2": {
 		"CACHE_FORMAT": "7.0", "CACHE_TIMEOUT": "2s", "CACHE_CONNECT_TIMEOUT": "2s", "CACHE_BREAKER": "0",
 		"CACHE_COALESCE": "false", "DB_TIMEOUT": "0", "DB_ONE_READ": "false", "DB_WARM_POOL": "false", "REQUEST_BUDGET": "0",
+		"TIER_TIMEOUT": "2s", "TIER_CONNECT_TIMEOUT": "2s", "TIER_BREAKER": "0", "TIER_FLAG": "false",
 	},
 }
 
@@ -71,7 +87,7 @@ var releaseDefaults = map[string]map[string]string{
 var common = map[string]string{
 	"LISTEN": ":8080", "TABLE": "items", "CACHE_COMPAT_READ": "false", "CACHE_CALLS": "15",
 	"CACHE_BREAKER_COOLDOWN": "2s", "CACHE_TTL": "300s", "CACHE_TTL_JITTER": "0", "CACHE_IDLE_CONNS": "64",
-	"DB_MAX_CONNS": "16", "WORKERS": "32", "QUEUE": "64", "QUEUE_TIMEOUT": "1s",
+	"DB_MAX_CONNS": "16", "WORKERS": "32", "QUEUE": "64", "QUEUE_TIMEOUT": "1s", "TIER_CALLS": "15",
 }
 
 // loadConfig reads the configuration through getenv; every error names
@@ -125,6 +141,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DBTimeout: dur("DB_TIMEOUT"), DBMaxConns: num("DB_MAX_CONNS", 1), OneRead: flag("DB_ONE_READ"),
 		WarmPool: flag("DB_WARM_POOL"),
 		Workers:  num("WORKERS", 1), Queue: num("QUEUE", 0), QueueTimeout: dur("QUEUE_TIMEOUT"), Budget: dur("REQUEST_BUDGET"),
+		TierCalls: num("TIER_CALLS", 1), TierTimeout: dur("TIER_TIMEOUT"), TierConnectTimeout: dur("TIER_CONNECT_TIMEOUT"),
+		TierBreaker: num("TIER_BREAKER", 0), TierFlag: flag("TIER_FLAG"),
+	}
+	for _, s := range strings.Split(getenv("TIER"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Tier = append(c.Tier, s)
+		}
 	}
 	for _, s := range strings.Split(getenv("MEMCACHED"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -158,7 +181,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 // String is the configuration as the log's first line shows it.
 func (c config) String() string {
-	return fmt.Sprintf("release %s, format %s (compat read %t), %d cache calls/request, cache timeout %s (connect %s), breaker %d (cooldown %s), coalesce %t, ttl %s (jitter %.2f), db timeout %s (max %d conns, one read %t, warm pool %t), %d workers, queue %d (%s), budget %s",
+	tier := "no tier"
+	if len(c.Tier) > 0 {
+		tier = fmt.Sprintf("tier %d servers, %d calls/request, timeout %s (connect %s), breaker %d, flag %t",
+			len(c.Tier), c.TierCalls, c.TierTimeout, c.TierConnectTimeout, c.TierBreaker, c.TierFlag)
+	}
+	return fmt.Sprintf("release %s, format %s (compat read %t), %d cache calls/request, cache timeout %s (connect %s), breaker %d (cooldown %s), coalesce %t, ttl %s (jitter %.2f), db timeout %s (max %d conns, one read %t, warm pool %t), %d workers, queue %d (%s), budget %s, %s",
 		c.Release, c.Format, c.CompatRead, c.Calls, c.CallTimeout, c.DialTimeout, c.Breaker, c.Cooldown, c.Coalesce, c.TTL, c.TTLJitter,
-		c.DBTimeout, c.DBMaxConns, c.OneRead, c.WarmPool, c.Workers, c.Queue, c.QueueTimeout, c.Budget)
+		c.DBTimeout, c.DBMaxConns, c.OneRead, c.WarmPool, c.Workers, c.Queue, c.QueueTimeout, c.Budget, tier)
 }

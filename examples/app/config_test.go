@@ -24,6 +24,9 @@ func TestReleasesDefaultTheirProtections(t *testing.T) {
 	if len(v1.Servers) != 2 || v1.Servers[1] != "b:2" || v1.Calls != 15 {
 		t.Errorf("v1 servers %v, calls %d", v1.Servers, v1.Calls)
 	}
+	if len(v1.Tier) != 0 || v1.TierCalls != 15 || v1.TierConnectTimeout != 50*time.Millisecond || v1.TierBreaker != 5 || !v1.TierFlag {
+		t.Errorf("v1 tier = %s", v1)
+	}
 	base["APP_RELEASE"] = "v2"
 	v2, err := loadConfig(env(base))
 	if err != nil {
@@ -31,6 +34,9 @@ func TestReleasesDefaultTheirProtections(t *testing.T) {
 	}
 	if v2.Format != format.Current || v2.CallTimeout != 2*time.Second || v2.Breaker != 0 || v2.Coalesce || v2.Budget != 0 || v2.DBTimeout != 0 || v2.OneRead || v2.WarmPool {
 		t.Errorf("v2 = %s", v2)
+	}
+	if v2.TierTimeout != 2*time.Second || v2.TierConnectTimeout != 2*time.Second || v2.TierBreaker != 0 || v2.TierFlag {
+		t.Errorf("v2 tier = %s", v2)
 	}
 	base["CACHE_BREAKER"] = "3"
 	base["CACHE_TIMEOUT"] = "250ms"

@@ -21,6 +21,11 @@ type metrics struct {
 	dbQueries   prometheus.Counter
 	dbErrors    prometheus.Counter
 	dbLatency   prometheus.Histogram
+
+	tierCalls    prometheus.Counter
+	tierErrors   *prometheus.CounterVec
+	tierSkipped  prometheus.Counter
+	tierFlagOffs prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,7 +49,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dbErrors:    c("db_errors_total", "database queries that failed"),
 		dbLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "db_query_seconds", Help: "database query latency",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		tierCalls:    c("tier_calls_total", "calls to the second cache tier (gets)"),
+		tierErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tier_errors_total", Help: "tier calls that failed, by class"}, []string{"class"}),
+		tierSkipped:  c("tier_skipped_total", "tier calls skipped while the tier's feature flag was off"),
+		tierFlagOffs: c("tier_flag_offs_total", "times the tier's feature flag turned off"),
 	}
-	reg.MustRegister(m.requests, m.latency, m.cacheErrors, m.dbLatency)
+	reg.MustRegister(m.requests, m.latency, m.cacheErrors, m.dbLatency, m.tierErrors)
 	return m
 }

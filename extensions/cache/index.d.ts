@@ -202,7 +202,7 @@ export interface ReplayOptions {
    * max(2 x cacheTimeout, 1s). Default true; false: every command over the per-connection pool.
    */
   cacheMux?: boolean;
-  /** Connections per memcached server, default 64. */
+  /** Connections per memcached server, default 64; a tier server takes up to max(cacheConns, maxInflight), one per request in flight. */
   cacheConns?: number;
   /** Dial timeout per memcached connection, default "250ms". */
   cacheConnectTimeout?: Duration;
