@@ -5,7 +5,7 @@
  * @expect    unprotected=broken protected=held
  * @app       service
  * @tier      1
- * @nightly   before=15 fault=40 after=25
+ * @nightly   before=15 fault=40 after=20
  * @param     before           number  15             seconds of traffic before the tier is cut off
  * @param     fault            number  60             seconds the tier is unreachable (longer than one unprotected request: calls x timeout)
  * @param     after            number  30             seconds after the "redeploy" (the tier reachable again)

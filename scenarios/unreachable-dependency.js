@@ -4,7 +4,7 @@
  * @summary   a new cache tier is unreachable from the fleet (SYNs dropped): each of a request's 15 calls waits the 2 s connect timeout, requests take 30 s and serving slots run out
  * @expect    unprotected=broken protected=held
  * @tier      1
- * @nightly   before=15 fault=40 after=30
+ * @nightly   before=15 fault=40 after=20
  * @param     before          number  20                    seconds of traffic before the tier is cut off
  * @param     fault           number  60                    seconds the tier is unreachable (longer than one unprotected request: calls x timeout)
  * @param     after           number  40                    seconds after the "redeploy" (the tier reachable again)
