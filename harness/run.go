@@ -478,7 +478,7 @@ func describeCtx(ctx context.Context, err error) error {
 
 // runK6 runs k6 in its own process group, so a Ctrl-C reaches it once, from
 // us: it gets SIGINT to stop gracefully (teardown, summary), and SIGKILL if
-// it has not stopped 30 s later.
+// it has not stopped 30 s later. It dies with the harness (startTied).
 func runK6(ctx context.Context, o RunOptions, args, vars []string, logPath string) (int, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -490,11 +490,10 @@ func runK6(ctx context.Context, o RunOptions, args, vars []string, logPath strin
 	cmd.Stdout = io.MultiWriter(logf, o.K6Output)
 	cmd.Stderr = io.MultiWriter(logf, o.K6Output)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	done, err := startTied(cmd)
+	if err != nil {
 		return 0, fmt.Errorf("start k6: %w", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	var waitErr error
 	select {
 	case waitErr = <-done:
