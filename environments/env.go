@@ -261,25 +261,17 @@ func Up(ctx context.Context, opts ...Option) (*Env, error) {
 			errs <- err
 		}
 	}()
-	e.Memcached = make([]Server, cfg.memcached)
-	for i := range cfg.memcached {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := e.startMemcached(ctx, &cfg, fmt.Sprintf("memcached-%d", i), &e.Memcached[i]); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	e.Tier = make([]Server, cfg.tier)
-	for i := range cfg.tier {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := e.startMemcached(ctx, &cfg, fmt.Sprintf("tier-%d", i), &e.Tier[i]); err != nil {
-				errs <- err
-			}
-		}()
+	e.Memcached, e.Tier = make([]Server, cfg.memcached), make([]Server, cfg.tier)
+	for prefix, servers := range map[string][]Server{"memcached": e.Memcached, "tier": e.Tier} {
+		for i := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := e.startMemcached(ctx, &cfg, fmt.Sprintf("%s-%d", prefix, i), &servers[i]); err != nil {
+					errs <- err
+				}
+			}()
+		}
 	}
 	wg.Add(1)
 	go func() {
