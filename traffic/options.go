@@ -169,8 +169,10 @@ type Config struct {
 	// random (default 0): a cache in the steady state of invalidating
 	// writes, where a written entry is gone until its key's next read.
 	// With reads and writes drawn from one Zipf, every key is absent with
-	// the same chance, w/(r+w) for write share w and read share r; the hot
-	// set is kept whole when writes stay off it (HotSetReadOnly). Without
+	// the same chance, w/(r+w) for write share w and read share r; when
+	// writes stay off the hot set (HotSetReadOnly) it is kept whole and the
+	// other keys, which take all the writes, are left out more often (odds
+	// w/r over 1 - the hot set's share of reads). Without
 	// it, the refills of rarely read keys catch up for minutes and pass
 	// for a rise.
 	WarmAbsent float64 `opt:"warmAbsent"`
