@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,20 @@ func recoveryRun(t *testing.T, slow ...[2]float64) *collector {
 // recoveryRunAt is recoveryRun with slowUS µs per fetch in the slow spans.
 func recoveryRunAt(t *testing.T, slowUS int64, slow ...[2]float64) *collector {
 	t.Helper()
+	return recoveryRunWith(t, func(s float64) int64 {
+		for _, sp := range slow {
+			if s >= sp[0] && s < sp[1] {
+				return slowUS
+			}
+		}
+		return 1000
+	})
+}
+
+// recoveryRunWith is recoveryRun with lat(s) µs per fetch at s seconds
+// (500 ms during the overload whatever lat says).
+func recoveryRunWith(t *testing.T, lat func(s float64) int64) *collector {
+	t.Helper()
 	k6 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tr := k6.Add(time.Second)
 	at := func(s float64) time.Time { return tr.Add(time.Duration(s * float64(time.Second))) }
@@ -71,14 +86,9 @@ func recoveryRunAt(t *testing.T, slowUS int64, slow ...[2]float64) *collector {
 	var bs []bucket
 	for i := 0; i < 1000; i++ {
 		s := float64(i) / 10
-		lat := int64(1000)
+		lat := lat(s)
 		if s >= 10 && s < 20 {
 			lat = 500_000
-		}
-		for _, sp := range slow {
-			if s >= sp[0] && s < sp[1] {
-				lat = slowUS
-			}
 		}
 		b := bucket{at: at(s), counts: map[string]int64{"fetch.offered": 10, "fetch.served": 10, "fetch.count": 10, "fetch.sum_us": 10 * lat}}
 		for range 10 {
@@ -179,6 +189,63 @@ func TestRecoveryLatencySlackIsAFloorOnTheBand(t *testing.T) {
 	}
 	if err := (RecoverySpec{After: "overload", LatencySlack: -1}).validate(); err == nil || !strings.Contains(err.Error(), "latency_slack_ms") {
 		t.Errorf("negative slack: %v, want an error naming latency_slack_ms", err)
+	}
+}
+
+// noise_sigmas widens the band by the counting noise of the two means,
+// measured from their 1 s means: fetches alternating between 1 and 3 ms a
+// second (a mean of 2 ms) before, and 0.5 ms slower after the overload,
+// are 1.25x: not recovered by 1.1x alone; with 3 sigmas (each 10 s mean's
+// standard error 0.33 ms, the band 2.2 + 3 x 0.50 = 3.69 ms) recovered.
+// A shift past the noise (4.5 ms) and the overload itself (500 ms) stay
+// out of it, and the result records the window that decided.
+func TestRecoveryNoiseSigmasWidenTheBandByTheMeansNoise(t *testing.T) {
+	noisy := func(shift int64) func(s float64) int64 {
+		return func(s float64) int64 {
+			lat := int64(1000)
+			if int(s)%2 == 1 {
+				lat = 3000
+			}
+			if s >= 20 {
+				lat += shift
+			}
+			return lat
+		}
+	}
+	rule := RecoverySpec{After: "overload", Reference: "before", Window: 10, Settle: 5}
+	c := recoveryRunWith(t, noisy(500))
+	if r := c.judgeRecovery(&rule, c.phases(nil)); r.Recovered {
+		t.Fatalf("2.5 ms against 2 ms, no noise allowance: %+v, want not recovered", r)
+	}
+	noise := rule
+	noise.NoiseSigmas = 3
+	r := c.judgeRecovery(&noise, c.phases(nil))
+	if !r.Recovered || r.RecoveryS == nil || float64(*r.RecoveryS) != 5 || r.NoiseSigmas != 3 {
+		t.Fatalf("2.5 ms against 2 ms, 3 sigmas: %+v, want recovered 5 s after the removal, noise_sigmas recorded", r)
+	}
+	if j := r.Judged; j == nil || float64(j.FromS) != 5 || math.Abs(float64(j.MeanMs)-2.5) > 0.01 || math.Abs(float64(j.BandMs)-3.69) > 0.02 {
+		t.Errorf("judged window %+v, want from 5 s, mean 2.5 ms, band 3.69 ms", j)
+	}
+	c = recoveryRunWith(t, noisy(2500))
+	r = c.judgeRecovery(&noise, c.phases(nil))
+	if r.Recovered {
+		t.Errorf("4.5 ms against 2 ms, 3 sigmas: %+v, want not recovered", r)
+	}
+	if j := r.Judged; j == nil || float64(j.MeanMs) <= float64(j.BandMs) {
+		t.Errorf("judged window %+v, want the last window judged, its mean above its band", j)
+	}
+	// the overload never removed: every window after it is 500 ms
+	c = recoveryRunWith(t, func(s float64) int64 {
+		if s >= 20 {
+			return 500_000
+		}
+		return noisy(0)(s)
+	})
+	if r = c.judgeRecovery(&noise, c.phases(nil)); r.Recovered {
+		t.Errorf("500 ms after the overload, 3 sigmas: %+v, want not recovered", r)
+	}
+	if err := (RecoverySpec{After: "overload", NoiseSigmas: -1}).validate(); err == nil || !strings.Contains(err.Error(), "noise_sigmas") {
+		t.Errorf("negative noise_sigmas: %v, want an error naming it", err)
 	}
 }
 

@@ -264,8 +264,11 @@ type Recovery struct {
 	// LatencySlackMs is added to the bound: the noise floor of a mean
 	// latency on the host, when the drill declares one.
 	LatencySlackMs float64 `json:"latency_slack_ms,omitempty"`
-	ErrorBudget    float64 `json:"error_budget"`
-	RemovedAt      float64 `json:"removed_at"` // seconds since the start of traffic
+	// NoiseSigmas widens the bound by that many standard errors of the
+	// difference of the two means, when the drill declares it.
+	NoiseSigmas float64 `json:"noise_sigmas,omitempty"`
+	ErrorBudget float64 `json:"error_budget"`
+	RemovedAt   float64 `json:"removed_at"` // seconds since the start of traffic
 	// Reference is the phase whose mean latency is the healthy one
 	// (before, unless the drill names a window), BeforeMeanMs that mean.
 	Reference    string `json:"reference,omitempty"`
@@ -275,7 +278,21 @@ type Recovery struct {
 	// healthy window; RelapseS to the start of a later unhealthy one.
 	RecoveryS *Float `json:"recovery_s,omitempty"`
 	RelapseS  *Float `json:"relapse_s,omitempty"`
-	Note      string `json:"note,omitempty"`
+	// Judged is the window that decided: the first healthy one, the one
+	// that relapsed, or, when none was healthy, the last one judged.
+	Judged *RecoveryWindow `json:"judged,omitempty"`
+	Note   string          `json:"note,omitempty"`
+}
+
+// RecoveryWindow is one window of the recovery rule, from and to in
+// seconds after the trigger's removal: its mean fetch latency against the
+// band it had to stay within, and the share of its operations not served.
+type RecoveryWindow struct {
+	FromS    Float `json:"from_s"`
+	ToS      Float `json:"to_s"`
+	MeanMs   Float `json:"mean_ms,omitempty"`
+	BandMs   Float `json:"band_ms,omitempty"`
+	Unserved Float `json:"unserved"`
 }
 
 // Threshold is one k6 threshold expression and its outcome.

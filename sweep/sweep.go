@@ -102,6 +102,8 @@ type Cell struct {
 	// drill that watches recovery.
 	Recovered *bool    `json:"recovered,omitempty"`
 	RecoveryS *float64 `json:"recovery_s,omitempty"`
+	// Judged is the rule's deciding window: why a cell stayed down.
+	Judged *reports.RecoveryWindow `json:"judged,omitempty"`
 	// DBRatePeak is the busiest second of database queries in the run.
 	DBRatePeak *float64 `json:"db_rate_peak,omitempty"`
 	// ServedAfter is the share of the offered operations served in the
@@ -381,6 +383,7 @@ func fill(c *Cell, r *reports.Result) {
 	if rec := r.Recovery; rec != nil {
 		ok := rec.Recovered
 		c.Recovered = &ok
+		c.Judged = rec.Judged
 		if rec.RecoveryS != nil {
 			v := float64(*rec.RecoveryS)
 			c.RecoveryS = &v

@@ -52,7 +52,7 @@ func (f *fakeRun) run(_ context.Context, o harness.RunOptions) (*reports.Result,
 		served = 1000 / (rate * trig) // the larger the storm, the less it serves
 	}
 	rs := reports.Float(trig)
-	rec := &reports.Recovery{Recovered: !down}
+	rec := &reports.Recovery{Recovered: !down, Judged: &reports.RecoveryWindow{FromS: 10, ToS: 40, MeanMs: reports.Float(trig), BandMs: 3}}
 	if !down {
 		rec.RecoveryS = &rs
 	}
@@ -103,6 +103,9 @@ func TestSweepRunsTheGridAndMapsIt(t *testing.T) {
 	}
 	if c := s.Cells[5]; c.ServedAfter == nil || *c.ServedAfter != 0.25 {
 		t.Errorf("served after the trigger in rate=400 trigger=10: %v, want 0.25 from its \"after\" phase", c.ServedAfter)
+	}
+	if c := s.Cells[5]; c.Judged == nil || c.Judged.MeanMs != 10 || c.Judged.BandMs != 3 {
+		t.Errorf("judged window in rate=400 trigger=10: %+v, want the run's deciding window (mean 10 ms, band 3 ms)", c.Judged)
 	}
 	if s.Capacity != 50 || s.Cells[5].LoadShare == nil || *s.Cells[5].LoadShare != 8 {
 		t.Errorf("capacity %v, load share of rate 400: %v; want 50 and 8", s.Capacity, s.Cells[5].LoadShare)
