@@ -107,6 +107,13 @@ func runDrillBothVerdicts(t *testing.T, bin, k6 string, c drillCase) {
 		var checks strings.Builder
 		_ = reports.WriteChecksText(&checks, r)
 		t.Logf("%s", checks.String())
+		// the recovery rule's deciding window: the run's folder is gone
+		// with the test, and a "not recovered" needs its figures
+		if rc := r.Recovery; rc != nil && rc.Judged != nil {
+			j := rc.Judged
+			t.Logf("%s recovery: recovered=%v, reference mean %v ms; deciding window %v-%v s after the removal: mean %v ms, band %v ms, unserved %v",
+				r.Profile, rc.Recovered, rc.BeforeMeanMs, j.FromS, j.ToS, j.MeanMs, j.BandMs, j.Unserved)
+		}
 	}
 	if err != nil {
 		t.Errorf("firedrill run %s: %v\nstdout:\n%s\nstderr:\n%s", c.name, err, stdout.String(), stderr.String())
