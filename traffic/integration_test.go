@@ -382,7 +382,7 @@ func TestWarmLeavesAShareAbsent(t *testing.T) {
 	}
 	// Writes fall on the cold keys only, so their odds of being absent
 	// grow by 1/(1 - the hot set's share of reads).
-	hotShare := zipf.Zeta(uint64(c.HotSet), c.Theta) / zipf.Zeta(c.Keys, c.Theta)
+	hotShare := zipf.TopShare(uint64(c.HotSet), c.Keys, c.Theta)
 	odds := c.WarmAbsent / (1 - c.WarmAbsent) / (1 - hotShare)
 	cold := odds / (1 + odds)
 	present, hot := 0, 0

@@ -662,7 +662,7 @@ func (e *Engine) coldAbsent(absent float64) float64 {
 	if !e.cfg.HotSetReadOnly || e.cfg.HotSet <= 0 {
 		return absent
 	}
-	hot := zipf.Zeta(uint64(e.cfg.HotSet), e.cfg.Theta) / zipf.Zeta(e.cfg.Keys, e.cfg.Theta)
+	hot := zipf.TopShare(uint64(e.cfg.HotSet), e.cfg.Keys, e.cfg.Theta)
 	odds := absent / (1 - absent) / (1 - hot)
 	return odds / (1 + odds)
 }

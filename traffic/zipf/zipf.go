@@ -47,6 +47,12 @@ func New(n uint64, theta float64) (*Sampler, error) {
 // N returns the number of items.
 func (s *Sampler) N() uint64 { return s.n }
 
+// TopShare is the share of the draws over n ranks that fall on the top
+// most popular ones (Rank below top).
+func TopShare(top, n uint64, theta float64) float64 {
+	return Zeta(min(top, n), theta) / Zeta(n, theta)
+}
+
 // Zeta returns the generalised harmonic number sum_{i=1..n} i^-theta, exactly
 // for small n and by Euler–Maclaurin (error far below 1e-9 relative) above.
 func Zeta(n uint64, theta float64) float64 {

@@ -130,3 +130,34 @@ func BenchmarkNext(b *testing.B) {
 		_ = s.Next(r)
 	}
 }
+
+// TopShare is the draws' share of the top ranks: all of them for the whole
+// range (and past it), 1/Zeta for the first rank, and the sampler's own
+// draws agree with it.
+func TestTopShare(t *testing.T) {
+	if got := TopShare(1000, 1000, 0.99); got != 1 {
+		t.Errorf("TopShare(1000 of 1000) = %v, want 1", got)
+	}
+	if got := TopShare(2000, 1000, 0.99); got != 1 {
+		t.Errorf("TopShare(2000 of 1000) = %v, want 1 (no more ranks than n)", got)
+	}
+	if got, want := TopShare(1, 1000, 0.99), 1/Zeta(1000, 0.99); math.Abs(got-want) > 1e-12 {
+		t.Errorf("TopShare(1 of 1000) = %v, want %v", got, want)
+	}
+	s, err := New(20000, 0.99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	const draws = 200000
+	top := 0
+	for range draws {
+		if s.Rank(r) < 500 {
+			top++
+		}
+	}
+	want := TopShare(500, 20000, 0.99)
+	if sd := math.Sqrt(want * (1 - want) / draws); math.Abs(float64(top)/draws-want) > 4*sd {
+		t.Errorf("draws on the top 500 of 20000: %.4f, want %.4f +- %.4f (4 sigma)", float64(top)/draws, want, 4*sd)
+	}
+}
