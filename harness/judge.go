@@ -491,7 +491,7 @@ func (c *collector) judge(spec *Spec, profile string, ps []phase) []reports.Chec
 		if cs.parsed.relMetric != "" {
 			ch.Relative = cs.parsed.relMetric + "@" + cs.parsed.rel
 		}
-		ok, note := c.evaluate(cs.parsed, cs.Phase, ps, &ch)
+		ok, note := c.evaluate(cs.parsed, cs.Kind, cs.Phase, ps, &ch)
 		if cs.Kind == reports.Integrity {
 			if ch.Observed == nil {
 				unread = true
@@ -593,7 +593,7 @@ func outcome(kind string, ok bool) string {
 
 // evaluate fills ch's observed, reference and bound values and says
 // whether the expression held; note explains a check without data.
-func (c *collector) evaluate(e expr, phaseName string, ps []phase, ch *reports.Check) (bool, string) {
+func (c *collector) evaluate(e expr, kind, phaseName string, ps []phase, ch *reports.Check) (bool, string) {
 	p, ok := findPhase(ps, phaseName)
 	if !ok {
 		return false, "no phase " + phaseName + " in this run"
@@ -621,7 +621,84 @@ func (c *collector) evaluate(e expr, phaseName string, ps []phase, ch *reports.C
 	}
 	fb := reports.Float(roundSig(bound))
 	ch.Bound = &fb
-	return e.holds(v, bound), ""
+	ok = e.holds(v, bound)
+	if kind == reports.SteadyState && (e.op == "<=" || e.op == "<") {
+		if over, n, q, counted := c.beyond(e.metric, e.sel, p.w, bound, e.op == "<"); counted {
+			allowed := quantileAllowance(n, q)
+			pname := e.metric[strings.LastIndex(e.metric, "_")+1:]
+			switch {
+			case !ok && float64(over) <= allowed:
+				return true, fmt.Sprintf("%d of %d above the bound: within a %s's sampling noise at %d samples (it allows %.1f: %g%% and %g sigma)",
+					over, n, pname, n, allowed, 100-100*q, quantileSigmas)
+			case !ok:
+				return false, fmt.Sprintf("%d of %d above the bound; a %s allows %.1f (%g%% and %g sigma of sampling noise)",
+					over, n, pname, allowed, 100-100*q, quantileSigmas)
+			}
+		}
+	}
+	return ok, ""
+}
+
+// quantileSigmas is how many standard deviations of sampling noise a
+// steady state's percentile bound allows: `p99 <= B` fails only when the
+// share of samples above B is past 1% by more than that. A window's p99
+// over 400 requests is its 4th slowest, and this host's own wake-up
+// stalls (8-30 ms round trips to a local memcached, no Docker, in bursts
+// of a few seconds) put a handful of requests past any bound a few times
+// an hour: that is the machine, not the system under test.
+const quantileSigmas = 3.0
+
+// quantileAllowance is how many of n samples may lie above a q-quantile's
+// bound before the bound is broken beyond sampling noise: the binomial
+// count's mean (1-q)n and quantileSigmas of its standard deviation.
+func quantileAllowance(n int64, q float64) float64 {
+	nf := float64(n)
+	return (1-q)*nf + quantileSigmas*math.Sqrt(q*(1-q)*nf)
+}
+
+// beyond counts the samples of a percentile metric (an engine latency or
+// http_pXX) over w that lie above bound ms (at or above when strict),
+// operations that never finished counted above any bound; n is every
+// sample and q the percentile as a fraction. counted is false for any
+// other metric.
+func (c *collector) beyond(name string, sel map[string]string, w span, bound float64, strict bool) (over, n int64, q float64, counted bool) {
+	var hist *hdrhistogram.Histogram
+	var inf int64
+	var stat string
+	if strings.HasPrefix(name, "http_") && isHTTPMetric(name) {
+		stat = strings.TrimPrefix(name, "http_")
+		p, err := percentile(stat)
+		if err != nil || !c.hasHTTP() {
+			return 0, 0, 0, false
+		}
+		q = p / 100
+		hist = c.httpHistogram(sel, w)
+	} else {
+		h, st, ok := latencyName(name)
+		if !ok || st[0] != 'p' {
+			return 0, 0, 0, false
+		}
+		p, _ := percentile(st)
+		q = p / 100
+		if o, ok := latencyOps[h]; ok && o != "" {
+			if op := sel["op"]; op != "" && op != o {
+				return 0, 0, 0, false
+			}
+			inf = c.ledgerSum(w, o, "unsent") + c.ledgerSum(w, o, "unfinished")
+		}
+		hist = c.histogram(h, w)
+	}
+	over, n = inf, inf
+	if hist != nil {
+		limit := int64(math.Round(bound * 1000)) // µs
+		for _, b := range hist.Distribution() {
+			n += b.Count
+			if b.To > limit || (strict && b.To == limit) {
+				over += b.Count
+			}
+		}
+	}
+	return over, n, q, n > 0
 }
 
 // decide turns judged checks into the verdict a profile reached: invalid
