@@ -7,6 +7,8 @@ package sweep
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +81,11 @@ type Sweep struct {
 	Repeats  int               `json:"repeats"`
 	Short    bool              `json:"short"`
 	Set      map[string]string `json:"set,omitempty"`
+	// DrillDigest is the SHA-256 of the drill's file and of the library
+	// beside it (lib/*.js) when the sweep started: every cell runs the
+	// drill as it was then, so an edit mid-sweep stops it rather than mix
+	// two drills in one map.
+	DrillDigest string `json:"drill_sha256,omitempty"`
 	// Capacity is the database's capacity (fills/s) the first run
 	// measured: every cell's load is shown as a share of this one figure.
 	Capacity float64   `json:"capacity_fills_per_s,omitempty"`
@@ -223,8 +230,12 @@ func Run(ctx context.Context, o Options) (*Sweep, error) {
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
 	}
+	digest, err := drillDigest(o.Drill.Path)
+	if err != nil {
+		return nil, err
+	}
 	want := &Sweep{Drill: o.Drill.Name, Axes: o.Axes, Profiles: o.Profiles, Repeats: o.Repeats, Short: o.Short,
-		Set: o.Set, Started: time.Now().UTC()}
+		Set: o.Set, DrillDigest: digest, Started: time.Now().UTC()}
 	s, err := Read(o.OutDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -234,6 +245,9 @@ func Run(ctx context.Context, o Options) (*Sweep, error) {
 	default:
 		if why := sameGrid(s, want); why != "" {
 			return nil, fmt.Errorf("sweep: %s holds a sweep of another grid (%s): give another --out, or the flags it was started with to resume it", o.OutDir, why)
+		}
+		if s.DrillDigest != "" && s.DrillDigest != digest {
+			return nil, fmt.Errorf("sweep: %s was run with another version of %s (or of its lib/): its cells would mix two drills; restore the drill to resume, or give another --out", o.OutDir, o.Drill.Path)
 		}
 		s.Complete = false
 	}
@@ -265,6 +279,16 @@ func Run(ctx context.Context, o Options) (*Sweep, error) {
 	for n, j := range jobs {
 		if ctx.Err() != nil {
 			break
+		}
+		if now, err := drillDigest(o.Drill.Path); err != nil || now != digest {
+			s.Complete = false
+			if werr := write(o.OutDir, s); werr != nil {
+				return s, werr
+			}
+			if err == nil {
+				err = fmt.Errorf("%s (or its lib/) changed since the sweep started: the cells left would run another drill than those done; restore it and run the same command to resume, or start a new sweep with another --out", o.Drill.Path)
+			}
+			return s, fmt.Errorf("sweep: %w", err)
 		}
 		ro := o.Template
 		ro.Drill, ro.Profile = o.Drill, j.profile
@@ -328,6 +352,30 @@ func Run(ctx context.Context, o Options) (*Sweep, error) {
 		return s, errors.New("sweep: some cells gave no result (see their errors in sweep.json); run the same command again to retry them")
 	}
 	return s, nil
+}
+
+// drillDigest is the SHA-256 of the drill's file and of every lib/*.js
+// beside it, which a drill imports; "" for a drill read from nowhere (a
+// test's).
+func drillDigest(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	lib, err := filepath.Glob(filepath.Join(filepath.Dir(path), "lib", "*.js"))
+	if err != nil {
+		return "", fmt.Errorf("sweep: %w", err)
+	}
+	slices.Sort(lib)
+	h := sha256.New()
+	for _, f := range append([]string{path}, lib...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("sweep: read the drill: %w", err)
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // doneCells counts the cells with a result; a sweep's cells are unique

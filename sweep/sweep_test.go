@@ -228,3 +228,52 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs from the current output; inspect it and run go test ./sweep -run %s -update if the change is intended", path, t.Name())
 	}
 }
+
+// A drill edited in the middle of a sweep stops it before the next cell,
+// and a sweep folder is not resumed with another version of the drill:
+// one map, one drill.
+func TestSweepStopsWhenItsDrillChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "storm.js")
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, text string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(path, "// v1\n")
+	write(filepath.Join(dir, "lib", "firedrill.js"), "// lib v1\n")
+	f := &fakeRun{}
+	o := options(t, f)
+	o.Drill.Path = path
+	o.Run = func(c context.Context, ro harness.RunOptions) (*reports.Result, string, error) {
+		if len(f.calls) == 1 {
+			write(filepath.Join(dir, "lib", "firedrill.js"), "// lib v2\n") // edited during the second cell
+		}
+		return f.run(c, ro)
+	}
+	s, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "changed since the sweep started") || s.Complete {
+		t.Fatalf("an edit of the drill's lib mid-sweep: err %v, complete %v; want a stop that names the change", err, s != nil && s.Complete)
+	}
+	if len(f.calls) != 2 || doneCells(s) != 2 || s.DrillDigest == "" {
+		t.Errorf("%d runs, %d cells done, digest %q: want the 2 cells before the edit kept and no third run", len(f.calls), doneCells(s), s.DrillDigest)
+	}
+	// resumed with the edited drill: refused, nothing run
+	o.Run = f.run
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "another version of") {
+		t.Errorf("resume with an edited drill: %v, want a refusal", err)
+	}
+	if len(f.calls) != 2 {
+		t.Errorf("%d runs after a refused resume, want 2", len(f.calls))
+	}
+	// the drill restored: it resumes where it stopped
+	write(filepath.Join(dir, "lib", "firedrill.js"), "// lib v1\n")
+	s, err = Run(context.Background(), o)
+	if err != nil || !s.Complete || len(f.calls) != 6 {
+		t.Errorf("resume with the drill restored: %v, complete %v, %d runs; want the 4 cells left run", err, s.Complete, len(f.calls))
+	}
+}
