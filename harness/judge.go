@@ -346,13 +346,9 @@ func percentile(stat string) (float64, error) {
 // its operations that never finished (unsent, unfinished) as slower than
 // any value: a percentile that falls on them is +Inf.
 func (c *collector) latency(h, stat, op string, w span) (float64, bool) {
-	hist := c.histogram(h, w)
-	var inf int64
-	if o, ok := latencyOps[h]; ok && o != "" {
-		if op != "" && op != o {
-			return 0, false
-		}
-		inf = c.ledgerSum(w, o, "unsent") + c.ledgerSum(w, o, "unfinished")
+	hist, inf, ok := c.latencySamples(h, op, w)
+	if !ok {
+		return 0, false
 	}
 	var n int64
 	if hist != nil {
@@ -378,6 +374,20 @@ func (c *collector) latency(h, stat, op string, w span) (float64, bool) {
 	}
 	p, _ := percentile(stat)
 	return quantileWithInf(hist, n, inf, p), true
+}
+
+// latencySamples is engine latency h's histogram over w and the count of
+// its operations that never finished (unsent, unfinished), which rank
+// above every recorded one; ok is false when the check asks for another
+// operation than h's.
+func (c *collector) latencySamples(h, op string, w span) (hist *hdrhistogram.Histogram, inf int64, ok bool) {
+	if o, found := latencyOps[h]; found && o != "" {
+		if op != "" && op != o {
+			return nil, 0, false
+		}
+		inf = c.ledgerSum(w, o, "unsent") + c.ledgerSum(w, o, "unfinished")
+	}
+	return c.histogram(h, w), inf, true
 }
 
 // quantileWithInf is the p-th percentile, in ms, of n recorded values and
@@ -628,8 +638,8 @@ func (c *collector) evaluate(e expr, kind, phaseName string, ps []phase, ch *rep
 			pname := e.metric[strings.LastIndex(e.metric, "_")+1:]
 			switch {
 			case !ok && float64(over) <= allowed:
-				return true, fmt.Sprintf("%d of %d above the bound: within a %s's sampling noise at %d samples (it allows %.1f: %g%% and %g sigma)",
-					over, n, pname, n, allowed, 100-100*q, quantileSigmas)
+				return true, fmt.Sprintf("%d of %d above the bound: within a %s's sampling noise (it allows %.1f: %g%% and %g sigma)",
+					over, n, pname, allowed, 100-100*q, quantileSigmas)
 			case !ok:
 				return false, fmt.Sprintf("%d of %d above the bound; a %s allows %.1f (%g%% and %g sigma of sampling noise)",
 					over, n, pname, allowed, 100-100*q, quantileSigmas)
@@ -664,10 +674,8 @@ func quantileAllowance(n int64, q float64) float64 {
 func (c *collector) beyond(name string, sel map[string]string, w span, bound float64, strict bool) (over, n int64, q float64, counted bool) {
 	var hist *hdrhistogram.Histogram
 	var inf int64
-	var stat string
 	if strings.HasPrefix(name, "http_") && isHTTPMetric(name) {
-		stat = strings.TrimPrefix(name, "http_")
-		p, err := percentile(stat)
+		p, err := percentile(strings.TrimPrefix(name, "http_"))
 		if err != nil || !c.hasHTTP() {
 			return 0, 0, 0, false
 		}
@@ -680,13 +688,9 @@ func (c *collector) beyond(name string, sel map[string]string, w span, bound flo
 		}
 		p, _ := percentile(st)
 		q = p / 100
-		if o, ok := latencyOps[h]; ok && o != "" {
-			if op := sel["op"]; op != "" && op != o {
-				return 0, 0, 0, false
-			}
-			inf = c.ledgerSum(w, o, "unsent") + c.ledgerSum(w, o, "unfinished")
+		if hist, inf, ok = c.latencySamples(h, sel["op"], w); !ok {
+			return 0, 0, 0, false
 		}
-		hist = c.histogram(h, w)
 	}
 	over, n = inf, inf
 	if hist != nil {
