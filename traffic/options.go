@@ -12,6 +12,11 @@ import (
 	"github.com/firedrill-dev/firedrill/traffic/format"
 )
 
+// MaxFillPasses bounds a fill's work (FillWork) to this many passes over
+// the records table: past it a drill's fill costs more than any database
+// it would be run against can serve at a useful rate.
+const MaxFillPasses = 64
+
 // Config is the full replay configuration. Build it with NewConfig and
 // options, or with ConfigFromMap from a JS-style option map.
 type Config struct {
@@ -181,8 +186,9 @@ type Config struct {
 	// expensive miss path whose cost is real work on the database's CPU,
 	// so under the container's CPU quota its latency grows with the
 	// queries running beside it, and a query whose client gave up still
-	// burns its share. At most Rows (default 0). Seeding and warming skip
-	// it; Calibrate measures the capacity it leaves.
+	// burns its share. More than Rows reads the table in several passes,
+	// at most MaxFillPasses (default 0). Seeding and warming skip it;
+	// Calibrate measures the capacity it leaves.
 	FillWork int `opt:"fillWork"`
 	// QueryDelay makes each fill query wait this long on the database
 	// (MySQL SLEEP per row read) without costing it anything: for tests of
@@ -507,8 +513,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option tierConnectTimeout: %v must be > 0", c.TierConnectTimeout)
 	case c.QueryDelay < 0 || c.QueryDelay > 10*time.Second:
 		return fmt.Errorf("option queryDelay: %v must be in [0, 10s]", c.QueryDelay)
-	case c.FillWork < 0 || uint64(c.FillWork) > c.Rows:
-		return fmt.Errorf("option fillWork: %d must be in [0, rows %d]", c.FillWork, c.Rows)
+	case c.FillWork < 0 || uint64(c.FillWork) > MaxFillPasses*c.Rows:
+		return fmt.Errorf("option fillWork: %d must be in [0, %d x rows %d]", c.FillWork, MaxFillPasses, c.Rows)
 	case c.Interval < 100*time.Millisecond:
 		return fmt.Errorf("option interval: %v must be >= 100ms", c.Interval)
 	}

@@ -881,16 +881,35 @@ func (w *worker) loadManyDB(ctx context.Context, db *sql.DB, ids []uint64) (map[
 }
 
 // delayClause is the FillWork and QueryDelay conditions appended to fill
-// queries. The work is an uncorrelated subquery: the server reads its
-// rows once per statement, whatever the rows the fill itself reads.
+// queries. The work is uncorrelated subqueries: the server reads their
+// rows once per statement, whatever the rows the fill itself reads. Work
+// past the table's rows is split into passes over it, one subquery each
+// (their aliases differ, so each is a statement item of its own).
 func (e *Engine) delayClause() string {
 	var b strings.Builder
-	if e.cfg.FillWork > 0 {
-		b.WriteString(" AND (SELECT COALESCE(SUM(w.version), 0) FROM " + e.cfg.Table + " w WHERE w.id <= " +
-			strconv.Itoa(e.cfg.FillWork) + ") >= 0")
+	if w := e.cfg.FillWork; w > 0 {
+		passes := fillPasses(w, e.cfg.Rows)
+		per := strconv.Itoa((w + passes - 1) / passes)
+		for i := range passes {
+			a := "w"
+			if i > 0 {
+				a += strconv.Itoa(i)
+			}
+			b.WriteString(" AND (SELECT COALESCE(SUM(" + a + ".version), 0) FROM " + e.cfg.Table + " " + a +
+				" WHERE " + a + ".id <= " + per + ") >= 0")
+		}
 	}
 	if e.cfg.QueryDelay > 0 {
 		b.WriteString(" AND SLEEP(" + strconv.FormatFloat(e.cfg.QueryDelay.Seconds(), 'f', 4, 64) + ") = 0")
 	}
 	return b.String()
+}
+
+// fillPasses is how many passes over a table of rows records a fill's
+// work of w rows takes.
+func fillPasses(w int, rows uint64) int {
+	if rows == 0 || uint64(w) <= rows {
+		return 1
+	}
+	return int((uint64(w) + rows - 1) / rows)
 }

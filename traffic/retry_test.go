@@ -123,7 +123,7 @@ func TestRetryOptions(t *testing.T) {
 		"option protections.retryJitter: must": {"protections": map[string]any{"retryJitter": "yes"}},
 		"option protections.retryBudget":       {"protections": map[string]any{"retryBudget": -0.1}},
 		"option protections.retryBudgetWindow": {"protections": map[string]any{"retryBudgetWindow": "1ms"}},
-		"option fillWork":                      {"rows": int64(1000), "fillWork": int64(1001)},
+		"option fillWork":                      {"rows": int64(1000), "fillWork": int64(64001)},
 		`option retryBudget: unknown`:          {"retryBudget": 0.1}, // it moved under protections
 	} {
 		_, err := ConfigFromMap(msg)
@@ -175,5 +175,30 @@ func TestRetryingStopsAtRetriesAndBudget(t *testing.T) {
 	_, _ = retrying(context.Background(), w, p, func() (int, error) { calls++; return 0, fail })
 	if calls != 1 {
 		t.Errorf("retries off: %d calls", calls)
+	}
+}
+
+// A fill's work past the table's rows is read in passes of equal length,
+// each its own subquery, so the work asked for is the work done.
+func TestFillWorkPastTheTableReadsItInPasses(t *testing.T) {
+	t.Setenv("FIREDRILL_MEMCACHED", "127.0.0.1:1")
+	t.Setenv("FIREDRILL_MEMCACHED_DIRECT", "")
+	for _, tc := range []struct {
+		work, passes int
+		per          string
+	}{
+		{500, 1, "w.id <= 500)"},
+		{1000, 1, "w.id <= 1000)"},
+		{2500, 3, "w2.id <= 834)"},
+		{64000, 64, "w63.id <= 1000)"},
+	} {
+		c, err := ConfigFromMap(map[string]any{"rows": int64(1000), "fillWork": int64(tc.work)})
+		if err != nil {
+			t.Fatalf("fillWork %d: %v", tc.work, err)
+		}
+		q := (&Engine{cfg: c}).delayClause()
+		if n := strings.Count(q, "SELECT COALESCE(SUM("); n != tc.passes || !strings.Contains(q, tc.per) {
+			t.Errorf("fillWork %d: %d subqueries, want %d reading %q: %s", tc.work, n, tc.passes, tc.per, q)
+		}
 	}
 }

@@ -143,8 +143,13 @@ export function shareCount(n) {
  * work, the work is scaled to the target, and the capacity for it is
  * measured again, and the work rescaled and measured up to twice more
  * while the capacity is more than 10% off the target (a fill's cost is
- * about proportional to the rows it reads). The last capacity measured is
- * recorded (firedrill_db_capacity). Call it from setup, after cache.seed;
+ * about proportional to the rows it reads). A fill may read the table
+ * several times over (at most 64): bounding the work at one pass left
+ * drills whose table is quicker to read than fillMs at a capacity up to
+ * half again their target, silently. A capacity still more than 25% off
+ * the target after that is an error: the drill's load would not be what
+ * it declares. The last capacity measured is recorded
+ * (firedrill_db_capacity). Call it from setup, after cache.seed;
  * replay options pass the result as fillWork. opts are the replay's
  * options (rows, keys, hotSet, seed, table).
  *
@@ -159,7 +164,7 @@ export function calibratedWork(cacheModule, opts, fillMs) {
   const probeWork = Math.min(rows, 20000);
   const probe = cacheModule.calibrate(Object.assign({}, opts, { fillWork: probeWork, connections: 4, duration: '1s' }));
   const target = 1000 / fillMs;
-  const clamp = (w) => Math.max(100, Math.min(rows, Math.round(w)));
+  const clamp = (w) => Math.max(100, Math.min(64 * rows, Math.round(w)));
   let work = clamp(probeWork * probe.fillsPerSecond / target);
   const steps = [];
   let c;
@@ -172,6 +177,11 @@ export function calibratedWork(cacheModule, opts, fillMs) {
   }
   console.log(`calibration: a fill reads ${work} rows: capacity ${c.fillsPerSecond.toFixed(0)} fills/s ` +
     `(target ${target.toFixed(0)}; the probe's ${probeWork} rows: ${probe.fillsPerSecond.toFixed(0)}/s; ${steps.join(', ')})`);
+  if (Math.abs(c.fillsPerSecond / target - 1) > 0.25) {
+    throw new Error(`calibration: capacity ${c.fillsPerSecond.toFixed(0)} fills/s is more than 25% off the target ` +
+      `${target.toFixed(0)} (fill_ms ${fillMs}) after ${steps.length} steps (${steps.join(', ')}): the database is too ` +
+      'slow or too busy for this fill_ms; run the drill on a quieter machine or set a larger fill_ms');
+  }
   return { fillWork: work, capacity: c.fillsPerSecond };
 }
 
