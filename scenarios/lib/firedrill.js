@@ -141,7 +141,7 @@ export function shareCount(n) {
  * database's CPU quota (its capacity is then 1000 / fillMs fills a
  * second, whatever the machine): a probe measures the capacity for a known
  * work, the work is scaled to the target, and the capacity for it is
- * measured again, and the work rescaled and measured up to twice more
+ * measured again, and the work rescaled and measured up to four times more
  * while the capacity is more than 10% off the target (a fill's cost is
  * about proportional to the rows it reads). A fill may read the table
  * several times over (at most 64): bounding the work at one pass left
@@ -168,11 +168,11 @@ export function calibratedWork(cacheModule, opts, fillMs) {
   let work = clamp(probeWork * probe.fillsPerSecond / target);
   const steps = [];
   let c;
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     c = cacheModule.calibrate(Object.assign({}, opts, { fillWork: work, connections: 8, duration: '2s' }));
     steps.push(`${work} rows: ${c.fillsPerSecond.toFixed(0)}/s`);
     const next = clamp(work * c.fillsPerSecond / target);
-    if (i === 2 || Math.abs(c.fillsPerSecond / target - 1) <= 0.1 || next === work) break;
+    if (i === 4 || Math.abs(c.fillsPerSecond / target - 1) <= 0.1 || next === work) break;
     work = next;
   }
   console.log(`calibration: a fill reads ${work} rows: capacity ${c.fillsPerSecond.toFixed(0)} fills/s ` +
