@@ -185,7 +185,7 @@ func (e *Engine) newProcess(i int) (*process, error) {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
 	db.SetMaxOpenConns(e.cfg.PoolSize)
-	db.SetMaxIdleConns(e.cfg.PoolSize)
+	db.SetMaxIdleConns(cmp.Or(e.cfg.PoolIdleConns, e.cfg.PoolSize))
 	db.SetConnMaxIdleTime(e.cfg.PoolIdle)
 	p := &process{idx: i, db: db}
 	for _, name := range e.prot.Load().on {

@@ -592,8 +592,64 @@ func TestCalibrateMeasuresTheFillsWork(t *testing.T) {
 		t.Errorf("a fill reading 20000 rows: %.0f/s, %.2f ms; a plain fill %.0f/s, %.2f ms: want it at least 3x costlier",
 			ch.FillsPerSecond, ch.MeanMs, cl.FillsPerSecond, cl.MeanMs)
 	}
-	heavy.FillWork = 30000
-	if _, err := traffic.Calibrate(context.Background(), heavy, 4, time.Second); err == nil {
-		t.Error("fill work past the table's rows: want an error")
+	// past the table's 20000 rows the work reads it in passes: two cost
+	// about twice one
+	twice := baseConfig()
+	twice.FillWork = 40000
+	c2, err := traffic.Calibrate(context.Background(), twice, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fills reading the table twice: %.0f/s (mean %.2f ms)", c2.FillsPerSecond, c2.MeanMs)
+	if c2.MeanMs < 1.4*ch.MeanMs {
+		t.Errorf("a fill reading 40000 rows (2 passes): %.2f ms; one reading 20000: %.2f ms: want it at least 1.4x costlier",
+			c2.MeanMs, ch.MeanMs)
+	}
+	twice.FillWork = traffic.MaxFillPasses*20000 + 1
+	if _, err := traffic.Calibrate(context.Background(), twice, 4, time.Second); err == nil {
+		t.Error("fill work past 64 passes over the table: want an error")
+	}
+}
+
+// With one idle connection kept, a process's pool closes its second
+// connection when its query ends: after a burst what stays open is one
+// connection, not every connection the burst's overlapping fills opened.
+func TestPoolIdleConnsClosesTheSecondConnection(t *testing.T) {
+	db, err := sql.Open("mysql", env.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	threads := func() int {
+		var name string
+		var n int
+		if err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Threads_connected'").Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	open := map[int]int{}
+	for _, idle := range []int{0, 1} {
+		flushAll(t)
+		c := baseConfig(traffic.WithRate(300), traffic.WithDuration(3*time.Second))
+		patient(&c)
+		c.Warm = 0
+		c.Processes, c.PoolSize, c.PoolIdleConns = 1, 8, idle
+		c.QueryDelay = 20 * time.Millisecond // a cold cache's fills overlap: the pool opens several connections
+		base := threads()
+		// a burst of a second, then almost nothing: what the pool keeps open
+		drill(t, c, time.Second, func(e *traffic.Engine) {
+			if err := e.SetRate(1); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Second)
+			open[idle] = threads() - base
+		})
+		t.Logf("poolIdleConns %d: %d connections open after the burst", idle, open[idle])
+	}
+	if open[0] < 3 || open[1] > 1 {
+		t.Errorf("connections open after a burst: %d keeping all idle, %d keeping one; want at least 3, and at most 1",
+			open[0], open[1])
 	}
 }

@@ -86,6 +86,14 @@ type Config struct {
 	// max_connections meets the cap in a burst, not after every process
 	// has once had two queries at a time.
 	PoolIdle time.Duration `opt:"poolIdle"`
+	// PoolIdleConns is how many of a pool's connections stay open unused
+	// (default 0: all PoolSize). 1 closes a process's second connection as
+	// soon as its query ends, as a pool with one idle connection does: the
+	// connections open are then one per process plus the queries running
+	// beside it, so a fleet whose pools exceed max_connections meets the
+	// cap by queueing, not by two queries that once overlapped in most of
+	// its processes within a PoolIdle.
+	PoolIdleConns int `opt:"poolIdleConns"`
 	// MaxInflight caps concurrently running operations over the fleet
 	// (default 1024). When all are busy new operations start late and are
 	// counted in cache_late; none is dropped while the replay runs.
@@ -479,6 +487,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("option poolSize: %d must be >= 1", c.PoolSize)
 	case !(c.WarmAbsent >= 0 && c.WarmAbsent < 1):
 		return fmt.Errorf("option warmAbsent: %v must be in [0, 1)", c.WarmAbsent)
+	case c.PoolIdleConns < 0 || c.PoolIdleConns > c.PoolSize:
+		return fmt.Errorf("option poolIdleConns: %d must be in [0, poolSize %d] (0 keeps them all)", c.PoolIdleConns, c.PoolSize)
 	case c.PoolIdle < 0:
 		return fmt.Errorf("option poolIdle: %v must be >= 0 (0 keeps idle connections open)", c.PoolIdle)
 	case c.MaxInflight < 1:

@@ -124,6 +124,8 @@ func TestRetryOptions(t *testing.T) {
 		"option protections.retryBudget":       {"protections": map[string]any{"retryBudget": -0.1}},
 		"option protections.retryBudgetWindow": {"protections": map[string]any{"retryBudgetWindow": "1ms"}},
 		"option fillWork":                      {"rows": int64(1000), "fillWork": int64(64001)},
+		"option poolIdleConns":                 {"poolSize": int64(2), "poolIdleConns": int64(3)},
+		"option poolIdleConns: -1":             {"poolIdleConns": int64(-1)},
 		`option retryBudget: unknown`:          {"retryBudget": 0.1}, // it moved under protections
 	} {
 		_, err := ConfigFromMap(msg)
