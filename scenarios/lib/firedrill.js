@@ -142,7 +142,7 @@ export function shareCount(n) {
  * second, whatever the machine): a probe measures the capacity for a known
  * work, the work is scaled to the target, and the capacity for it is
  * measured again, and the work rescaled and measured up to four times more
- * while the capacity is more than 10% off the target (a fill's cost is
+ * while the capacity is more than 5% off the target (a fill's cost is
  * about proportional to the rows it reads). A fill may read the table
  * several times over (at most 64): bounding the work at one pass left
  * drills whose table is quicker to read than fillMs at a capacity up to
@@ -172,7 +172,7 @@ export function calibratedWork(cacheModule, opts, fillMs) {
     c = cacheModule.calibrate(Object.assign({}, opts, { fillWork: work, connections: 8, duration: '2s' }));
     steps.push(`${work} rows: ${c.fillsPerSecond.toFixed(0)}/s`);
     const next = clamp(work * c.fillsPerSecond / target);
-    if (i === 4 || Math.abs(c.fillsPerSecond / target - 1) <= 0.1 || next === work) break;
+    if (i === 4 || Math.abs(c.fillsPerSecond / target - 1) <= 0.05 || next === work) break;
     work = next;
   }
   console.log(`calibration: a fill reads ${work} rows: capacity ${c.fillsPerSecond.toFixed(0)} fills/s ` +
