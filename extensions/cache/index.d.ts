@@ -153,6 +153,11 @@ export interface ReplayOptions {
   poolSize?: number;
   /** Close pooled DB connections unused this long (default 0: kept open), so the connections open follow the load. */
   poolIdle?: Duration;
+  /**
+   * Pooled DB connections a process keeps open unused (default 0: all poolSize). 1 closes a second
+   * connection when its query ends: the connections open are one per process plus the queries running.
+   */
+  poolIdleConns?: number;
   /** Concurrent operations cap, default 1024. */
   maxInflight?: number;
   /** Share of fetch_multi operations (default 0) and keys each (default 10). */
@@ -227,7 +232,8 @@ export interface ReplayOptions {
   /**
    * Rows of the records table each fill reads besides its own (a SUM over the first fillWork ids),
    * default 0: an expensive miss path that is real work on the database's CPU, so its latency grows
-   * with the queries running beside it under the container's CPU quota. At most rows.
+   * with the queries running beside it under the container's CPU quota. Past rows it reads the
+   * table in passes; at most 64 x rows.
    */
   fillWork?: number;
   /** A wait per fill query (SLEEP) that costs the database nothing: for tests; drills use fillWork. Default 0. */
