@@ -41,6 +41,8 @@ type Engine struct {
 	mix   atomic.Pointer[Mix]
 	// built once, not per operation: the lookup and each tenant's update
 	lookupQuery   string
+	fillQuery     string // a fill's SELECT, its work clause included
+	delay         string // delayClause, for the fills' multi-row SELECT
 	tenantUpdates []string
 	// tenantTally counts each tenant's writes for the integrity check
 	tenantTally []tenantTally
@@ -146,6 +148,9 @@ func New(cfg Config, sink Sink) (*Engine, error) {
 	p := cfg.Protections.clone()
 	e.prot.Store(&p)
 	e.lookupQuery = "SELECT id, version FROM " + cfg.Table + " WHERE ref = ?"
+	// built once: with its passes the work clause is a loop per fill
+	e.delay = e.delayClause()
+	e.fillQuery = "SELECT version, payload FROM " + cfg.Table + " WHERE id = ?" + e.delay
 	e.tenantUpdates = make([]string, cfg.Tenants)
 	e.tenantTally = make([]tenantTally, cfg.Tenants)
 	for i := range e.tenantUpdates {

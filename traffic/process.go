@@ -191,7 +191,7 @@ func (w *worker) loadOnce(ctx context.Context, p *process, id uint64) (row, erro
 			e.stats.add(p.idx, cDBHotReads, 1)
 		}
 		t0 := time.Now()
-		err := p.db.QueryRowContext(qctx, "SELECT version, payload FROM "+e.cfg.Table+" WHERE id = ?"+e.delayClause(), e.rowID(id)).Scan(&r.version, &r.payload)
+		err := p.db.QueryRowContext(qctx, e.fillQuery, e.rowID(id)).Scan(&r.version, &r.payload)
 		e.stats.record(w.idx, w.due, time.Since(t0), hDB)
 		if err != nil {
 			return fmt.Errorf("select row %d: %w", id, err)
@@ -468,7 +468,7 @@ func (w *worker) loadManyOnce(ctx context.Context, p *process, ids []uint64) (ma
 		sb.WriteString(strconv.FormatUint(e.rowID(id), 10))
 	}
 	sb.WriteByte(')')
-	sb.WriteString(e.delayClause())
+	sb.WriteString(e.delay)
 	out := make(map[uint64]row, len(ids))
 	err := w.db(p, func() error {
 		e.stats.dbEnter()
